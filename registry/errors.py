@@ -1,0 +1,91 @@
+"""Typed errors of the registry.
+
+Every error subclasses :class:`RegistryError` and the matching built-in, so callers can catch either
+(``except LookupError`` works for a missing model as well as ``except ModelNotFound``).
+"""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base class of every error the registry raises on purpose."""
+
+
+class InvalidName(RegistryError, ValueError):
+    """A model, alias or key name breaks the naming rules."""
+
+
+class InvalidURI(RegistryError, ValueError):
+    """A model URI or registry location cannot be parsed."""
+
+
+class InvalidMetadata(RegistryError, ValueError):
+    """Metrics, params, tags or lineage fields are not acceptable (NaN, inf, not JSON)."""
+
+
+class ModelNotFound(RegistryError, LookupError):
+    """No model of that name is registered."""
+
+
+class VersionNotFound(RegistryError, LookupError):
+    """The model exists but not that version."""
+
+
+class AliasNotFound(RegistryError, LookupError):
+    """No version carries that alias or stage."""
+
+
+class InvalidTransition(RegistryError, ValueError):
+    """A stage change that the lifecycle does not allow."""
+
+
+class PromotionBlocked(RegistryError, PermissionError):
+    """A version whose gates failed, or that was rejected, cannot be promoted."""
+
+
+class ApprovalRefused(RegistryError, PermissionError):
+    """A reviewer may not decide on this version (four-eyes rule, not an allowed reviewer)."""
+
+
+class NothingToRollBack(RegistryError, LookupError):
+    """The log holds no earlier production version to put back."""
+
+
+class IntegrityError(RegistryError, ValueError):
+    """Stored bytes do not match the hash recorded for them."""
+
+
+class UntrustedArtifact(RegistryError, PermissionError):
+    """A serialised model holds types that are not on the trusted list."""
+
+
+class IdempotencyConflict(RegistryError, ValueError):
+    """An idempotency key was reused for different content."""
+
+
+class ConcurrencyError(RegistryError, RuntimeError):
+    """A conditional write kept losing races past the retry budget."""
+
+
+class StoreError(RegistryError, OSError):
+    """The object store failed or refused a request."""
+
+
+class ObjectNotFound(StoreError, FileNotFoundError):
+    """The object does not exist."""
+
+
+class PreconditionFailed(StoreError):
+    """A create-only or compare-and-swap write lost: the object exists or changed."""
+
+
+class BucketNotFound(StoreError, FileNotFoundError):
+    """The bucket (or local registry root) does not exist."""
+
+
+class StoreAccessDenied(StoreError, PermissionError):
+    """The credentials were refused."""
+
+
+class StoreUnavailable(StoreError, ConnectionError):
+    """The storage endpoint cannot be reached."""

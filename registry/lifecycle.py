@@ -1,0 +1,123 @@
+"""Lifecycle rules as pure functions: plan a change against a state, and apply an event to a state.
+
+Planning raises a typed error for a change the lifecycle refuses; applying never fails, so replaying the
+log always gives the same state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry.errors import InvalidTransition, NothingToRollBack, PromotionBlocked
+from registry.models import Event, ModelState
+from registry.names import check_stage
+
+#: Which stage a version may move to from each stage. ``archived -> production`` only through rollback.
+ALLOWED: dict[str, frozenset[str]] = {
+    "none": frozenset({"staging", "archived"}),
+    "staging": frozenset({"production", "archived", "none"}),
+    "production": frozenset({"archived"}),
+    "archived": frozenset({"staging", "none"}),
+}
+
+
+def plan_stage_change(state: ModelState, version: int, to: str) -> dict[str, Any]:
+    """Check that ``version`` may move to ``to`` and return the event data for it.
+
+    Promoting to production archives the current production version in the same event, so there is never
+    a moment with two production versions.
+
+    Raises:
+        InvalidTransition: the lifecycle does not allow the move.
+        PromotionBlocked: the version failed a gate or was rejected.
+
+    """
+    check_stage(to)
+    current = state.stage_of(version)
+    if to == current:
+        raise InvalidTransition(f"{state.name} v{version} is already in {to}")
+    if to not in ALLOWED[current]:
+        hint = " (stage it first)" if to == "production" else ""
+        if current == "archived" and to == "production":
+            hint = " (stage it first, or use rollback)"
+        raise InvalidTransition(f"{state.name} v{version} cannot go from {current} to {to}{hint}")
+    data: dict[str, Any] = {"from": current, "to": to, "archived": []}
+    if to == "production":
+        reasons = state.blocked.get(version)
+        if reasons:
+            raise PromotionBlocked(f"{state.name} v{version} cannot be promoted: {', '.join(reasons)}")
+        if state.production is not None:
+            data["archived"] = [state.production]
+    return data
+
+
+def plan_rollback(state: ModelState) -> dict[str, Any]:
+    """Return the event data that puts back the production version before the current one.
+
+    Raises:
+        NothingToRollBack: no current production version, or none before it.
+
+    """
+    current = state.production
+    if current is None:
+        raise NothingToRollBack(f"{state.name} has no production version to roll back")
+    earlier = [v for v in state.production_history[:-1] if v != current]
+    if not earlier:
+        raise NothingToRollBack(f"{state.name} has no production version before v{current}")
+    return {"from": current, "to": earlier[-1]}
+
+
+def _block(state: ModelState, version: int, reason: str, on: bool) -> None:
+    reasons = [r for r in state.blocked.get(version, []) if r != reason]
+    if on:
+        reasons.append(reason)
+    if reasons:
+        state.blocked[version] = reasons
+    else:
+        state.blocked.pop(version, None)
+
+
+def _set_stage(state: ModelState, version: int, stage: str) -> None:
+    if stage == "none":
+        state.stages.pop(version, None)
+    else:
+        state.stages[version] = stage
+
+
+def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
+    """Return the state after ``event`` (a new object; ``state`` is not changed)."""
+    new = state.model_copy(deep=True)
+    v, d = event.version, event.data
+    if event.type == "registered" and v is not None:
+        new.registered = max(new.registered, v)
+        for gate in d.get("failed_gates", []):
+            _block(new, v, f"gate:{gate}", True)
+    elif event.type == "stage_changed" and v is not None:
+        for old in d.get("archived", []):
+            _set_stage(new, old, "archived")
+        if d.get("from") == "production" and new.production_history[-1:] == [v]:
+            new.production_history.pop()
+        _set_stage(new, v, d["to"])
+        if d["to"] == "production":
+            new.production_history.append(v)
+    elif event.type == "alias_set" and v is not None:
+        new.aliases[d["alias"]] = v
+    elif event.type == "alias_removed":
+        new.aliases.pop(d["alias"], None)
+    elif event.type == "validated" and v is not None:
+        _block(new, v, f"gate:{d['gate']}", not d.get("passed", False))
+    elif event.type == "approved" and v is not None:
+        _block(new, v, "rejected", False)
+    elif event.type == "rejected" and v is not None:
+        _block(new, v, "rejected", True)
+    elif event.type == "rolled_back":
+        _set_stage(new, d["from"], "archived")
+        _set_stage(new, d["to"], "production")
+        if new.production_history[-1:] == [d["from"]]:
+            new.production_history.pop()
+        if new.production_history[-1:] != [d["to"]]:
+            new.production_history.append(d["to"])
+    new.seq = event.seq
+    new.head_hash = event_hash
+    new.updated_at = event.at
+    return new

@@ -1,0 +1,198 @@
+"""The append-only, hash-chained audit log of one model, and the state snapshot replayed from it.
+
+The log is the single point where changes to stages and aliases are linearised: an event is appended with a
+create-only write at ``seq = last + 1``, after checking the change against the state as of ``last``. Of
+several racing writers exactly one wins that ``seq``; the others read the winner's event, re-check their
+change against the new state and try ``seq + 1``. So a promotion is one atomic write, two production
+versions can never coexist, and no change can happen without its event.
+
+``state.json`` is a snapshot of the replayed state, refreshed after appends. It may lag; readers catch up by
+reading the events after it (usually none: one missing-key read), so resolving ``@production`` costs a
+constant number of requests however many versions and events a model has.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from registry.errors import ConcurrencyError, IntegrityError, ObjectNotFound, PreconditionFailed
+from registry.lifecycle import apply_event
+from registry.models import GENESIS, Event, ModelState, sha256, utcnow
+from registry.store.base import ObjectStore
+
+#: Give up on an append after this many seconds of lost races (SeaweedFS serialises hot keys at ~1 s steps).
+APPEND_BUDGET_S = 180.0
+#: A reader that had to replay this many events past the snapshot refreshes it.
+SNAPSHOT_LAG = 8
+
+
+def events_prefix(name: str) -> str:
+    """Key prefix of a model's events."""
+    return f"models/{name}/events/"
+
+
+def event_key(name: str, seq: int) -> str:
+    """Key of event ``seq`` (zero-padded, so listing order is log order)."""
+    return f"{events_prefix(name)}{seq:012d}.json"
+
+
+def state_key(name: str) -> str:
+    """Key of the model's state snapshot."""
+    return f"models/{name}/state.json"
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event before it gets its place in the log."""
+
+    type: str
+    version: int | None
+    actor: str
+    reason: str = ""
+    run_id: str | None = None
+    data: dict[str, Any] | None = None
+
+
+def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:
+    """Parse stored event bytes and check that they belong at ``seq`` after ``prev_hash``.
+
+    Raises:
+        IntegrityError: unparsable, out of place, or the chain is broken.
+
+    """
+    try:
+        event = Event.model_validate_json(raw)
+    except ValidationError as exc:
+        raise IntegrityError(f"event {seq} of {name} is corrupt: {exc.errors()[0]['msg']}") from None
+    if event.seq != seq or event.model != name:
+        raise IntegrityError(f"event {seq} of {name} claims to be event {event.seq} of {event.model}")
+    if event.prev_hash != prev_hash:
+        raise IntegrityError(f"hash chain of {name} broken at event {seq}: an earlier event was altered")
+    return event
+
+
+class ModelLog:
+    """Reads, replays and appends to one model's log."""
+
+    def __init__(self, store: ObjectStore, name: str) -> None:
+        self.store = store
+        self.name = name
+
+    def _snapshot(self) -> tuple[ModelState, str | None]:
+        try:
+            obj = self.store.get(state_key(self.name))
+        except ObjectNotFound:
+            return ModelState(name=self.name), None
+        try:
+            return ModelState.model_validate_json(obj.data), obj.etag
+        except ValidationError:
+            # A corrupt snapshot is only a cache: replay from the start (verify reports it).
+            return ModelState(name=self.name), obj.etag
+
+    def _catch_up(self, state: ModelState) -> ModelState:
+        for event, digest in self._events_from(state.seq + 1, state.head_hash):
+            state = apply_event(state, event, digest)
+        return state
+
+    def _events_from(self, seq: int, prev_hash: str) -> Iterator[tuple[Event, str]]:
+        while True:
+            try:
+                raw = self.store.get(event_key(self.name, seq)).data
+            except ObjectNotFound:
+                return
+            event = parse_event(self.name, seq, raw, prev_hash)
+            prev_hash = sha256(raw)
+            yield event, prev_hash
+            seq += 1
+
+    def state(self) -> ModelState:
+        """The current state: the snapshot plus any events written after it."""
+        snapshot, etag = self._snapshot()
+        state = self._catch_up(snapshot)
+        if state.seq - snapshot.seq >= SNAPSHOT_LAG:
+            self._save_snapshot(state, snapshot.seq, etag)
+        return state
+
+    def events(self) -> Iterator[Event]:
+        """Every event from the first, checking the hash chain."""
+        for event, _ in self._events_from(1, GENESIS):
+            yield event
+
+    def state_at(self, when: datetime) -> ModelState:
+        """The state as it was at ``when``, replayed from the log."""
+        state = ModelState(name=self.name)
+        for event, digest in self._events_from(1, GENESIS):
+            if event.at > when:
+                break
+            state = apply_event(state, event, digest)
+        return state
+
+    def append(self, plan: Callable[[ModelState], Draft | None]) -> tuple[Event | None, ModelState]:
+        """Append the event that ``plan`` builds from the current state.
+
+        ``plan`` is called again with the newer state each time another writer wins the race, so its checks
+        always hold for the state the event is appended to. It may return ``None`` for "nothing to do".
+
+        Returns:
+            The event written (or ``None``) and the state after it.
+
+        Raises:
+            ConcurrencyError: lost races for longer than :data:`APPEND_BUDGET_S`.
+            Whatever ``plan`` raises (typed refusals), with nothing written.
+
+        """
+        snapshot, etag = self._snapshot()
+        state = self._catch_up(snapshot)
+        deadline = time.monotonic() + APPEND_BUDGET_S
+        attempt = 0
+        while True:
+            draft = plan(state)
+            if draft is None:
+                return None, state
+            event = Event(
+                seq=state.seq + 1,
+                type=draft.type,
+                model=self.name,
+                version=draft.version,
+                actor=draft.actor,
+                at=utcnow(),
+                reason=draft.reason,
+                run_id=draft.run_id,
+                data=draft.data or {},
+                prev_hash=state.head_hash,
+            )
+            raw = event.to_bytes()
+            try:
+                self.store.put(event_key(self.name, event.seq), raw, create_only=True)
+            except PreconditionFailed:
+                attempt += 1
+                if time.monotonic() > deadline:
+                    raise ConcurrencyError(
+                        f"gave up appending to the log of {self.name} after {attempt} races"
+                    ) from None
+                # Jittered back-off keeps a crowd of writers from colliding in lockstep.
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
+                state = self._catch_up(state)
+                continue
+            state = apply_event(state, event, sha256(raw))
+            self._save_snapshot(state, snapshot.seq, etag)
+            return event, state
+
+    def _save_snapshot(self, state: ModelState, stored_seq: int, etag: str | None) -> None:
+        # Best effort, one try: a lost race means someone else refreshed it, and readers catch up anyway.
+        if state.seq <= stored_seq:
+            return
+        try:
+            if etag is None:
+                self.store.put(state_key(self.name), state.model_dump_json().encode(), create_only=True)
+            else:
+                self.store.put(state_key(self.name), state.model_dump_json().encode(), if_match=etag)
+        except PreconditionFailed:
+            pass

@@ -1,0 +1,178 @@
+"""The registry's records: version manifests, audit events and the per-model state they replay into."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, to the microsecond."""
+    return datetime.now(UTC)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no spaces, no NaN): what gets hashed and stored."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def sha256(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON of the record."""
+        return canonical_json(self.model_dump(mode="json"))
+
+
+class Lineage(_Record):
+    """Where a version came from: data, code, environment and the run that produced it."""
+
+    dataset_uri: str | None = None
+    dataset_fingerprint: str | None = None
+    code_version: str | None = None
+    code_dirty: bool | None = None
+    python_version: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+    flow_name: str | None = None
+    flow_run_id: str | None = None
+    deployment: str | None = None
+    parent_version: int | None = None
+
+
+class VersionInfo(_Record):
+    """What a registrant says about a new version (everything but the bytes)."""
+
+    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+    lineage: Lineage = Field(default_factory=Lineage)
+    # Gate reports known at registration (e.g. data quality), stored as blobs beside the version.
+    reports: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class ArtifactRef(_Record):
+    """The serialised model: content-addressed bytes."""
+
+    sha256: str
+    size: int
+    format: str  # "skops", "pickle", "joblib" or "bytes"
+    key: str
+
+
+class ReportRef(_Record):
+    """A gate report stored as a blob."""
+
+    sha256: str
+    key: str
+    passed: bool
+
+
+class ModelVersion(_Record):
+    """An immutable version manifest, created once with a create-only write."""
+
+    name: str
+    version: int
+    artifact: ArtifactRef
+    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+    lineage: Lineage = Field(default_factory=Lineage)
+    reports: dict[str, ReportRef] = Field(default_factory=dict)
+    created_by: str
+    created_at: datetime
+    idempotency_key: str | None = None
+
+    @property
+    def uri(self) -> str:
+        """``models:/NAME/VERSION``."""
+        return f"models:/{self.name}/{self.version}"
+
+
+class Event(_Record):
+    """One audit-log entry. ``prev_hash`` chains it to the event before (tamper-evident)."""
+
+    seq: int
+    type: str
+    model: str
+    version: int | None = None
+    actor: str
+    at: datetime
+    reason: str = ""
+    run_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    prev_hash: str
+
+    def __str__(self) -> str:
+        return describe(self)
+
+
+GENESIS = "0" * 64
+
+
+class ModelState(BaseModel):
+    """Stages and aliases of one model: the audit log replayed up to ``seq``.
+
+    Only versions with a stage other than ``none`` appear in ``stages``, so the state stays small however
+    many versions a model has.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    seq: int = 0
+    head_hash: str = GENESIS
+    stages: dict[int, str] = Field(default_factory=dict)
+    aliases: dict[str, int] = Field(default_factory=dict)
+    # Production versions in order; the last is current. Rollback pops it.
+    production_history: list[int] = Field(default_factory=list)
+    # Versions that may not go to production, with why (failed gates, rejection).
+    blocked: dict[int, list[str]] = Field(default_factory=dict)
+    registered: int = 0
+    updated_at: datetime | None = None
+
+    def stage_of(self, version: int) -> str:
+        """The stage of ``version`` (``none`` when never staged)."""
+        return self.stages.get(version, "none")
+
+    def version_in(self, stage: str) -> list[int]:
+        """Versions in ``stage``, ascending."""
+        return sorted(v for v, s in self.stages.items() if s == stage)
+
+    @property
+    def production(self) -> int | None:
+        """The production version, if any."""
+        found = self.version_in("production")
+        return found[0] if found else None
+
+
+def describe(event: Event) -> str:
+    """A one-line human sentence for an event, e.g. ``v3 promoted staging -> production``."""
+    v = f"v{event.version}" if event.version is not None else ""
+    d = event.data
+    text = {
+        "registered": f"{v} registered",
+        "stage_changed": f"{v} {d.get('from')} -> {d.get('to')}"
+        + (f" (archived {', '.join(f'v{x}' for x in d.get('archived', []))})" if d.get("archived") else ""),
+        "alias_set": f"alias {d.get('alias')!r} -> {v}"
+        + (f" (was v{d['previous']})" if d.get("previous") else ""),
+        "alias_removed": f"alias {d.get('alias')!r} removed from {v}",
+        "validated": f"{v} gate {d.get('gate')!r} {'passed' if d.get('passed') else 'FAILED'}",
+        "approved": f"{v} approved",
+        "rejected": f"{v} rejected",
+        "approval_timed_out": f"{v} approval timed out (no decision)",
+        "rolled_back": f"rolled back v{d.get('from')} -> v{d.get('to')}",
+    }.get(event.type, f"{event.type} {v}".strip())
+    return f"{text} by {event.actor}" + (f": {event.reason}" if event.reason else "")

@@ -1,0 +1,123 @@
+"""The object-store interface the registry is written against.
+
+Two guarantees carry the whole registry: ``put(create_only=True)`` succeeds for exactly one of several
+racing writers, and ``put(if_match=etag)`` succeeds only while the object still has that ETag. Both raise
+:class:`~registry.errors.PreconditionFailed` for the losers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry.errors import InvalidName, InvalidURI
+
+# Keys are relative, slash-separated, with no empty, "." or ".." segment: safe both as S3 keys and as paths.
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._@=+-]+$")
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe object key, else raise :class:`InvalidName`."""
+    parts = key.split("/")
+    if not key or any(p in ("", ".", "..") or not _KEY_SEGMENT.match(p) for p in parts):
+        raise InvalidName(f"unsafe object key {key!r}")
+    return key
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object's bytes with the ETag to use for a later compare-and-swap."""
+
+    data: bytes
+    etag: str
+
+
+class ObjectStore(ABC):
+    """A flat key/value store of immutable-or-CAS objects."""
+
+    #: Human-readable location, e.g. ``s3://bucket/prefix`` or a directory path.
+    uri: str
+
+    @abstractmethod
+    def get(self, key: str) -> StoredObject:
+        """Read an object.
+
+        Raises:
+            ObjectNotFound: no object under ``key``.
+
+        """
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None) -> str:
+        """Write an object whole and return its new ETag.
+
+        Args:
+            key: object key.
+            data: the full content (always one request; never a multipart upload).
+            create_only: fail if the key exists.
+            if_match: fail unless the object's current ETag is this one.
+
+        Raises:
+            PreconditionFailed: a condition did not hold; nothing was written.
+
+        """
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Tell whether an object exists."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[str]:
+        """Yield the keys under ``prefix`` in lexicographic order."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete an object (missing is fine). The registry never deletes; maintenance tools may."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Fail fast with a typed error if the store cannot be used (no bucket, bad credentials, down)."""
+
+    def list_children(self, prefix: str) -> list[str]:
+        """Return the distinct next path segments below ``prefix`` (like listing a directory)."""
+        seen: list[str] = []
+        for key in self.list(prefix):
+            child = key[len(prefix) :].split("/", 1)[0]
+            if not seen or seen[-1] != child:
+                seen.append(child)
+        return seen
+
+
+DEFAULT_LOCATION = ".pmr/registry"
+
+
+def default_location() -> str:
+    """The registry location from ``PMR_REGISTRY_URI``, else a local directory under the working directory."""
+    return os.environ.get("PMR_REGISTRY_URI") or DEFAULT_LOCATION
+
+
+def open_store(location: str | os.PathLike[str] | None = None, *, create: bool = True) -> ObjectStore:
+    """Open the store at ``location`` (``s3://bucket/prefix``, ``file://path`` or a plain path).
+
+    Args:
+        location: where the registry lives; ``None`` means :func:`default_location`.
+        create: for a local directory, create it if missing (S3 buckets are never created).
+
+    """
+    loc = os.fspath(location) if location is not None else default_location()
+    if loc.startswith("s3://"):
+        from registry.store.s3 import S3Store
+
+        bucket, _, prefix = loc[len("s3://") :].partition("/")
+        if not bucket:
+            raise InvalidURI(f"no bucket in registry location {loc!r}")
+        return S3Store(bucket, prefix.strip("/"))
+    if "://" in loc and not loc.startswith("file://"):
+        raise InvalidURI(f"unsupported registry location {loc!r}: use s3://bucket/prefix or a local path")
+    from registry.store.local import LocalStore
+
+    return LocalStore(Path(loc.removeprefix("file://")), create=create)

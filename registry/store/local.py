@@ -1,0 +1,144 @@
+"""A local-directory object store, as safe as S3 against several processes on one machine.
+
+Create-only writes are ``os.link`` of a fully written temporary file: the link fails if the name exists and a
+reader never sees a half-written object. Compare-and-swap takes an ``fcntl`` lock per key, checks the ETag
+and publishes with ``os.replace``. Readers take no lock: ``os.replace`` is atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from registry.errors import BucketNotFound, ObjectNotFound, PreconditionFailed, StoreAccessDenied, StoreError
+from registry.store.base import ObjectStore, StoredObject, check_key
+
+_INTERNAL = (".locks", ".tmp")
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+class LocalStore(ObjectStore):
+    """Objects as files under a root directory."""
+
+    def __init__(self, root: Path, *, create: bool = True) -> None:
+        self.root = root.expanduser().absolute()
+        self.uri = str(self.root)
+        self._create = create
+
+    def _ensure_root(self) -> None:
+        if not self.root.is_dir():
+            if not self._create:
+                raise BucketNotFound(f"registry directory {self.root} does not exist")
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create registry directory {self.root}: {exc}") from exc
+        for sub in _INTERNAL:
+            (self.root / sub).mkdir(exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def check(self) -> None:
+        """Fail if the directory is missing (and may not be created) or not writable."""
+        self._ensure_root()
+        if not os.access(self.root, os.W_OK):
+            raise StoreAccessDenied(f"registry directory {self.root} is not writable")
+
+    def get(self, key: str) -> StoredObject:
+        """Read an object."""
+        try:
+            data = self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            if not self.root.is_dir():
+                raise BucketNotFound(f"registry directory {self.root} does not exist") from None
+            raise ObjectNotFound(f"no object {key!r} in {self.uri}") from None
+        return StoredObject(data, _etag(data))
+
+    def exists(self, key: str) -> bool:
+        """Tell whether an object exists."""
+        return self._path(key).is_file()
+
+    def _write_temp(self, data: bytes) -> Path:
+        fd, tmp = tempfile.mkstemp(dir=self.root / ".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return Path(tmp)
+
+    @contextlib.contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        name = hashlib.sha256(key.encode()).hexdigest()
+        with open(self.root / ".locks" / name, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def put(self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None) -> str:
+        """Write an object whole; see :meth:`ObjectStore.put`."""
+        path = self._path(key)
+        self._ensure_root()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._write_temp(data)
+        try:
+            if create_only:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise PreconditionFailed(f"object {key!r} already exists") from None
+                return _etag(data)
+            with self._lock(key):
+                if if_match is not None:
+                    try:
+                        current = _etag(path.read_bytes())
+                    except FileNotFoundError:
+                        raise PreconditionFailed(f"object {key!r} does not exist") from None
+                    if current != if_match:
+                        raise PreconditionFailed(f"object {key!r} changed (etag {current} != {if_match})")
+                os.replace(tmp, path)
+                return _etag(data)
+        except OSError as exc:
+            if isinstance(exc, StoreError):
+                raise
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise StoreAccessDenied(f"cannot write {key!r} in {self.uri}: {exc}") from exc
+            raise StoreError(f"cannot write {key!r} in {self.uri}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Yield keys under ``prefix`` in lexicographic order."""
+        if not self.root.is_dir():
+            raise BucketNotFound(f"registry directory {self.root} does not exist")
+        keys: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            if rel == ".":
+                dirnames[:] = [d for d in dirnames if d not in _INTERNAL]
+                rel = ""
+            base = f"{rel}/" if rel else ""
+            # Prune directories that cannot hold matching keys.
+            dirnames[:] = [
+                d
+                for d in dirnames
+                if (base + d + "/").startswith(prefix) or prefix.startswith(base + d + "/")
+            ]
+            keys.extend(base + f for f in filenames if (base + f).startswith(prefix))
+        yield from sorted(keys)
+
+    def delete(self, key: str) -> None:
+        """Delete an object; missing is fine."""
+        with self._lock(key):
+            self._path(key).unlink(missing_ok=True)
