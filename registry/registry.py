@@ -255,7 +255,8 @@ class Registry:
             try:
                 self.store.put(self._version_key(name, version), mv.to_bytes(), create_only=True)
             except PreconditionFailed:
-                version = self._first_free(name, version + 1)
+                # Usually the number is taken (412); AWS's 409 means "retry", so look again from here.
+                version = self._first_free(name, version)
                 continue
             try:
                 self.store.put(f"models/{name}/latest", str(version).encode())

@@ -45,7 +45,8 @@ class S3Store(ObjectStore):
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
         self.uri = f"s3://{bucket}/{prefix}".rstrip("/")
-        self._client = client or boto3.client(
+        # A session of its own: boto3's default session caches credentials for the life of the process.
+        self._client = client or boto3.session.Session().client(
             "s3",
             endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
             config=Config(

@@ -1,0 +1,368 @@
+"""``pmr``: the registry from the command line. A thin layer over :class:`registry.Registry`.
+
+Exit codes: 0 done, 1 the operation was refused or failed, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from registry.errors import InvalidMetadata, InvalidName, InvalidURI, RegistryError
+from registry.models import Lineage, ModelVersion, VersionInfo
+from registry.registry import Registry
+
+app = typer.Typer(
+    name="pmr",
+    help="Model registry on object storage: versions, lineage, stages, aliases, audit log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def _out() -> Console:
+    # Piped output (CI logs, files) is not wrapped at rich's 80-column default.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+_BAD_INPUT = (InvalidName, InvalidURI, InvalidMetadata)
+
+
+class _Opts:
+    registry: str | None = None
+    json: bool = False
+    actor: str | None = None
+
+
+OPTS = _Opts()
+
+
+@app.callback()
+def _global(
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            "-r",
+            envvar="PMR_REGISTRY_URI",
+            help="s3://bucket/prefix or a directory (default .pmr/registry).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    actor: Annotated[
+        str | None, typer.Option("--actor", envvar="PMR_ACTOR", help="Who is acting (default user@host).")
+    ] = None,
+) -> None:
+    OPTS.registry, OPTS.json, OPTS.actor = registry, as_json, actor
+
+
+def _reg() -> Registry:
+    return Registry.open(OPTS.registry)
+
+
+def _emit(data: Any, table: Table | str | None = None) -> None:
+    if OPTS.json or table is None:
+        print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    else:
+        _out().print(table)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidMetadata(f"--{what} takes KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def _metrics(items: list[str]) -> dict[str, float]:
+    metrics = {}
+    for key, value in _pairs(items, "metric").items():
+        try:
+            metrics[key] = float(value)
+        except ValueError:
+            raise InvalidMetadata(f"metric {key!r} must be a number, got {value!r}") from None
+    return metrics
+
+
+def _param(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _version_row(mv: ModelVersion, stage: str, aliases: list[str]) -> list[str]:
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(mv.metrics.items()))
+    return [
+        str(mv.version),
+        stage,
+        ", ".join(aliases),
+        metrics,
+        mv.created_by,
+        mv.created_at.isoformat()[:19],
+    ]
+
+
+@app.command()
+def register(
+    name: str,
+    file: Path,
+    metric: Annotated[list[str], typer.Option("--metric", "-m", help="KEY=VALUE, repeatable.")] = [],  # noqa: B006
+    param: Annotated[
+        list[str], typer.Option("--param", "-p", help="KEY=VALUE (JSON value), repeatable.")
+    ] = [],  # noqa: B006
+    tag: Annotated[list[str], typer.Option("--tag", "-t", help="KEY=VALUE, repeatable.")] = [],  # noqa: B006
+    dataset: Annotated[str | None, typer.Option(help="URI of the training data.")] = None,
+    description: Annotated[str, typer.Option(help="What this version is.")] = "",
+    fmt: Annotated[str | None, typer.Option("--format", help="skops, pickle, joblib or bytes.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Retries with this key get the same version.")
+    ] = None,
+) -> None:
+    """Register a model file trained outside the flows (a notebook, a CI job)."""
+    from registry.lineage import code_version, environment, fingerprint_bytes
+
+    info_kwargs: dict[str, Any] = {
+        "metrics": _metrics(metric),
+        "params": {k: _param(v) for k, v in _pairs(param, "param").items()},
+        "tags": _pairs(tag, "tag"),
+        "description": description,
+    }
+    if not file.is_file():
+        raise InvalidMetadata(f"model file {file} does not exist")
+    commit, dirty = code_version()
+    dataset_fp = None
+    if dataset and Path(dataset).is_file():
+        dataset_fp = fingerprint_bytes(Path(dataset).read_bytes())
+    info = VersionInfo(
+        **info_kwargs,
+        lineage=Lineage(
+            dataset_uri=dataset,
+            dataset_fingerprint=dataset_fp,
+            code_version=commit,
+            code_dirty=dirty,
+            **environment(),
+        ),
+    )
+    mv = _reg().register_file(name, file, info, fmt=fmt, actor=OPTS.actor, idempotency_key=idempotency_key)
+    _emit(mv.model_dump(mode="json"), f"registered [bold]{mv.uri}[/bold] (sha256 {mv.artifact.sha256[:12]})")
+
+
+@app.command()
+def models() -> None:
+    """List models with their production and staging versions."""
+    reg = _reg()
+    rows = []
+    for name in reg.models():
+        st = reg.state(name)
+        rows.append(
+            {
+                "name": name,
+                "latest": reg.latest_version(name),
+                "production": st.production,
+                "staging": st.version_in("staging"),
+                "aliases": st.aliases,
+            }
+        )
+    table = Table("model", "latest", "production", "staging", "aliases")
+    for r in rows:
+        aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(r["aliases"].items()))
+        table.add_row(
+            r["name"],
+            str(r["latest"]),
+            str(r["production"] or "-"),
+            ", ".join(map(str, r["staging"])) or "-",
+            aliases or "-",
+        )
+    _emit(rows, table)
+
+
+@app.command()
+def versions(name: str, limit: Annotated[int, typer.Option(help="Newest N versions.")] = 50) -> None:
+    """List the newest versions of a model with their stage, aliases and metrics."""
+    reg = _reg()
+    st = reg.state(name)
+    found = reg.versions(name, limit=limit)
+    by_version: dict[int, list[str]] = {}
+    for alias, v in st.aliases.items():
+        by_version.setdefault(v, []).append(alias)
+    data = [{**mv.model_dump(mode="json"), "stage": st.stage_of(mv.version)} for mv in found]
+    table = Table("version", "stage", "aliases", "metrics", "created by", "created at (UTC)")
+    for mv in found:
+        table.add_row(*_version_row(mv, st.stage_of(mv.version), sorted(by_version.get(mv.version, []))))
+    _emit(data, table)
+
+
+@app.command()
+def show(uri: str) -> None:
+    """Show one version: models:/NAME/VERSION, NAME@production, NAME@ALIAS, NAME/latest."""
+    reg = _reg()
+    mv = reg.resolve(uri)
+    st = reg.state(mv.name)
+    data = {
+        **mv.model_dump(mode="json"),
+        "stage": st.stage_of(mv.version),
+        "aliases": sorted(a for a, v in st.aliases.items() if v == mv.version),
+        "blocked": st.blocked.get(mv.version, []),
+    }
+    _emit(data, json.dumps(data, indent=2, default=str) if not OPTS.json else None)
+
+
+@app.command()
+def lineage(name: str, version: int) -> None:
+    """Show where a version came from, and its ancestors through parent versions."""
+    chain = _reg().lineage(name, version)
+    data = [
+        {
+            "version": mv.version,
+            **mv.lineage.model_dump(mode="json"),
+            "metrics": mv.metrics,
+            "params": mv.params,
+            "created_by": mv.created_by,
+            "created_at": mv.created_at,
+        }
+        for mv in chain
+    ]
+    table = Table("version", "dataset", "fingerprint", "code", "flow run", "parent", "metrics")
+    for mv, d in zip(chain, data, strict=True):
+        table.add_row(
+            str(mv.version),
+            str(d["dataset_uri"] or "-"),
+            str(d["dataset_fingerprint"] or "-")[:19],
+            str(d["code_version"] or "-")[:12],
+            str(d["flow_run_id"] or "-"),
+            str(d["parent_version"] or "-"),
+            ", ".join(f"{k}={v:.4g}" for k, v in mv.metrics.items()),
+        )
+    _emit(data, table)
+
+
+@app.command()
+def history(
+    name: str,
+    at: Annotated[
+        datetime | None, typer.Option(help="Show the stages and aliases as they were at this time (ISO).")
+    ] = None,
+) -> None:
+    """Show the audit log of a model, or its state at a past time with --at."""
+    reg = _reg()
+    if at is not None:
+        when = at if at.tzinfo else at.astimezone()
+        st = reg.state_at(name, when)
+        data = {"at": when, "production": st.production, "stages": st.stages, "aliases": st.aliases}
+        _emit(
+            data,
+            f"at {when.isoformat()}: production = {st.production or 'none'}; stages {st.stages}; "
+            f"aliases {st.aliases}",
+        )
+        return
+    events = reg.history(name)
+    table = Table("#", "time (UTC)", "event", "actor", "reason", "run")
+    for e in events:
+        table.add_row(
+            str(e.seq), e.at.isoformat()[:19], e.__str__().split(" by ")[0], e.actor, e.reason, e.run_id or ""
+        )
+    _emit([e.model_dump(mode="json") for e in events], table)
+
+
+@app.command()
+def promote(
+    name: str,
+    version: int,
+    to: Annotated[str, typer.Option("--to", help="staging, production, archived or none.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+) -> None:
+    """Move a version to a stage; promoting to production archives the current one atomically."""
+    event = _reg().promote(name, version, to, actor=OPTS.actor, reason=reason)
+    _emit(event.model_dump(mode="json"), str(event))
+
+
+@app.command()
+def alias(
+    name: str,
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS")],
+    version: Annotated[int | None, typer.Argument()] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the alias instead.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
+) -> None:
+    """Point ALIAS at VERSION (moving it), or remove it with --remove."""
+    reg = _reg()
+    if remove:
+        event = reg.remove_alias(name, alias_name, actor=OPTS.actor, reason=reason)
+    elif version is None:
+        raise InvalidMetadata("give a VERSION, or --remove")
+    else:
+        event = reg.set_alias(name, alias_name, version, actor=OPTS.actor, reason=reason)
+    if event is None:
+        _emit({"unchanged": True}, f"alias {alias_name!r} already points at v{version}")
+    else:
+        _emit(event.model_dump(mode="json"), str(event))
+
+
+@app.command()
+def rollback(name: str, reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")]) -> None:
+    """Put back the previous production version, archiving the current one."""
+    event = _reg().rollback(name, actor=OPTS.actor, reason=reason)
+    _emit(event.model_dump(mode="json"), str(event))
+
+
+@app.command()
+def verify(name: Annotated[str | None, typer.Argument(help="One model (default all).")] = None) -> None:
+    """Check integrity: blobs, manifests, hash chains, snapshots and pointers. Exit 1 on any error."""
+    from registry.verify import verify as run_verify
+
+    report = run_verify(_reg(), name)
+    data = {
+        "ok": report.ok,
+        "models": report.models,
+        "versions": report.versions,
+        "events": report.events,
+        "blobs": report.blobs,
+        "findings": [f.__dict__ for f in report.findings],
+    }
+    table = Table("severity", "model", "key", "problem")
+    for f in report.findings:
+        table.add_row(f.severity, f.model, f.key, f.problem)
+    summary = (
+        f"{'OK' if report.ok else 'PROBLEMS FOUND'}: {report.models} models, {report.versions} versions, "
+        f"{report.events} events, {report.blobs} blobs checked"
+    )
+    if OPTS.json:
+        _emit(data)
+    else:
+        if report.findings:
+            _out().print(table)
+        _out().print(summary)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: typed errors become one red line and exit 1 or 2.
+
+    Usage errors are typer's own (exit 2); registry errors pass through typer and are reported here.
+    """
+    try:
+        app(args=argv, prog_name="pmr")
+    except _BAD_INPUT as exc:
+        err.print(f"[red]pmr: error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except RegistryError as exc:
+        err.print(f"[red]pmr: error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Shared fixtures: a real S3 server (SeaweedFS) for the session, and registries on both backends."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Before anything imports prefect: no telemetry (it also caused an SQLite "database is locked" once).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PMR_ACTOR", "pytest")
+
+from registry import Registry
+from tests.seaweed import SeaweedServer
+
+BUCKET = "pmr-tests"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedServer]:
+    """A SeaweedFS S3 server on 127.0.0.1 with bucket ``pmr-tests``; its env is exported for boto3."""
+    server = SeaweedServer().start()
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    try:
+        server.create_bucket(BUCKET)
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty registry location on each backend: a directory, or a unique prefix in the bucket."""
+    if request.param == "local":
+        return str(tmp_path / "registry")
+    request.getfixturevalue("s3_server")
+    return f"s3://{BUCKET}/{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def reg(location: str) -> Registry:
+    """An empty registry on the parametrised backend."""
+    return Registry.open(location)
+
+
+def snapshot(reg: Registry) -> dict[str, bytes]:
+    """Every object in the registry with its bytes: to assert that a refused call wrote nothing."""
+    return {key: reg.store.get(key).data for key in reg.store.list("")}

@@ -1,0 +1,74 @@
+"""The object-store contract, run against both backends (local directory and SeaweedFS)."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.errors import InvalidName, ObjectNotFound, PreconditionFailed
+from registry.store import open_store
+
+
+@pytest.fixture
+def store(location: str):
+    s = open_store(location)
+    s.check()
+    return s
+
+
+def test_put_get_roundtrip_and_etag_changes(store) -> None:
+    e1 = store.put("a/b.json", b"one")
+    got = store.get("a/b.json")
+    assert got.data == b"one" and got.etag == e1
+    e2 = store.put("a/b.json", b"two")
+    assert e2 != e1 and store.get("a/b.json").data == b"two"
+
+
+def test_create_only_refuses_existing_key(store) -> None:
+    store.put("k", b"first", create_only=True)
+    with pytest.raises(PreconditionFailed):
+        store.put("k", b"second", create_only=True)
+    assert store.get("k").data == b"first"
+
+
+def test_compare_and_swap(store) -> None:
+    etag = store.put("cas", b"v1")
+    new = store.put("cas", b"v2", if_match=etag)
+    with pytest.raises(PreconditionFailed):
+        store.put("cas", b"v3", if_match=etag)  # stale etag loses
+    assert store.get("cas").data == b"v2"
+    store.put("cas", b"v4", if_match=new)
+    assert store.get("cas").data == b"v4"
+
+
+def test_compare_and_swap_on_missing_key_fails(store) -> None:
+    with pytest.raises(PreconditionFailed):
+        store.put("missing", b"x", if_match='"0123"')
+    assert not store.exists("missing")
+
+
+def test_get_missing_raises_typed_lookup_error(store) -> None:
+    with pytest.raises(ObjectNotFound) as info:
+        store.get("nope/nothing")
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_list_is_sorted_and_prefix_bounded(store) -> None:
+    for key in ["m/b/2", "m/a/1", "m/b/1", "n/x", "mm/y"]:
+        store.put(key, b".")
+    assert list(store.list("m/")) == ["m/a/1", "m/b/1", "m/b/2"]
+    assert store.list_children("m/") == ["a", "b"]
+    assert list(store.list("zzz/")) == []
+
+
+def test_exists_and_delete(store) -> None:
+    store.put("d", b"1")
+    assert store.exists("d")
+    store.delete("d")
+    assert not store.exists("d")
+    store.delete("d")  # deleting a missing key is fine
+
+
+@pytest.mark.parametrize("key", ["", "../escape", "a//b", "/abs", "a/./b", "sp ace", "ctl\x07"])
+def test_unsafe_keys_are_refused(store, key: str) -> None:
+    with pytest.raises(InvalidName):
+        store.put(key, b"x")
