@@ -125,6 +125,17 @@ class ModelLog:
         for event, _ in self._events_from(1, GENESIS):
             yield event
 
+    def events_after(self, seq: int) -> Iterator[Event]:
+        """Events after ``seq``, oldest first (chained from event ``seq``, which is read for its hash)."""
+        prev = GENESIS
+        if seq > 0:
+            try:
+                prev = sha256(self.store.get(event_key(self.name, seq)).data)
+            except ObjectNotFound:
+                return
+        for event, _ in self._events_from(seq + 1, prev):
+            yield event
+
     def state_at(self, when: datetime) -> ModelState:
         """The state as it was at ``when``, replayed from the log."""
         state = ModelState(name=self.name)

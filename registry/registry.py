@@ -169,13 +169,13 @@ class Registry:
             raise InvalidMetadata("artifact must be non-empty bytes")
         actor = actor or default_actor()
         digest = sha256(bytes(artifact))
-        request = _request_fingerprint(name, fmt, info)
+        claim: dict[str, Any] | None = None
         if idempotency_key is not None:
-            existing = self._claim(name, idempotency_key, request)
+            existing, claim = self._claim(name, idempotency_key, _request_fingerprint(name, fmt, info))
             if existing is not None:
                 return existing
         try:
-            return self._register(name, bytes(artifact), digest, info, fmt, actor, (idempotency_key, request))
+            return self._register(name, bytes(artifact), digest, info, fmt, actor, idempotency_key, claim)
         except BaseException:
             if idempotency_key is not None:
                 self._release_claim(name, idempotency_key)
@@ -189,9 +189,9 @@ class Registry:
         info: VersionInfo,
         fmt: str,
         actor: str,
-        claim: tuple[str | None, str],
+        idempotency_key: str | None,
+        claim: dict[str, Any] | None,
     ) -> ModelVersion:
-        idempotency_key, request = claim
         self._put_blob(artifact, digest)
         reports = {gate: self._put_report(report) for gate, report in info.reports.items()}
         manifest_fields: dict[str, Any] = {
@@ -208,8 +208,8 @@ class Registry:
             "idempotency_key": idempotency_key,
         }
         mv = self._allocate(name, manifest_fields)
-        if idempotency_key is not None:
-            self._finish_claim(name, idempotency_key, request, mv)
+        if idempotency_key is not None and claim is not None:
+            self._finish_claim(name, idempotency_key, claim, mv)
         self._announce(mv, actor)
         return mv
 
@@ -302,12 +302,18 @@ class Registry:
     def _claim_key(self, name: str, key: str) -> str:
         return f"models/{name}/idempotency/{sha256(key.encode())}.json"
 
-    def _claim(self, name: str, key: str, request: str) -> ModelVersion | None:
+    def _claim(self, name: str, key: str, request: str) -> tuple[ModelVersion | None, dict[str, Any]]:
         """Claim ``key`` for a new registration, or return the version an earlier attempt made."""
-        claim = {"key": key, "request": request, "after": self._read_hint(name), "at": time.time()}
+        claim = {
+            "key": key,
+            "request": request,
+            "after": self._read_hint(name),
+            "log_seq": self._log(name).state().seq,
+            "at": time.time(),
+        }
         try:
             self.store.put(self._claim_key(name, key), canonical_json(claim), create_only=True)
-            return None
+            return None, claim
         except PreconditionFailed:
             pass
         while True:
@@ -317,9 +323,11 @@ class Registry:
                     f"idempotency key {key!r} was already used for a registration with other metadata"
                 )
             if "version" in record:
-                return self.get_version(name, record["version"])
+                mv = self.get_version(name, record["version"])
+                self._ensure_announced(mv, record.get("log_seq", 0))
+                return mv, record
             if time.time() - record["at"] > CLAIM_WAIT_S:
-                return self._recover_claim(name, key, record)
+                return self._recover_claim(name, key, record), record
             time.sleep(0.5)  # another attempt with this key is in flight
 
     def _recover_claim(self, name: str, key: str, record: dict[str, Any]) -> ModelVersion | None:
@@ -328,10 +336,8 @@ class Registry:
         while self.store.exists(self._version_key(name, version)):
             mv = self.get_version(name, version)
             if mv.idempotency_key == key:
-                known = {e.version for e in self._log(name).events() if e.type == "registered"}
-                if mv.version not in known:
-                    self._announce(mv, mv.created_by)
-                self._finish_claim(name, key, record["request"], mv)
+                self._finish_claim(name, key, record, mv)
+                self._ensure_announced(mv, record.get("log_seq", 0))
                 return mv
             version += 1
         return None  # it died before allocating: register afresh under the same claim
@@ -345,8 +351,16 @@ class Registry:
         except (OSError, ValueError):
             pass  # best effort: a stale claim is recovered after CLAIM_WAIT_S
 
-    def _finish_claim(self, name: str, key: str, request: str, mv: ModelVersion) -> None:
-        record = {"key": key, "request": request, "version": mv.version, "at": time.time()}
+    def _ensure_announced(self, mv: ModelVersion, since_seq: int) -> None:
+        """Append the ``registered`` event if the attempt that made ``mv`` died before logging it."""
+        log = self._log(mv.name)
+        for event in log.events_after(since_seq):
+            if event.type == "registered" and event.version == mv.version:
+                return
+        self._announce(mv, mv.created_by)
+
+    def _finish_claim(self, name: str, key: str, claim: dict[str, Any], mv: ModelVersion) -> None:
+        record = {**claim, "version": mv.version, "at": time.time()}
         self.store.put(self._claim_key(name, key), canonical_json(record))
 
     # -- reading --------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from registry.errors import (
     ModelNotFound,
     NothingToRollBack,
     PromotionBlocked,
+    StoreError,
     VersionNotFound,
 )
 
@@ -230,3 +231,25 @@ def test_nonfinite_metrics_are_refused(reg: Registry) -> None:
         with pytest.raises(InvalidMetadata):
             reg.register("m", b"1", VersionInfo(metrics={"auc": bad}), fmt="bytes")
     assert list(reg.store.list("")) == []
+
+
+def test_retry_after_a_crash_between_manifest_and_event_logs_it_once(reg: Registry, monkeypatch) -> None:
+    real_put = type(reg.store).put
+    failures = {"left": 1}
+
+    def flaky_put(self, key, data, **kwargs):
+        if "/events/" in key and failures["left"]:
+            failures["left"] -= 1
+            raise StoreError("injected: connection reset while appending the event")
+        return real_put(self, key, data, **kwargs)
+
+    monkeypatch.setattr(type(reg.store), "put", flaky_put)
+    info = VersionInfo(metrics={"auc": 0.9})
+    with pytest.raises(StoreError):
+        reg.register("m", b"model", info, fmt="bytes", idempotency_key="run-7/register")
+    assert reg.get_version("m", 1).idempotency_key == "run-7/register"  # the manifest landed
+    again = reg.register("m", b"model", info, fmt="bytes", idempotency_key="run-7/register")
+    assert again.version == 1 and reg.latest_version("m") == 1
+    assert [(e.type, e.version) for e in reg.history("m")] == [("registered", 1)]
+    assert reg.register("m", b"model", info, fmt="bytes", idempotency_key="run-7/register").version == 1
+    assert len(reg.history("m")) == 1
