@@ -1,0 +1,73 @@
+"""The human approval step: the form a reviewer fills in the Prefect UI, the policy, and the wait."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect.flow_runs import pause_flow_run, suspend_flow_run
+from prefect.input import RunInput
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ApprovalPolicy(BaseModel):
+    """Who must decide, and how long to wait."""
+
+    required_for: list[Literal["staging", "production"]] = Field(
+        default_factory=lambda: ["production"], description="Target stages that need a reviewer's decision."
+    )
+    reviewers: list[str] | None = Field(default=None, description="Only these people may decide (any if empty).")
+    four_eyes: bool = Field(default=False, description="The registrant may not approve their own version.")
+    timeout_seconds: int = Field(default=3600, ge=1, description="How long to wait for a decision.")
+    poll_interval_seconds: int = Field(default=10, ge=1, description="How often a paused run checks for one.")
+    mode: Literal["pause", "suspend"] = Field(
+        default="pause",
+        description="pause keeps the process waiting; suspend frees the worker (deployments only) and re-runs "
+        "the flow from the top on resume, where registration is idempotent.",
+    )
+    max_attempts: int = Field(default=3, ge=1, description="Refused decisions (e.g. four-eyes) before giving up.")
+
+
+# The rules live in the JSON schema too: Prefect checks a resume against the schema (the UI and the API
+# refuse bad input and the run stays paused), while a pydantic validator would only run inside the flow.
+_NOT_BLANK = r"\S"
+_COMMENT_WHEN_REJECTING = {
+    "if": {"properties": {"approve": {"const": False}}},
+    "then": {"properties": {"comment": {"pattern": _NOT_BLANK}}, "required": ["comment"]},
+}
+
+
+class ApprovalDecision(RunInput):
+    """The reviewer's decision, as the Prefect UI's Resume dialog shows it."""
+
+    model_config = ConfigDict(json_schema_extra=_COMMENT_WHEN_REJECTING)
+
+    approve: bool = Field(default=False, description="Turn on to approve and promote. Leave off to reject.")
+    reviewer: str = Field(
+        default="", pattern=_NOT_BLANK, description="Your name: it goes into the registry's audit log."
+    )
+    comment: str = Field(default="", description="Why you decided so. Required when rejecting.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> ApprovalDecision:
+        if not self.reviewer.strip():
+            raise ValueError("reviewer: give your name, it is recorded in the audit log")
+        if not self.approve and not self.comment.strip():
+            raise ValueError("comment: say why you reject the version")
+        return self
+
+
+def wait_for_decision(description: str, policy: ApprovalPolicy, key: str) -> ApprovalDecision:
+    """Pause (or suspend) the running flow until a reviewer submits the form.
+
+    Raises:
+        prefect.exceptions.FlowPauseTimeout: no decision within ``policy.timeout_seconds``.
+    """
+    form = ApprovalDecision.with_initial_data(description=description, approve=False, reviewer="", comment="")
+    if policy.mode == "suspend":
+        decision = suspend_flow_run(wait_for_input=form, timeout=policy.timeout_seconds, key=key)
+    else:
+        decision = pause_flow_run(
+            wait_for_input=form, timeout=policy.timeout_seconds, poll_interval=policy.poll_interval_seconds, key=key
+        )
+    assert decision is not None
+    return decision

@@ -1,0 +1,127 @@
+"""Prefect tasks: thin wrappers that give the plain steps retries, names and a place in the UI."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import deployment, flow_run
+
+from flows import training
+from registry import Lineage, ModelVersion, Registry, VersionInfo
+from registry.errors import AliasNotFound
+from registry.lineage import code_version, environment
+from validations import champion, data_quality, drift, metrics, thresholds
+from validations.report import GateReport
+
+
+def run_actor(actor: str | None = None) -> str:
+    """Who a flow acts as: the ``actor`` parameter, ``PMR_ACTOR``, else the flow and its deployment."""
+    if actor:
+        return actor
+    if os.environ.get("PMR_ACTOR"):
+        return os.environ["PMR_ACTOR"]
+    where = deployment.name or flow_run.flow_name or "flow"
+    return f"prefect:{where}"
+
+
+def lineage_for(dataset: training.Dataset, parent: int | None) -> Lineage:
+    """Lineage of a version trained in this flow run."""
+    commit, dirty = code_version()
+    return Lineage(
+        dataset_uri=dataset.uri,
+        dataset_fingerprint=dataset.fingerprint,
+        code_version=commit,
+        code_dirty=dirty,
+        flow_name=flow_run.flow_name,
+        flow_run_id=flow_run.id,
+        deployment=deployment.name,
+        parent_version=parent,
+        **environment(),
+    )
+
+
+@task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def load_dataset(uri: str) -> training.Dataset:
+    """Read the training data (CSV or Parquet, local or s3://)."""
+    return training.read_dataset(uri)
+
+
+@task(cache_policy=NO_CACHE)
+def check_data_quality(dataset: training.Dataset, suite: str) -> GateReport:
+    """Run the dataset's Great Expectations suite (a fresh GX context each time)."""
+    return data_quality.validate_dataframe(dataset.frame, suite, dataset=suite)
+
+
+@task(cache_policy=NO_CACHE)
+def check_drift(dataset: training.Dataset, reference_uri: str | None) -> GateReport | None:
+    """Compare the batch with the production model's training data, when that is still readable."""
+    if not reference_uri or reference_uri == dataset.uri:
+        return None
+    try:
+        reference = training.read_dataset(reference_uri)
+    except training.DatasetError:
+        return None
+    return drift.drift_report(reference.frame, dataset.frame)
+
+
+@task(cache_policy=NO_CACHE)
+def train(
+    dataset: training.Dataset,
+    target: str,
+    estimator: str,
+    params: dict[str, Any],
+    standardize: bool,
+    test_size: float,
+    random_state: int,
+) -> tuple[Any, training.Split, dict[str, float]]:
+    """Split, fit the estimator and evaluate it on the holdout."""
+    data = training.split(dataset.frame, target, test_size=test_size, random_state=random_state)
+    model = training.fit(training.build_estimator(estimator, params, standardize=standardize), data)
+    return model, data, metrics.evaluate(model, data.X_test, data.y_test)
+
+
+@task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def current_champion(registry: str | None, name: str) -> tuple[ModelVersion | None, Any]:
+    """The production version of ``name`` and the loaded model (hash-verified), or ``(None, None)``."""
+    reg = Registry.open(registry)
+    if name not in reg.models():
+        return None, None
+    try:
+        mv = reg.resolve(f"models:/{name}@production")
+    except AliasNotFound:
+        return None, None
+    return mv, reg.load(mv.uri)
+
+
+@task(cache_policy=NO_CACHE)
+def metric_gates(
+    candidate: Any,
+    champion_model: Any,
+    data: training.Split,
+    candidate_metrics: dict[str, float],
+    dataset: str,
+    min_improvement: float,
+) -> tuple[GateReport, GateReport]:
+    """Thresholds (absolute, and relative to the champion) and champion/challenger on the same holdout."""
+    comparison = champion.compare(candidate, champion_model, data.X_test, data.y_test, min_improvement=min_improvement)
+    config = thresholds.load_thresholds(dataset)
+    champion_metrics = comparison.summary.get("champion") or None
+    return thresholds.check_thresholds(candidate_metrics, config, champion_metrics=champion_metrics), comparison
+
+
+@task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def register_version(registry: str | None, name: str, model: Any, info: VersionInfo, actor: str) -> ModelVersion:
+    """Register the model; a retry of this task (same flow run) gets the same version back."""
+    key = f"{flow_run.id or 'local'}:{name}:register"
+    return Registry.open(registry).register_model(name, model, info, actor=actor, idempotency_key=key)
+
+
+@task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def record_gate(registry: str | None, mv: ModelVersion, report: GateReport, actor: str) -> None:
+    """Store a gate report beside the version and log its verdict (a failure blocks promotion)."""
+    Registry.open(registry).record_report(
+        mv.name, mv.version, report.gate, report.to_dict(), passed=report.passed, actor=actor, run_id=flow_run.id
+    )

@@ -1,0 +1,141 @@
+"""The retraining pipeline end to end under a real Prefect API, real GX, real scikit-learn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.approval import ApprovalPolicy
+from flows.pipeline import retrain
+from registry import Registry
+from tests.flows.conftest import BATCH1, BATCH2, Background, wait_for_paused
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+NO_APPROVAL = ApprovalPolicy(required_for=[])
+
+
+def fast_policy(**kw) -> ApprovalPolicy:
+    return ApprovalPolicy(poll_interval_seconds=1, timeout_seconds=kw.pop("timeout_seconds", 120), **kw)
+
+
+def _resume(run, **decision) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    resume_flow_run(run.id, run_input=decision)
+
+
+@pytest.fixture
+def first_version(tmp_path: Path, model_name: str) -> str:
+    """A registry where v1 of ``model_name`` is in production (no approval needed for the first)."""
+    location = str(tmp_path / "registry")
+    state = retrain(model_name=model_name, dataset_uri=BATCH1, approval=NO_APPROVAL, registry=location,
+                    actor="ci-bot", return_state=True)
+    assert state.is_completed(), state.message
+    return location
+
+
+def test_happy_path_with_approval(first_version: str, model_name: str) -> None:
+    reg = Registry.open(first_version)
+    assert reg.state(model_name).production == 1
+    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version, actor="ci-bot",
+                     approval=fast_policy())
+    paused = wait_for_paused(model_name)
+    assert reg.state(model_name).stage_of(2) == "staging"  # staged while waiting
+    _resume(paused, approve=True, reviewer="dana", comment="metrics hold up")
+    state = run.join()
+    assert state.is_completed(), state.message
+    st = reg.state(model_name)
+    assert st.production == 2 and st.stage_of(1) == "archived" and st.aliases == {"champion": 2}
+    approved = [e for e in reg.history(model_name) if e.type == "approved"]
+    assert [(e.version, e.actor, e.reason) for e in approved] == [(2, "dana", "metrics hold up")]
+    mv = reg.get_version(model_name, 2)
+    assert mv.lineage.parent_version == 1 and mv.lineage.flow_run_id == str(paused.id)
+    assert mv.lineage.dataset_fingerprint.startswith("sha256:") and mv.created_by == "ci-bot"
+    assert set(reg.reports(model_name, 2)) >= {"data_quality", "thresholds", "champion_challenger"}
+    assert reg.load(f"models:/{model_name}@production").predict(pd.read_csv(BATCH2).drop(columns="target")).size
+
+
+def test_rejection_promotes_nothing(first_version: str, model_name: str) -> None:
+    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version,
+                     approval=fast_policy())
+    _resume(wait_for_paused(model_name), approve=False, reviewer="erin", comment="wait for the Q4 data")
+    state = run.join()
+    assert state.is_failed() and "rejected by erin" in state.message
+    reg = Registry.open(first_version)
+    st = reg.state(model_name)
+    assert st.production == 1 and st.stage_of(2) == "staging" and st.blocked[2] == ["rejected"]
+    assert reg.history(model_name)[-1].type == "rejected"
+
+
+def test_invalid_decision_is_refused_and_run_stays_paused(first_version: str, model_name: str) -> None:
+    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version,
+                     approval=fast_policy())
+    paused = wait_for_paused(model_name)
+    with pytest.raises(RuntimeError, match="comment"):
+        _resume(paused, approve=False, reviewer="erin", comment="")  # a rejection needs a reason
+    _resume(paused, approve=True, reviewer="erin", comment="")
+    assert run.join().is_completed()
+
+
+def test_timeout_leaves_version_staged(first_version: str, model_name: str) -> None:
+    state = retrain(model_name=model_name, dataset_uri=BATCH2, registry=first_version,
+                    approval=fast_policy(timeout_seconds=2), return_state=True)
+    assert state.is_failed()  # Prefect words the state message of a pause timeout itself
+    reg = Registry.open(first_version)
+    assert reg.state(model_name).stage_of(2) == "staging" and reg.state(model_name).production == 1
+    last = reg.history(model_name)[-1]
+    assert last.type == "approval_timed_out" and "no decision within 2s; the version stays staging" in last.reason
+
+
+def test_four_eyes_refuses_the_registrant(first_version: str, model_name: str) -> None:
+    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version, actor="ci-bot",
+                     approval=fast_policy(four_eyes=True))
+    paused = wait_for_paused(model_name)
+    _resume(paused, approve=True, reviewer="ci-bot", comment="self-approval")
+    again = wait_for_paused(model_name, after=1)  # asked again, with the refusal in the description
+    reg = Registry.open(first_version)
+    assert reg.state(model_name).production == 1
+    assert "approved" not in [e.type for e in reg.history(model_name)]
+    _resume(again, approve=True, reviewer="frank", comment="second pair of eyes")
+    assert run.join().is_completed()
+    assert reg.state(model_name).production == 2
+
+
+def test_data_quality_failure_registers_nothing(first_version: str, model_name: str, tmp_path: Path) -> None:
+    bad = pd.read_csv(BATCH2)
+    bad.loc[:40, "mean radius"] = None
+    bad.loc[50:60, "target"] = 3
+    path = tmp_path / "corrupted.csv"
+    bad.to_csv(path, index=False)
+    reg = Registry.open(first_version)
+    before = {k: reg.store.get(k).data for k in reg.store.list(f"models/{model_name}/")}
+    state = retrain(model_name=model_name, dataset_uri=str(path), registry=first_version, approval=NO_APPROVAL,
+                    return_state=True)
+    assert state.is_failed() and "data-quality gate failed" in state.message and "mean radius" in state.message
+    after = {k: reg.store.get(k).data for k in reg.store.list(f"models/{model_name}/")}
+    assert after == before
+
+
+def test_threshold_failure_registers_but_blocks(first_version: str, model_name: str) -> None:
+    state = retrain(model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=NO_APPROVAL,
+                    estimator="sklearn.dummy.DummyClassifier", standardize=False, return_state=True)
+    assert state.is_failed() and "blocked" in state.message
+    reg = Registry.open(first_version)
+    assert reg.latest_version(model_name) == 2 and reg.state(model_name).production == 1
+    assert "gate:thresholds" in reg.state(model_name).blocked[2]
+    failed = [e for e in reg.history(model_name) if e.type == "validated" and not e.data["passed"]]
+    assert any("accuracy" in e.reason for e in failed)
+
+
+def test_champion_better_blocks(first_version: str, model_name: str) -> None:
+    # A shallow tree passes the absolute floors on this data but loses to the logistic-regression champion.
+    state = retrain(model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=NO_APPROVAL,
+                    min_improvement=0.0, estimator="sklearn.tree.DecisionTreeClassifier",
+                    params={"max_depth": 2, "random_state": 0}, return_state=True)
+    assert state.is_failed()
+    reg = Registry.open(first_version)
+    assert reg.state(model_name).production == 1
+    assert "gate:champion_challenger" in reg.state(model_name).blocked[2]
