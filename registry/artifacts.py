@@ -31,9 +31,7 @@ def dump_model(model: Any) -> bytes:
 def format_for(path: Path) -> str:
     """Guess an artifact format from a file suffix (``.skops``, ``.pkl``, ``.joblib``, else bytes)."""
     suffix = path.suffix.lower()
-    return {".skops": "skops", ".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib"}.get(
-        suffix, "bytes"
-    )
+    return {".skops": "skops", ".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib"}.get(suffix, "bytes")
 
 
 def check_format(fmt: str) -> str:
@@ -47,9 +45,7 @@ def verify_bytes(data: bytes, expected_sha256: str, what: str) -> None:
     """Raise :class:`IntegrityError` unless ``data`` hashes to ``expected_sha256``."""
     actual = sha256(data)
     if actual != expected_sha256:
-        raise IntegrityError(
-            f"{what} is corrupt: sha256 {actual[:12]}… != registered {expected_sha256[:12]}…"
-        )
+        raise IntegrityError(f"{what} is corrupt: sha256 {actual[:12]}… != registered {expected_sha256[:12]}…")
 
 
 def deserialize(data: bytes, fmt: str, *, trusted: Iterable[str] = ()) -> Any:
@@ -75,11 +71,7 @@ def deserialize(data: bytes, fmt: str, *, trusted: Iterable[str] = ()) -> Any:
     import skops.io as sio
 
     extra = set(trusted)
-    untrusted = [
-        t for t in sio.get_untrusted_types(data=data) if t not in extra and not t.startswith(TRUSTED_PREFIXES)
-    ]
+    untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in extra and not t.startswith(TRUSTED_PREFIXES)]
     if untrusted:
-        raise UntrustedArtifact(
-            f"model holds untrusted types {untrusted}; pass trusted=[...] to load it anyway"
-        )
+        raise UntrustedArtifact(f"model holds untrusted types {untrusted}; pass trusted=[...] to load it anyway")
     return sio.loads(data, trusted=sio.get_untrusted_types(data=data))

@@ -120,16 +120,12 @@ def register(
     name: str,
     file: Path,
     metric: Annotated[list[str], typer.Option("--metric", "-m", help="KEY=VALUE, repeatable.")] = [],  # noqa: B006
-    param: Annotated[
-        list[str], typer.Option("--param", "-p", help="KEY=VALUE (JSON value), repeatable.")
-    ] = [],  # noqa: B006
+    param: Annotated[list[str], typer.Option("--param", "-p", help="KEY=VALUE (JSON value), repeatable.")] = [],  # noqa: B006
     tag: Annotated[list[str], typer.Option("--tag", "-t", help="KEY=VALUE, repeatable.")] = [],  # noqa: B006
     dataset: Annotated[str | None, typer.Option(help="URI of the training data.")] = None,
     description: Annotated[str, typer.Option(help="What this version is.")] = "",
     fmt: Annotated[str | None, typer.Option("--format", help="skops, pickle, joblib or bytes.")] = None,
-    idempotency_key: Annotated[
-        str | None, typer.Option(help="Retries with this key get the same version.")
-    ] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Retries with this key get the same version.")] = None,
 ) -> None:
     """Register a model file trained outside the flows (a notebook, a CI job)."""
     from registry.lineage import code_version, environment, fingerprint_bytes
@@ -264,8 +260,7 @@ def history(
         data = {"at": when, "production": st.production, "stages": st.stages, "aliases": st.aliases}
         _emit(
             data,
-            f"at {when.isoformat()}: production = {st.production or 'none'}; stages {st.stages}; "
-            f"aliases {st.aliases}",
+            f"at {when.isoformat()}: production = {st.production or 'none'}; stages {st.stages}; aliases {st.aliases}",
         )
         return
     events = reg.history(name)

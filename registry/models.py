@@ -17,9 +17,7 @@ def utcnow() -> datetime:
 
 def canonical_json(obj: Any) -> bytes:
     """Deterministic JSON bytes (sorted keys, no spaces, no NaN): what gets hashed and stored."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def sha256(data: bytes) -> str:
@@ -166,8 +164,7 @@ def describe(event: Event) -> str:
         "registered": f"{v} registered",
         "stage_changed": f"{v} {d.get('from')} -> {d.get('to')}"
         + (f" (archived {', '.join(f'v{x}' for x in d.get('archived', []))})" if d.get("archived") else ""),
-        "alias_set": f"alias {d.get('alias')!r} -> {v}"
-        + (f" (was v{d['previous']})" if d.get("previous") else ""),
+        "alias_set": f"alias {d.get('alias')!r} -> {v}" + (f" (was v{d['previous']})" if d.get("previous") else ""),
         "alias_removed": f"alias {d.get('alias')!r} removed from {v}",
         "validated": f"{v} gate {d.get('gate')!r} {'passed' if d.get('passed') else 'FAILED'}",
         "approved": f"{v} approved",

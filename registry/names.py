@@ -30,8 +30,7 @@ def check_model_name(name: object) -> str:
         raise InvalidName(f"model name is {len(name)} characters long; the limit is 128")
     if not _MODEL.match(name) or ".." in name:
         raise InvalidName(
-            f"invalid model name {name!r}: use letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit"
+            f"invalid model name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
         )
     return name
 
@@ -45,8 +44,7 @@ def check_alias(alias: object) -> str:
     """
     if not isinstance(alias, str) or not _ALIAS.match(alias):
         raise InvalidName(
-            f"invalid alias {alias!r}: use 1-63 lowercase letters, digits, '_' and '-', "
-            "starting with a letter"
+            f"invalid alias {alias!r}: use 1-63 lowercase letters, digits, '_' and '-', starting with a letter"
         )
     if alias in _RESERVED_ALIASES:
         raise InvalidName(f"{alias!r} is a stage or reserved word and cannot be an alias")
@@ -70,9 +68,7 @@ class ModelRef:
 
     def __str__(self) -> str:
         return (
-            f"models:/{self.name}/{self.version}"
-            if self.version is not None
-            else f"models:/{self.name}@{self.label}"
+            f"models:/{self.name}/{self.version}" if self.version is not None else f"models:/{self.name}@{self.label}"
         )
 
 
@@ -101,9 +97,7 @@ def parse_model_uri(uri: str) -> ModelRef:
         return ModelRef(name, label=label)
     name, sep, version = body.partition("/")
     if not sep:
-        raise InvalidURI(
-            f"malformed model URI {uri!r}: give a version (NAME/7) or an alias (NAME@production)"
-        )
+        raise InvalidURI(f"malformed model URI {uri!r}: give a version (NAME/7) or an alias (NAME@production)")
     check_model_name(name)
     if version == "latest":
         return ModelRef(name, label="latest")

@@ -213,9 +213,7 @@ class Registry:
         self._announce(mv, actor)
         return mv
 
-    def register_model(
-        self, name: str, model: Any, info: VersionInfo | None = None, **kwargs: Any
-    ) -> ModelVersion:
+    def register_model(self, name: str, model: Any, info: VersionInfo | None = None, **kwargs: Any) -> ModelVersion:
         """Serialise a scikit-learn model with skops and :meth:`register` it."""
         return self.register(name, artifacts.dump_model(model), info, fmt="skops", **kwargs)
 
@@ -293,9 +291,7 @@ class Registry:
             "failed_gates": sorted(g for g, r in mv.reports.items() if not r.passed),
         }
         self._log(mv.name).append(
-            lambda _state: Draft(
-                "registered", mv.version, actor, mv.description, mv.lineage.flow_run_id, data
-            )
+            lambda _state: Draft("registered", mv.version, actor, mv.description, mv.lineage.flow_run_id, data)
         )
 
     # -- idempotency ----------------------------------------------------------------------------------
@@ -524,9 +520,7 @@ class Registry:
         """Archive a version (shorthand for ``promote(..., to="archived")``)."""
         return self.promote(name, version, "archived", **kwargs)
 
-    def rollback(
-        self, name: str, *, actor: str | None = None, reason: str = "", run_id: str | None = None
-    ) -> Event:
+    def rollback(self, name: str, *, actor: str | None = None, reason: str = "", run_id: str | None = None) -> Event:
         """Put back the production version before the current one, archiving the current, atomically.
 
         Raises:
@@ -591,9 +585,7 @@ class Registry:
         def plan(st: ModelState) -> Draft:
             if alias not in st.aliases:
                 raise AliasNotFound(f"{name} has no alias {alias!r}")
-            return Draft(
-                "alias_removed", st.aliases[alias], actor or default_actor(), reason, run_id, {"alias": alias}
-            )
+            return Draft("alias_removed", st.aliases[alias], actor or default_actor(), reason, run_id, {"alias": alias})
 
         event, _ = self._log(name).append(plan)
         assert event is not None
@@ -620,9 +612,7 @@ class Registry:
         except (TypeError, ValueError) as exc:
             raise InvalidMetadata(f"report must be JSON without NaN or inf: {exc}") from None
         self.store.put(f"models/{name}/reports/{version:010d}/{gate}.json", raw)
-        failed = [
-            c.get("name") for c in report.get("checks", []) if isinstance(c, dict) and not c.get("passed")
-        ]
+        failed = [c.get("name") for c in report.get("checks", []) if isinstance(c, dict) and not c.get("passed")]
         reason = "" if passed else "failed checks: " + ", ".join(str(f) for f in failed[:5])
         data = {"gate": gate, "passed": passed, "report_sha256": sha256(raw)}
         event, _ = self._log(name).append(
@@ -661,9 +651,7 @@ class Registry:
         if allowed is not None and reviewer not in allowed:
             raise ApprovalRefused(f"{reviewer!r} is not an allowed reviewer of {name}")
         if four_eyes and reviewer == mv.created_by:
-            raise ApprovalRefused(
-                f"four-eyes rule: {reviewer!r} registered {name} v{version} and cannot approve it"
-            )
+            raise ApprovalRefused(f"four-eyes rule: {reviewer!r} registered {name} v{version} and cannot approve it")
         kind = "approved" if approved else "rejected"
         event, _ = self._log(name).append(
             lambda _st: Draft(kind, version, reviewer, comment, run_id, {"target_stage": target_stage})

@@ -127,9 +127,7 @@ def _verify_model(reg: Registry, name: str, report: VerifyReport) -> None:
         except ValidationError:
             bad(key, f"manifest of v{number} is corrupt")
             continue
-        _verify_blob(
-            reg, name, key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}", report, bad
-        )
+        _verify_blob(reg, name, key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}", report, bad)
         for gate, ref in mv.reports.items():
             _verify_blob(reg, name, key, ref.key, ref.sha256, f"{gate} report of v{number}", report, bad)
     if numbers != list(range(1, len(numbers) + 1)):

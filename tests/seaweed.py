@@ -73,9 +73,7 @@ class SeaweedServer:
         ]
         env = {**os.environ, **self.env()}
         log = open(self.dir / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         import boto3
         from botocore.config import Config
 

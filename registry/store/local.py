@@ -131,9 +131,7 @@ class LocalStore(ObjectStore):
             base = f"{rel}/" if rel else ""
             # Prune directories that cannot hold matching keys.
             dirnames[:] = [
-                d
-                for d in dirnames
-                if (base + d + "/").startswith(prefix) or prefix.startswith(base + d + "/")
+                d for d in dirnames if (base + d + "/").startswith(prefix) or prefix.startswith(base + d + "/")
             ]
             keys.extend(base + f for f in filenames if (base + f).startswith(prefix))
         yield from sorted(keys)

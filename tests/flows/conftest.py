@@ -69,10 +69,14 @@ def wait_for_paused(model_name: str, timeout: float = 180, after: int = 0) -> An
                 )
             )
             for run in runs:
-                if run.parameters.get("model_name") == model_name and run.state.state_details.pause_key and (
-                    int(run.state.state_details.pause_key.rsplit("-", 1)[-1]) > after
-                    if run.state.state_details.pause_key[-1].isdigit()
-                    else True
+                if (
+                    run.parameters.get("model_name") == model_name
+                    and run.state.state_details.pause_key
+                    and (
+                        int(run.state.state_details.pause_key.rsplit("-", 1)[-1]) > after
+                        if run.state.state_details.pause_key[-1].isdigit()
+                        else True
+                    )
                 ):
                     return run
             time.sleep(0.5)

@@ -31,8 +31,14 @@ def _resume(run, **decision) -> None:
 def first_version(tmp_path: Path, model_name: str) -> str:
     """A registry where v1 of ``model_name`` is in production (no approval needed for the first)."""
     location = str(tmp_path / "registry")
-    state = retrain(model_name=model_name, dataset_uri=BATCH1, approval=NO_APPROVAL, registry=location,
-                    actor="ci-bot", return_state=True)
+    state = retrain(
+        model_name=model_name,
+        dataset_uri=BATCH1,
+        approval=NO_APPROVAL,
+        registry=location,
+        actor="ci-bot",
+        return_state=True,
+    )
     assert state.is_completed(), state.message
     return location
 
@@ -40,8 +46,14 @@ def first_version(tmp_path: Path, model_name: str) -> str:
 def test_happy_path_with_approval(first_version: str, model_name: str) -> None:
     reg = Registry.open(first_version)
     assert reg.state(model_name).production == 1
-    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version, actor="ci-bot",
-                     approval=fast_policy())
+    run = Background(
+        retrain,
+        model_name=model_name,
+        dataset_uri=BATCH2,
+        registry=first_version,
+        actor="ci-bot",
+        approval=fast_policy(),
+    )
     paused = wait_for_paused(model_name)
     assert reg.state(model_name).stage_of(2) == "staging"  # staged while waiting
     _resume(paused, approve=True, reviewer="dana", comment="metrics hold up")
@@ -59,8 +71,7 @@ def test_happy_path_with_approval(first_version: str, model_name: str) -> None:
 
 
 def test_rejection_promotes_nothing(first_version: str, model_name: str) -> None:
-    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version,
-                     approval=fast_policy())
+    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=fast_policy())
     _resume(wait_for_paused(model_name), approve=False, reviewer="erin", comment="wait for the Q4 data")
     state = run.join()
     assert state.is_failed() and "rejected by erin" in state.message
@@ -71,8 +82,7 @@ def test_rejection_promotes_nothing(first_version: str, model_name: str) -> None
 
 
 def test_invalid_decision_is_refused_and_run_stays_paused(first_version: str, model_name: str) -> None:
-    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version,
-                     approval=fast_policy())
+    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=fast_policy())
     paused = wait_for_paused(model_name)
     with pytest.raises(RuntimeError, match="comment"):
         _resume(paused, approve=False, reviewer="erin", comment="")  # a rejection needs a reason
@@ -81,8 +91,13 @@ def test_invalid_decision_is_refused_and_run_stays_paused(first_version: str, mo
 
 
 def test_timeout_leaves_version_staged(first_version: str, model_name: str) -> None:
-    state = retrain(model_name=model_name, dataset_uri=BATCH2, registry=first_version,
-                    approval=fast_policy(timeout_seconds=2), return_state=True)
+    state = retrain(
+        model_name=model_name,
+        dataset_uri=BATCH2,
+        registry=first_version,
+        approval=fast_policy(timeout_seconds=2),
+        return_state=True,
+    )
     assert state.is_failed()  # Prefect words the state message of a pause timeout itself
     reg = Registry.open(first_version)
     assert reg.state(model_name).stage_of(2) == "staging" and reg.state(model_name).production == 1
@@ -91,8 +106,14 @@ def test_timeout_leaves_version_staged(first_version: str, model_name: str) -> N
 
 
 def test_four_eyes_refuses_the_registrant(first_version: str, model_name: str) -> None:
-    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version, actor="ci-bot",
-                     approval=fast_policy(four_eyes=True))
+    run = Background(
+        retrain,
+        model_name=model_name,
+        dataset_uri=BATCH2,
+        registry=first_version,
+        actor="ci-bot",
+        approval=fast_policy(four_eyes=True),
+    )
     paused = wait_for_paused(model_name)
     _resume(paused, approve=True, reviewer="ci-bot", comment="self-approval")
     again = wait_for_paused(model_name, after=1)  # asked again, with the refusal in the description
@@ -112,16 +133,24 @@ def test_data_quality_failure_registers_nothing(first_version: str, model_name: 
     bad.to_csv(path, index=False)
     reg = Registry.open(first_version)
     before = {k: reg.store.get(k).data for k in reg.store.list(f"models/{model_name}/")}
-    state = retrain(model_name=model_name, dataset_uri=str(path), registry=first_version, approval=NO_APPROVAL,
-                    return_state=True)
+    state = retrain(
+        model_name=model_name, dataset_uri=str(path), registry=first_version, approval=NO_APPROVAL, return_state=True
+    )
     assert state.is_failed() and "data-quality gate failed" in state.message and "mean radius" in state.message
     after = {k: reg.store.get(k).data for k in reg.store.list(f"models/{model_name}/")}
     assert after == before
 
 
 def test_threshold_failure_registers_but_blocks(first_version: str, model_name: str) -> None:
-    state = retrain(model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=NO_APPROVAL,
-                    estimator="sklearn.dummy.DummyClassifier", standardize=False, return_state=True)
+    state = retrain(
+        model_name=model_name,
+        dataset_uri=BATCH2,
+        registry=first_version,
+        approval=NO_APPROVAL,
+        estimator="sklearn.dummy.DummyClassifier",
+        standardize=False,
+        return_state=True,
+    )
     assert state.is_failed() and "blocked" in state.message
     reg = Registry.open(first_version)
     assert reg.latest_version(model_name) == 2 and reg.state(model_name).production == 1
@@ -132,9 +161,16 @@ def test_threshold_failure_registers_but_blocks(first_version: str, model_name: 
 
 def test_champion_better_blocks(first_version: str, model_name: str) -> None:
     # A shallow tree passes the absolute floors on this data but loses to the logistic-regression champion.
-    state = retrain(model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=NO_APPROVAL,
-                    min_improvement=0.0, estimator="sklearn.tree.DecisionTreeClassifier",
-                    params={"max_depth": 2, "random_state": 0}, return_state=True)
+    state = retrain(
+        model_name=model_name,
+        dataset_uri=BATCH2,
+        registry=first_version,
+        approval=NO_APPROVAL,
+        min_improvement=0.0,
+        estimator="sklearn.tree.DecisionTreeClassifier",
+        params={"max_depth": 2, "random_state": 0},
+        return_state=True,
+    )
     assert state.is_failed()
     reg = Registry.open(first_version)
     assert reg.state(model_name).production == 1

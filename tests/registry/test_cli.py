@@ -56,9 +56,7 @@ def test_register_promote_rollback_flow(location: str, model_file: Path, capsys)
     manifest = json.loads(out)
     assert manifest["version"] == 1 and manifest["metrics"] == {"accuracy": 0.97}
     assert manifest["params"] == {"C": 1.0, "solver": "lbfgs"}
-    assert (
-        manifest["lineage"]["dataset_uri"] == "s3://data/iris.csv" and manifest["lineage"]["python_version"]
-    )
+    assert manifest["lineage"]["dataset_uri"] == "s3://data/iris.csv" and manifest["lineage"]["python_version"]
     assert pmr(capsys, *r, "register", "iris", str(model_file), "-m", "accuracy=0.98")[0] == 0
     for v in ("1", "2"):
         assert pmr(capsys, *r, "promote", "iris", v, "--to", "staging", "--reason", "gates ok")[0] == 0
@@ -99,9 +97,7 @@ def test_register_promote_rollback_flow(location: str, model_file: Path, capsys)
         (["rollback", "m", "--reason", "x"], 1, "no model"),
     ],
 )
-def test_errors_are_one_line_with_exit_code(
-    location: str, model_file: Path, capsys, args, code, message
-) -> None:
+def test_errors_are_one_line_with_exit_code(location: str, model_file: Path, capsys, args, code, message) -> None:
     before = snapshot(Registry.open(location))
     args = [str(model_file) if a == "MODEL" else a for a in args]
     got, _out, err = pmr(capsys, "--registry", location, *args)

@@ -150,9 +150,7 @@ def test_registration_is_idempotent_on_key(reg: Registry, model) -> None:
     assert reg.latest_version("iris") == 1
     assert [e.type for e in reg.history("iris")] == ["registered"]
     with pytest.raises(IdempotencyConflict):
-        reg.register_model(
-            "iris", est, VersionInfo(metrics={"accuracy": 0.1}), idempotency_key="flow-run-1/register"
-        )
+        reg.register_model("iris", est, VersionInfo(metrics={"accuracy": 0.1}), idempotency_key="flow-run-1/register")
     assert reg.register_model("iris", est, info, idempotency_key="flow-run-2/register").version == 2
 
 

@@ -60,9 +60,7 @@ def test_registration_retries_after_a_409_and_gets_the_next_free_version(moto_st
     def conflict_once(params, **kwargs):
         if params.get("Key", "").endswith("versions/0000000002.json") and calls["n"] == 0:
             calls["n"] += 1
-            raise ClientError(
-                {"Error": {"Code": "ConditionalRequestConflict", "Message": "injected"}}, "PutObject"
-            )
+            raise ClientError({"Error": {"Code": "ConditionalRequestConflict", "Message": "injected"}}, "PutObject")
 
     client.meta.events.register("provide-client-params.s3.PutObject", conflict_once)
     mv = reg.register("m", b"two", fmt="bytes")
