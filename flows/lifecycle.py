@@ -1,0 +1,135 @@
+"""Flows that change a model's lifecycle on their own: promote, archive, roll back, decide.
+
+Each is runnable from the UI, the CLI, a deployment or an automation, and leaves an audit event with who and
+why, a Prefect event to hang automations on, and a fresh registry overview.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows import publish
+from flows.tasks import run_actor
+from registry import Registry
+
+
+@flow(name="promote-model")
+def promote_model(
+    model_name: str,
+    version: int,
+    stage: Literal["staging", "production"] = "production",
+    reason: str = "",
+    aliases: list[str] | None = None,
+    registry: str | None = None,
+    actor: str | None = None,
+) -> dict[str, object]:
+    """Move ``version`` to ``stage`` (production archives the current one atomically) and move ``aliases``.
+
+    Args:
+        model_name: registry model name.
+        version: version to promote.
+        stage: target stage.
+        reason: why (goes into the audit log).
+        aliases: aliases to point at the version afterwards.
+        registry: registry location (default ``PMR_REGISTRY_URI``).
+        actor: who promotes (default ``PMR_ACTOR`` or the deployment).
+    """
+    reg, who = Registry.open(registry), run_actor(actor)
+    event = reg.promote(model_name, version, stage, actor=who, reason=reason, run_id=flow_run.id)
+    publish.emit(
+        "promoted", model_name, version, stage=stage, actor=who, reason=reason, archived=event.data["archived"]
+    )
+    for old in event.data["archived"]:
+        publish.emit("archived", model_name, old, actor=who, replaced_by=version)
+    for alias in aliases or []:
+        reg.set_alias(model_name, alias, version, actor=who, reason=reason, run_id=flow_run.id)
+    publish.overview(reg)
+    get_run_logger().info("%s", event)
+    return {"model": model_name, "version": version, "stage": stage, "archived": event.data["archived"]}
+
+
+@flow(name="archive-model")
+def archive_model(
+    model_name: str, version: int, reason: str = "", registry: str | None = None, actor: str | None = None
+) -> dict[str, object]:
+    """Archive ``version`` (it can be staged again later).
+
+    Args:
+        model_name: registry model name.
+        version: version to archive.
+        reason: why (goes into the audit log).
+        registry: registry location (default ``PMR_REGISTRY_URI``).
+        actor: who archives (default ``PMR_ACTOR`` or the deployment).
+    """
+    reg, who = Registry.open(registry), run_actor(actor)
+    event = reg.archive(model_name, version, actor=who, reason=reason, run_id=flow_run.id)
+    publish.emit("archived", model_name, version, actor=who, reason=reason, previous_stage=event.data["from"])
+    publish.overview(reg)
+    return {"model": model_name, "version": version, "stage": "archived"}
+
+
+@flow(name="rollback-model")
+def rollback_model(
+    model_name: str, reason: str, registry: str | None = None, actor: str | None = None
+) -> dict[str, int]:
+    """Put back the production version before the current one, archiving the current, in one step.
+
+    Args:
+        model_name: registry model name.
+        reason: why (goes into the audit log; required).
+        registry: registry location (default ``PMR_REGISTRY_URI``).
+        actor: who rolls back (default ``PMR_ACTOR`` or the deployment).
+    """
+    reg, who = Registry.open(registry), run_actor(actor)
+    event = reg.rollback(model_name, actor=who, reason=reason, run_id=flow_run.id)
+    publish.emit("rolled-back", model_name, event.data["to"], actor=who, reason=reason, **event.data)
+    publish.overview(reg)
+    get_run_logger().info("%s", event)
+    return {"from": event.data["from"], "to": event.data["to"]}
+
+
+@flow(name="decide-model")
+def decide_model(
+    model_name: str,
+    version: int,
+    approve: bool,
+    reviewer: str,
+    comment: str = "",
+    promote: bool = True,
+    four_eyes: bool = False,
+    registry: str | None = None,
+) -> dict[str, object]:
+    """Record a reviewer's decision outside a paused run (e.g. a version left staged by a timeout).
+
+    Args:
+        model_name: registry model name.
+        version: version decided on.
+        approve: approve (and, with ``promote``, move to production) or reject.
+        reviewer: who decides (goes into the audit log).
+        comment: why; required to reject.
+        promote: promote to production when approved.
+        four_eyes: refuse a registrant approving their own version.
+        registry: registry location (default ``PMR_REGISTRY_URI``).
+    """
+    reg = Registry.open(registry)
+    event = reg.record_decision(
+        model_name,
+        version,
+        approved=approve,
+        reviewer=reviewer,
+        comment=comment,
+        run_id=flow_run.id,
+        four_eyes=four_eyes,
+    )
+    publish.emit(event.type, model_name, version, reviewer=reviewer, comment=comment)
+    stage = reg.state(model_name).stage_of(version)
+    if approve and promote:
+        promote_model.fn(
+            model_name, version, "production", reason=f"approved by {reviewer}", registry=registry, actor=reviewer
+        )
+        stage = "production"
+    publish.overview(reg)
+    return {"model": model_name, "version": version, "decision": event.type, "stage": stage}
