@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	bash .ci/system-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
