@@ -73,22 +73,27 @@ def archive_model(
 
 @flow(name="rollback-model")
 def rollback_model(
-    model_name: str, reason: str, registry: str | None = None, actor: str | None = None
-) -> dict[str, int]:
+    model_name: str, reason: str, move_aliases: bool = True, registry: str | None = None, actor: str | None = None
+) -> dict[str, object]:
     """Put back the production version before the current one, archiving the current, in one step.
 
     Args:
         model_name: registry model name.
         reason: why (goes into the audit log; required).
+        move_aliases: move the aliases of the rolled-back version (e.g. ``champion``) to the restored one.
         registry: registry location (default ``PMR_REGISTRY_URI``).
         actor: who rolls back (default ``PMR_ACTOR`` or the deployment).
     """
     reg, who = Registry.open(registry), run_actor(actor)
     event = reg.rollback(model_name, actor=who, reason=reason, run_id=flow_run.id)
-    publish.emit("rolled-back", model_name, event.data["to"], actor=who, reason=reason, **event.data)
+    old, new = event.data["from"], event.data["to"]
+    moved = [alias for alias, v in reg.state(model_name).aliases.items() if v == old] if move_aliases else []
+    for alias in moved:
+        reg.set_alias(model_name, alias, new, actor=who, reason=f"rollback: {reason}", run_id=flow_run.id)
+    publish.emit("rolled-back", model_name, new, actor=who, reason=reason, aliases=moved, **event.data)
     publish.overview(reg)
     get_run_logger().info("%s", event)
-    return {"from": event.data["from"], "to": event.data["to"]}
+    return {"from": old, "to": new, "aliases": moved}
 
 
 @flow(name="decide-model")

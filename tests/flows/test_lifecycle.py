@@ -53,10 +53,11 @@ def test_promote_then_rollback_flows(two_versions: str, model_name: str) -> None
     assert out["archived"] == [1] and reg.state(model_name).production == 2
     assert reg.state(model_name).aliases["canary"] == 2
     back = rollback_model(model_name=model_name, reason="error rate up", registry=two_versions, actor="oncall")
-    assert back == {"from": 2, "to": 1}
-    last = reg.history(model_name)[-1]
-    assert (last.type, last.actor, last.reason) == ("rolled_back", "oncall", "error rate up")
-    assert reg.state(model_name).production == 1
+    assert back == {"from": 2, "to": 1, "aliases": ["canary"]}
+    rolled = [e for e in reg.history(model_name) if e.type == "rolled_back"][-1]
+    assert (rolled.actor, rolled.reason) == ("oncall", "error rate up")
+    st = reg.state(model_name)
+    assert st.production == 1 and st.aliases == {"champion": 1, "canary": 1}
 
 
 def test_archive_flow(two_versions: str, model_name: str) -> None:

@@ -1,0 +1,174 @@
+"""``make demo``: a full retraining lifecycle on bundled data, with embedded defaults.
+
+A local-directory registry (``.pmr/demo/registry``) and a Prefect server this script starts on 127.0.0.1 and
+stops at the end. Steps: train and promote v1; retrain on a new batch to v2, which pauses for approval and is
+approved through Prefect's resume API (this script acts as the reviewer); a corrupted batch stopped by the
+data-quality gate with nothing registered; a rollback; then the registry and v2's lineage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.rule import Rule
+
+from flows.server import LocalPrefectServer
+
+ROOT = Path(".pmr/demo")
+_HERE = Path(__file__).resolve().parent / "data"
+# Relative to the checkout when run from it (as make demo does), so the lineage shows no machine paths.
+DATA = _HERE.relative_to(Path.cwd()) if _HERE.is_relative_to(Path.cwd()) else _HERE
+MODEL = "breast-cancer"
+REVIEWER = "demo-reviewer (acting for a person in the Prefect UI)"
+console = Console(width=110)
+
+
+def step(title: str) -> None:
+    """Print a section heading."""
+    console.print(Rule(f"[bold]{title}"))
+
+
+def corrupted_batch(path: Path) -> Path:
+    """Write a copy of batch 2 with nulls, out-of-range values and labels outside {0, 1}."""
+    import pandas as pd
+
+    frame = pd.read_csv(DATA / "breast_cancer_batch2.csv")
+    frame.loc[:30, "mean radius"] = None
+    frame.loc[40:45, "mean area"] = -1.0
+    frame.loc[50:52, "target"] = 7
+    frame.to_csv(path, index=False)
+    return path
+
+
+def wait_until_paused(timeout: float = 180) -> Any:
+    """The paused run of the retraining flow for MODEL."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            for run in client.read_flow_runs(flow_run_filter=paused):
+                if run.parameters.get("model_name") == MODEL:
+                    return run
+            time.sleep(0.5)
+    raise TimeoutError("the retraining run did not pause for approval")
+
+
+def run_lifecycle(registry: str) -> None:
+    """The demo's steps, against the server whose settings are in the environment."""
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.approval import ApprovalPolicy
+    from flows.evidence import champion_markdown, gate_summary
+    from flows.lifecycle import rollback_model
+    from flows.pipeline import retrain
+    from registry import Registry
+    from registry.cli import main as pmr
+    from validations.report import GateReport
+
+    reg = Registry.open(registry)
+    step("1. Train v1 on batch 1 and promote it (first model: no approval needed)")
+    out = retrain(
+        model_name=MODEL,
+        dataset_uri=str(DATA / "breast_cancer_batch1.csv"),
+        registry=registry,
+        actor="nightly-retrain",
+        approval=ApprovalPolicy(required_for=[]),
+    )
+    console.print(
+        f"v{out['version']} is in {out['stage']}: {', '.join(f'{k}={v:.4f}' for k, v in out['metrics'].items())}"
+    )
+
+    step("2. Retrain on batch 2: v2 passes its gates, is staged, and waits for a reviewer")
+    result: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: result.update(
+            state=retrain(
+                model_name=MODEL,
+                dataset_uri=str(DATA / "breast_cancer_batch2.csv"),
+                registry=registry,
+                actor="nightly-retrain",
+                approval=ApprovalPolicy(poll_interval_seconds=1, timeout_seconds=600, four_eyes=True),
+                return_state=True,
+            )
+        ),
+        daemon=True,
+    )
+    worker.start()
+    run = wait_until_paused()
+    console.print(f"flow run [bold]{run.name}[/bold] is Paused; v2 is {reg.state(MODEL).stage_of(2)}. The evidence:")
+    reports = {g: GateReport.from_dict(r) for g, r in reg.reports(MODEL, 2).items()}
+    console.print(Markdown(champion_markdown(reports.get("champion_challenger")) + "\n\n" + gate_summary(reports)))
+    console.print(f"Approving through Prefect's resume API as [bold]{REVIEWER}[/bold] …")
+    resume_flow_run(
+        run.id, run_input={"approve": True, "reviewer": REVIEWER, "comment": "beats v1 on the same holdout"}
+    )
+    worker.join(300)
+    state = result["state"]
+    console.print(f"run finished: {state.name}; production is now v{reg.state(MODEL).production}")
+
+    step("3. A corrupted batch: the data-quality gate stops the run, nothing is registered")
+    latest = reg.latest_version(MODEL)
+    bad = retrain(
+        model_name=MODEL,
+        dataset_uri=str(corrupted_batch(ROOT / "corrupted.csv")),
+        registry=registry,
+        approval=ApprovalPolicy(required_for=[]),
+        return_state=True,
+    )
+    console.print(f"run finished: {bad.name}: {bad.message}")
+    console.print(f"latest version still v{reg.latest_version(MODEL)} (was v{latest})")
+
+    step("4. Roll back: v1 returns to production, v2 is archived")
+    back = rollback_model(
+        model_name=MODEL, reason="demo: simulated incident on v2", registry=registry, actor="on-call engineer"
+    )
+    console.print(f"rolled back v{back['from']} -> v{back['to']}; moved aliases: {', '.join(back['aliases']) or '-'}")
+
+    step("5. The registry, v2's lineage and the audit log (pmr)")
+    for args in (["models"], ["versions", MODEL], ["lineage", MODEL, "2"], ["history", MODEL], ["verify"]):
+        console.print(f"$ pmr --registry {registry} {' '.join(args)}", style="dim")
+        try:
+            pmr(["--registry", registry, *args])
+        except SystemExit as exc:
+            if exc.code:
+                raise
+
+
+def main() -> None:
+    """Run the demo end to end and stop everything it started."""
+    if ROOT.exists():
+        shutil.rmtree(ROOT)
+    ROOT.mkdir(parents=True)
+    registry = str(ROOT / "registry")
+    started = time.monotonic()
+    console.print(f"Starting a Prefect server on 127.0.0.1 (home {ROOT / 'prefect'}) …")
+    with LocalPrefectServer(ROOT / "prefect") as server:
+        os.environ.update(server.client_env())
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the demo narrates; the UI has the full logs
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        console.print(f"Prefect API at {server.api_url}")
+        run_lifecycle(registry)
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler().flush()  # send the runs' last logs before the server goes away
+    console.print(Rule())
+    console.print(
+        f"Done in {time.monotonic() - started:.0f}s. Explore: [bold]pmr --registry {registry} history {MODEL}[/bold]; "
+        f"browse the runs: [bold]PREFECT_HOME={ROOT / 'prefect'} .venv/bin/prefect server start[/bold]"
+    )
+
+
+if __name__ == "__main__":
+    main()
