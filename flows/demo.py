@@ -8,7 +8,6 @@ data-quality gate with nothing registered; a rollback; then the registry and v2'
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import threading
@@ -157,7 +156,6 @@ def main() -> None:
     with LocalPrefectServer(ROOT / "prefect") as server:
         os.environ.update(server.client_env())
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the demo narrates; the UI has the full logs
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
         console.print(f"Prefect API at {server.api_url}")
         run_lifecycle(registry)
         from prefect.logging.handlers import APILogHandler

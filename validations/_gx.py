@@ -6,6 +6,7 @@ Great Expectations is imported lazily (it costs seconds) by every function here,
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,8 @@ def run_suite(df: pd.DataFrame, suite: gx.ExpectationSuite) -> Any:
 
     if len(df.index) == 0:
         raise EmptyDataError(f"cannot validate an empty DataFrame against suite {suite.name!r}")
+    # Each ephemeral context logs "Created temporary directory ... for ephemeral docs site" at INFO: noise.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     # Run a private copy whose ids put results back in suite order (GX may reorder them); the caller's
