@@ -37,15 +37,24 @@ _COMMENT_WHEN_REJECTING = {
 
 
 class ApprovalDecision(RunInput):
-    """The reviewer's decision, as the Prefect UI's Resume dialog shows it."""
+    """The reviewer's decision, as the Prefect UI's Resume dialog shows it.
+
+    ``approve`` and ``reviewer`` have no default so the dialog does not label them "(Optional)" and an API
+    caller must state both; the UI's toggle starts off, so leaving it untouched is a rejection.
+    """
 
     model_config = ConfigDict(json_schema_extra=_COMMENT_WHEN_REJECTING)
 
-    approve: bool = Field(default=False, description="Turn on to approve and promote. Leave off to reject.")
-    reviewer: str = Field(
-        default="", pattern=_NOT_BLANK, description="Your name: it goes into the registry's audit log."
+    approve: bool = Field(
+        title="Approve this version",
+        description="Switch on to approve and promote it. Leave off to reject it, and say why in the comment.",
     )
-    comment: str = Field(default="", description="Why you decided so. Required when rejecting.")
+    reviewer: str = Field(
+        title="Your name", pattern=_NOT_BLANK, description="It goes into the registry's audit log with your decision."
+    )
+    comment: str = Field(
+        default="", title="Comment", description="Why you decided so. Required when you reject the version."
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> ApprovalDecision:
@@ -62,7 +71,9 @@ def wait_for_decision(description: str, policy: ApprovalPolicy, key: str) -> App
     Raises:
         prefect.exceptions.FlowPauseTimeout: no decision within ``policy.timeout_seconds``.
     """
-    form = ApprovalDecision.with_initial_data(description=description, approve=False, reviewer="", comment="")
+    # Only the description: initial values passed here would replace the fields (Prefect rebuilds them from the
+    # bare type), dropping their titles, hints and the reviewer's pattern from the schema the server checks.
+    form = ApprovalDecision.with_initial_data(description=description)
     if policy.mode == "suspend":
         decision = suspend_flow_run(wait_for_input=form, timeout=policy.timeout_seconds, key=key)
     else:

@@ -6,7 +6,10 @@ only when they run, so ``pmr models`` stays fast.
 
 from __future__ import annotations
 
+from flows.ci import app as ci_app
 from registry.cli import app, main
+
+app.add_typer(ci_app, name="ci")
 
 __all__ = ["app", "main"]
 

@@ -109,19 +109,49 @@ def model_card(mv: ModelVersion, reports: Mapping[str, GateReport], stage: str) 
 
 
 def approval_description(
-    mv: ModelVersion, reports: Mapping[str, GateReport], links: Mapping[str, str], note: str = ""
+    mv: ModelVersion,
+    reports: Mapping[str, GateReport],
+    links: Mapping[str, str],
+    note: str = "",
+    stage: str = "production",
 ) -> str:
-    """The Markdown shown in the approval dialog: everything a reviewer needs to decide."""
-    link_lines = "\n".join(f"- [{title}]({url})" for title, url in links.items())
+    """The Markdown shown in the approval dialog: everything a reviewer needs to decide, short enough to read there.
+
+    Args:
+        mv: the version asking to move to ``stage``.
+        reports: its gate reports by gate name.
+        links: title -> where to read more: a URL (rendered as a link) or plain text (when the UI's address is
+            unknown, e.g. the artifact's key).
+        note: shown under the headline (e.g. why the last decision was refused).
+        stage: the stage the decision is about.
+    """
+    dq = reports.get("data_quality")
+    if dq is None:
+        dq_line = "not run"
+    else:
+        checked = f"{dq.summary.get('evaluated', len(dq.checks))} checks on {dq.summary.get('rows', '?')} rows"
+        dq_line = f"{_verdict(dq)}, {checked}" if dq.passed else f"{_verdict(dq)} on {dq.summary.get('rows', '?')} rows"
+    failed = [gate for gate, report in reports.items() if not report.passed]
+    gates_line = "✅ all passed" if not failed else "❌ failed: " + ", ".join(failed)
+    lin = mv.lineage
+    trained = [f"`{lin.dataset_uri.rsplit('/', 1)[-1]}`" if lin.dataset_uri else None]
+    trained.append(f"parent v{lin.parent_version}" if lin.parent_version else "first version")
+    trained.append(f"registered by {mv.created_by}")
+    facts = [
+        f"**Data quality:** {dq_line}",
+        f"**Gates:** {gates_line}",
+        "**Trained on:** " + ", ".join(t for t in trained if t),
+    ]
+    link_lines = [f"- [{title}]({to})" if "://" in to else f"- {title}: {to}" for title, to in links.items()]
     parts = [
-        f"## Approve **{mv.name} v{mv.version}** for production?",
+        f"## Approve **{mv.name} v{mv.version}** for {stage}?",
         note,
+        "  \n".join(facts),
         "### Candidate vs. production model (same holdout)\n\n" + champion_markdown(reports.get("champion_challenger")),
         "### Gates\n\n" + gate_summary(reports),
-        "### Lineage\n\n" + lineage_markdown(mv),
-        ("### Details\n\n" + link_lines) if link_lines else "",
-        "Set **approve** on to promote, leave it off to reject (a comment is then required). "
-        "Your name goes into the registry's audit log.",
+        ("### Evidence\n\n" + "\n".join(link_lines)) if link_lines else "",
+        "Switch **Approve this version** on to promote it; leave it off to reject it (then a comment is required). "
+        "Your name and comment go into the registry's audit log.",
     ]
     return "\n\n".join(p for p in parts if p)
 

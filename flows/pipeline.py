@@ -94,7 +94,11 @@ def retrain(
         },
         description=f"retrained on {dataset_uri}",
         lineage=lineage_for(data, champ_mv.version if champ_mv else None),
-        reports={gate: r.to_dict() for gate, r in registration_reports.items()},
+        # Drift is shown to the reviewer; it blocks promotion only when drift_blocks is set.
+        reports={
+            gate: r.to_dict() | ({"advisory": True} if gate == "drift" and not drift_blocks else {})
+            for gate, r in registration_reports.items()
+        },
     )
     mv = register_version(registry, model_name, model, info, who)
     publish.emit("registered", model_name, mv.version, actor=who, metrics=metrics)
@@ -110,8 +114,6 @@ def retrain(
     blocking = [r for r in (thresholds_report, comparison) if not r.passed]
     if drift_blocks and drift_report is not None and not drift_report.passed:
         blocking.append(drift_report)
-    if drift_report is not None and not drift_report.passed and drift_blocks:
-        record_gate(registry, mv, drift_report, who)
     links = publish.version_evidence(reg, mv, reports, "none")
     if blocking:
         gates = ", ".join(r.gate for r in blocking)
@@ -149,7 +151,7 @@ def _approve(
     """Wait for a reviewer's decision on moving ``mv`` to ``stage`` and record it; raise unless approved."""
     note = ""
     for attempt in range(1, policy.max_attempts + 1):
-        description = evidence.approval_description(mv, reports, links, note=note)
+        description = evidence.approval_description(mv, reports, links, note=note, stage=stage)
         try:
             decision = wait_for_decision(description, policy, key=f"approval-v{mv.version}-{stage}-{attempt}")
         except FlowPauseTimeout:

@@ -38,21 +38,40 @@ def data_quality(model: str, report: GateReport) -> None:
 
 
 def version_evidence(reg: Registry, mv: ModelVersion, reports: Mapping[str, GateReport], stage: str) -> dict[str, str]:
-    """Publish the model card, the champion table and links to storage; return the artifact ids by title."""
+    """Publish the model card, the lineage, the champion table and links to storage.
+
+    Returns:
+        title -> where a reviewer reads it: the artifact's page in the Prefect UI, or (when the UI's address is
+        unknown: no ``PREFECT_UI_URL`` and no API URL to derive it from) the artifact's key as plain text.
+    """
+    from prefect.settings import PREFECT_UI_URL
+
+    ui = (PREFECT_UI_URL.value() or "").rstrip("/")
+    keys = {
+        "Model card": evidence.artifact_key(mv.name, "model-card"),
+        "Lineage": evidence.artifact_key(mv.name, "lineage"),
+        "Champion vs. challenger": evidence.artifact_key(mv.name, "champion-challenger"),
+    }
     ids = {
         "Model card": create_markdown_artifact(
-            evidence.model_card(mv, reports, stage),
-            key=evidence.artifact_key(mv.name, "model-card"),
-            description=f"{mv.name} v{mv.version}",
+            evidence.model_card(mv, reports, stage), key=keys["Model card"], description=f"{mv.name} v{mv.version}"
+        ),
+        "Lineage": create_markdown_artifact(
+            f"# Lineage: {mv.name} v{mv.version}\n\n" + evidence.lineage_markdown(mv),
+            key=keys["Lineage"],
+            description=f"{mv.name} v{mv.version}: data, code, environment and the run that produced it",
         ),
     }
     rows = evidence.champion_rows(reports.get("champion_challenger"))
     if rows:
         ids["Champion vs. challenger"] = create_table_artifact(
             rows,
-            key=evidence.artifact_key(mv.name, "champion-challenger"),
+            key=keys["Champion vs. challenger"],
             description=f"{mv.name} v{mv.version} against the production model, same holdout",
         )
     for title, url in evidence.object_links(reg, mv).items():
         create_link_artifact(url, link_text=title, key=evidence.artifact_key(title.split(" v")[0], title.split()[-1]))
-    return {title: str(artifact_id) for title, artifact_id in ids.items()}
+    return {
+        title: f"{ui}/artifacts/artifact/{artifact_id}" if ui else f"artifact `{keys[title]}` in the Prefect UI"
+        for title, artifact_id in ids.items()
+    }

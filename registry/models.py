@@ -75,6 +75,8 @@ class ReportRef(_Record):
     sha256: str
     key: str
     passed: bool
+    # An advisory report (``"advisory": true`` in the report) is stored and shown but never blocks promotion.
+    blocking: bool = True
 
 
 class ModelVersion(_Record):

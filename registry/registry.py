@@ -244,7 +244,12 @@ class Registry:
         raw = canonical_json(report)
         digest = sha256(raw)
         self._put_blob(raw, digest)
-        return ReportRef(sha256=digest, key=_blob_key(digest), passed=bool(report.get("passed", False)))
+        return ReportRef(
+            sha256=digest,
+            key=_blob_key(digest),
+            passed=bool(report.get("passed", False)),
+            blocking=not report.get("advisory", False),
+        )
 
     def _allocate(self, name: str, fields: dict[str, Any]) -> ModelVersion:
         version = self._read_hint(name) + 1
@@ -288,7 +293,7 @@ class Registry:
         data = {
             "manifest_sha256": sha256(mv.to_bytes()),
             "artifact_sha256": mv.artifact.sha256,
-            "failed_gates": sorted(g for g, r in mv.reports.items() if not r.passed),
+            "failed_gates": sorted(g for g, r in mv.reports.items() if r.blocking and not r.passed),
         }
         self._log(mv.name).append(
             lambda _state: Draft("registered", mv.version, actor, mv.description, mv.lineage.flow_run_id, data)

@@ -175,3 +175,30 @@ def test_champion_better_blocks(first_version: str, model_name: str) -> None:
     reg = Registry.open(first_version)
     assert reg.state(model_name).production == 1
     assert "gate:champion_challenger" in reg.state(model_name).blocked[2]
+
+
+@pytest.mark.parametrize("drift_blocks", [False, True])
+def test_drift_is_shown_and_blocks_only_when_asked(
+    first_version: str, model_name: str, tmp_path: Path, drift_blocks: bool
+) -> None:
+    shifted = pd.read_csv(BATCH2)
+    for column in ("mean radius", "mean perimeter", "mean area", "worst radius"):
+        shifted[column] = shifted[column] * 1.3  # within the suite's ranges, but a clear shift
+    path = tmp_path / "shifted.csv"
+    shifted.to_csv(path, index=False)
+    state = retrain(
+        model_name=model_name,
+        dataset_uri=str(path),
+        registry=first_version,
+        approval=NO_APPROVAL,
+        drift_blocks=drift_blocks,
+        return_state=True,
+    )
+    reg = Registry.open(first_version)
+    assert reg.reports(model_name, 2)["drift"]["passed"] is False
+    if drift_blocks:
+        assert state.is_failed() and "drift" in state.message
+        assert reg.state(model_name).production == 1 and "gate:drift" in reg.state(model_name).blocked[2]
+    else:
+        assert state.is_completed(), state.message
+        assert reg.state(model_name).production == 2

@@ -251,3 +251,13 @@ def test_retry_after_a_crash_between_manifest_and_event_logs_it_once(reg: Regist
     assert [(e.type, e.version) for e in reg.history("m")] == [("registered", 1)]
     assert reg.register("m", b"model", info, fmt="bytes", idempotency_key="run-7/register").version == 1
     assert len(reg.history("m")) == 1
+
+
+def test_advisory_reports_are_kept_but_do_not_block(reg: Registry) -> None:
+    drift = {"gate": "drift", "passed": False, "advisory": True, "checks": []}
+    reg.register("m", b"x", VersionInfo(reports={"drift": drift}), fmt="bytes")
+    assert reg.reports("m", 1)["drift"]["passed"] is False
+    assert reg.get_version("m", 1).reports["drift"].blocking is False
+    reg.promote("m", 1, "staging")
+    reg.promote("m", 1, "production")
+    assert reg.state("m").production == 1

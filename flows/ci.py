@@ -1,0 +1,299 @@
+"""``pmr ci``: commands a CI job can call and trust.
+
+``pmr ci retrain MODEL`` triggers the retraining deployment (or, with ``--local``, runs the flow in this
+process), streams the run's state changes and logs, and exits with a code a pipeline can act on:
+
+====  ==========================================================================================
+0     the run Completed (and, with ``--expect-stage``, the version it registered is at that stage)
+1     the run Failed, Crashed or was Cancelled (a gate failed, a reviewer rejected, the approval
+      timed out ...), or the registry check found no version at the expected stage
+2     bad usage: unknown deployment, invalid parameters, malformed ``--param``
+3     the wait timed out (``--timeout``); the run itself goes on (deployments) and its URL is printed
+====  ==========================================================================================
+
+Prefect is imported only inside the commands, so ``pmr models`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from registry.cli import OPTS
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import State
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
+
+#: The deployment ``pmr ci retrain`` runs unless told otherwise (see deployments/prefect.yaml).
+DEFAULT_DEPLOYMENT = "retrain-model/retrain"
+
+app = typer.Typer(
+    name="ci",
+    help="For CI jobs: run a flow, stream what happens, exit non-zero when it failed, was rejected or timed out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Why a run failed, recognised by the exception named in the state message (the flows' own errors).
+_REASONS = (
+    ("GateFailed", "a gate failed"),
+    ("ApprovalRejected", "the reviewer rejected the version"),
+    ("ApprovalTimedOut", "no reviewer decided before the approval timed out"),
+    ("FlowPauseTimeout", "no reviewer decided before the approval timed out"),
+    ("DatasetError", "the dataset could not be used"),
+    ("EstimatorError", "the estimator could not be used"),
+    ("StoreUnavailable", "the registry's object storage was unreachable"),
+)
+
+_STAGE_RANK = {"none": 0, "staging": 1, "production": 2}
+
+
+class Stage(str, Enum):
+    """Stages ``--expect-stage`` accepts."""
+
+    none = "none"
+    staging = "staging"
+    production = "production"
+
+
+def say(message: str) -> None:
+    """One line of the command's own output (prefixed, flushed: CI logs interleave)."""
+    typer.echo(f"pmr ci: {message}")
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; VALUE is JSON when it parses (``3``, ``true``, ``{"a": 1}``), else a string.
+
+    Raises:
+        typer.BadParameter: an item without ``=``.
+    """
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--param takes KEY=VALUE, got {item!r}", param_hint="--param")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def failure_reason(state: State) -> str:
+    """A short, human reason for a final state that is not Completed."""
+    message = state.message or ""
+    for marker, reason in _REASONS:
+        if marker in message:
+            return reason
+    if state.name == "TimedOut":
+        return "the flow run timed out"
+    if state.is_crashed():
+        return "the flow run crashed (infrastructure or process failure)"
+    if state.is_cancelled():
+        return "the flow run was cancelled"
+    return "the flow run failed"
+
+
+@app.command("retrain")
+def retrain(
+    model: Annotated[str, typer.Argument(help="Registry model name to retrain.")],
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Training data URI (s3://… or a path). Default: the deployment's."),
+    ] = None,
+    deployment: Annotated[
+        str, typer.Option("--deployment", envvar="PMR_CI_DEPLOYMENT", help="FLOW/DEPLOYMENT to run.")
+    ] = DEFAULT_DEPLOYMENT,
+    local: Annotated[
+        bool, typer.Option("--local", help="Run the flow in this process instead of through a deployment.")
+    ] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Flow parameter KEY=VALUE (VALUE as JSON), repeatable."),
+    ] = None,
+    expect_stage: Annotated[
+        Stage | None,
+        typer.Option(
+            "--expect-stage",
+            help="After success, check in the registry (-r / PMR_REGISTRY_URI) that the version this run "
+            "registered is at least at this stage.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the run; exit 3 after that.", min=1)
+    ] = 3600,
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between status checks.", min=0.2)] = 2.0,
+) -> None:
+    """Retrain MODEL and wait: exit 0 when the run completed, 1 when it failed, 3 when the wait timed out.
+
+    Runs the retraining deployment (default retrain-model/retrain: a worker must serve its work pool), or the
+    flow in this process with --local. Needs PREFECT_API_URL (and PREFECT_API_KEY or PREFECT_API_AUTH_STRING
+    if the server wants them) from the environment.
+    """
+    params = parse_params(param or [])
+    params["model_name"] = model
+    if dataset is not None:
+        params["dataset_uri"] = dataset
+    if OPTS.actor and "actor" not in params:
+        params["actor"] = OPTS.actor
+    if local:
+        if "dataset_uri" not in params:
+            raise typer.BadParameter("--local needs --dataset (there is no deployment default)", param_hint="--dataset")
+        if OPTS.registry and "registry" not in params:
+            params["registry"] = OPTS.registry
+        code, run_id = _run_local(params, timeout)
+    else:
+        code, run_id = _run_deployment(deployment, params, timeout, poll)
+    if code == EXIT_OK and expect_stage is not None and run_id is not None:
+        code = _check_registry(model, run_id, expect_stage.value)
+    raise typer.Exit(code)
+
+
+def _run_local(params: dict[str, Any], timeout: float) -> tuple[int, UUID | None]:
+    """Run the retraining flow in this process (logs go to the console through Prefect's handler)."""
+    from flows.pipeline import retrain as retrain_flow
+
+    say(f"running retrain-model in this process for {params['model_name']} (timeout {timeout:g}s)")
+    state = retrain_flow.with_options(timeout_seconds=timeout)(**params, return_state=True)
+    run_id = state.state_details.flow_run_id
+    if state.is_completed():
+        result = state.result(raise_on_failure=False)
+        say(f"Completed: {result}")
+        return EXIT_OK, run_id
+    if state.name == "TimedOut":
+        say(f"TIMED OUT: the run did not finish within {timeout:g}s ({state.message})")
+        return EXIT_TIMEOUT, run_id
+    say(f"{state.name.upper()}: {failure_reason(state)}: {state.message}")
+    return EXIT_FAILED, run_id
+
+
+def _run_deployment(name: str, params: dict[str, Any], timeout: float, poll: float) -> tuple[int, UUID | None]:
+    """Create a run of deployment ``name`` and follow it to a final state or the timeout."""
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+    from prefect.settings import get_current_settings
+    from prefect.utilities.urls import url_for
+
+    api = get_current_settings().api.url
+    try:
+        run = run_deployment(name, parameters=params, timeout=0, as_subflow=False)
+    except ObjectNotFound:
+        say(f"ERROR: deployment {name!r} not found on {api or 'the ephemeral API'} (prefect deploy first?)")
+        return EXIT_USAGE, None
+    except PrefectHTTPStatusError as exc:
+        detail = exc.response.text if exc.response is not None else str(exc)
+        say(f"ERROR: the server refused the run of {name!r}: {detail}")
+        return EXIT_USAGE, None
+    url = url_for(run) or f"flow run {run.id}"
+    say(f"started {name} run {run.name!r} ({run.id}): {url}")
+    deadline = time.monotonic() + timeout
+    waiting_hint = time.monotonic() + 60
+    last_state: str | None = None
+    logs = _LogTail(run.id)
+    with get_client(sync_client=True) as client:
+        while True:
+            flow_run = client.read_flow_run(run.id)
+            logs.print_new(client)
+            state = flow_run.state
+            if state is not None and state.name != last_state:
+                last_state = state.name
+                say(f"state: {state.name}" + (f" ({state.message})" if state.message and not state.is_final() else ""))
+                if state.is_paused():
+                    say(f"waiting for a reviewer: open {url} and press Resume (approve or reject)")
+            if state is not None and state.is_final():
+                logs.drain(client, poll)
+                break
+            if state is not None and state.is_scheduled() and time.monotonic() > waiting_hint:
+                waiting_hint = float("inf")
+                say("no worker has picked the run up yet: is a worker running for the deployment's work pool?")
+            if time.monotonic() > deadline:
+                say(f"TIMED OUT after {timeout:g}s: the run is still {last_state}; it goes on: {url}")
+                return EXIT_TIMEOUT, run.id
+            time.sleep(poll)
+    if state.is_completed():
+        say(f"Completed: {url}")
+        return EXIT_OK, run.id
+    say(f"{state.name.upper()}: {failure_reason(state)}: {state.message}")
+    return EXIT_FAILED, run.id
+
+
+class _LogTail:
+    """Prints a flow run's logs (its tasks' too) once each, in time order, as they reach the server."""
+
+    #: Logs reach the server in batches every couple of seconds; re-read this far back to catch late ones.
+    WINDOW = timedelta(seconds=60)
+
+    def __init__(self, flow_run_id: UUID) -> None:
+        self.flow_run_id = flow_run_id
+        self.seen: set[Any] = set()
+        self.newest: datetime | None = None
+
+    def print_new(self, client: SyncPrefectClient) -> int:
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterTimestamp
+        from prefect.client.schemas.sorting import LogSort
+
+        since = self.newest - self.WINDOW if self.newest else None
+        log_filter = LogFilter(
+            flow_run_id=LogFilterFlowRunId(any_=[self.flow_run_id]),
+            timestamp=LogFilterTimestamp(after_=since) if since else None,
+        )
+        printed, offset = 0, 0
+        while True:
+            page = client.read_logs(log_filter=log_filter, limit=200, offset=offset, sort=LogSort.TIMESTAMP_ASC)
+            for log in page:
+                if log.id in self.seen:
+                    continue
+                self.seen.add(log.id)
+                stamp = log.timestamp.astimezone(UTC).strftime("%H:%M:%S")
+                level = _LEVELS.get(log.level, str(log.level))
+                typer.echo(f"  {stamp} {level:<7} {log.message}")
+                printed += 1
+                if self.newest is None or log.timestamp > self.newest:
+                    self.newest = log.timestamp
+            if len(page) < 200:
+                return printed
+            offset += len(page)
+
+    def drain(self, client: SyncPrefectClient, poll: float) -> None:
+        """After the final state: the process sends its last logs as it exits; wait for them briefly."""
+        quiet_polls, deadline = 0, time.monotonic() + 10
+        while quiet_polls < 2 and time.monotonic() < deadline:
+            time.sleep(min(poll, 1.0))
+            quiet_polls = quiet_polls + 1 if self.print_new(client) == 0 else 0
+
+
+_LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
+
+
+def _check_registry(model: str, run_id: UUID, expected: str) -> int:
+    """Exit code of the registry check: the version registered by ``run_id`` is at least at ``expected``."""
+    from registry import Registry
+
+    reg = Registry.open(OPTS.registry, create=False)
+    where = reg.store.uri
+    if model not in reg.models():
+        say(f"CHECK FAILED: {model} is not in the registry at {where}")
+        return EXIT_FAILED
+    mine = [mv for mv in reg.versions(model, limit=50) if mv.lineage.flow_run_id == str(run_id)]
+    if not mine:
+        say(f"CHECK FAILED: no version of {model} in {where} was registered by flow run {run_id}")
+        return EXIT_FAILED
+    mv = mine[0]
+    stage = reg.state(model).stage_of(mv.version)
+    if _STAGE_RANK.get(stage, -1) < _STAGE_RANK[expected]:
+        say(f"CHECK FAILED: {mv.uri} is {stage}, expected {expected}")
+        return EXIT_FAILED
+    say(f"checked: {mv.uri} is {stage} in {where}")
+    return EXIT_OK
