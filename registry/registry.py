@@ -403,14 +403,13 @@ class Registry:
         return self._first_free(name, max(self._read_hint(name), 1)) - 1
 
     def versions(self, name: str, *, limit: int | None = None) -> list[ModelVersion]:
-        """Manifests of ``name``, newest first; ``limit`` keeps only the newest few."""
-        self._require_model(name)
-        prefix = f"models/{name}/versions/"
-        keys = [k for k in self.store.list(prefix) if "/" not in k[len(prefix) :]]
-        keys.reverse()
-        if limit is not None:
-            keys = keys[:limit]
-        numbers = [int(k[len(prefix) : -len(".json")]) for k in keys]
+        """Manifests of ``name``, newest first; ``limit`` keeps only the newest few.
+
+        Versions are dense (1..latest), so a page of the newest ``limit`` is read directly, without listing
+        every key: its cost does not grow with the number of versions.
+        """
+        latest = self.latest_version(name)
+        numbers = list(range(latest, 0 if limit is None else max(latest - limit, 0), -1))
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(lambda n: self.get_version(name, n), numbers))
 
