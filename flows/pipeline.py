@@ -123,16 +123,10 @@ def retrain(
 
     stage = "none"
     for next_stage in ("staging", "production")[: 1 if target_stage == "staging" else 2]:
+        reason = "gates passed; no approval required for this stage by policy"
         if next_stage in policy.required_for:
-            _approve(reg, mv, reports, links, policy, next_stage)
-        event = reg.promote(
-            model_name,
-            mv.version,
-            next_stage,
-            actor=who,
-            reason="gates passed" if next_stage == "staging" else "approved",
-            run_id=flow_run.id,
-        )
+            reason = f"gates passed; approved by {_approve(reg, mv, reports, links, policy, next_stage)}"
+        event = reg.promote(model_name, mv.version, next_stage, actor=who, reason=reason, run_id=flow_run.id)
         publish.emit("promoted", model_name, mv.version, stage=next_stage, actor=who, archived=event.data["archived"])
         for old in event.data["archived"]:
             publish.emit("archived", model_name, old, actor=who, replaced_by=mv.version)
@@ -147,8 +141,13 @@ def retrain(
 
 def _approve(
     reg: Registry, mv: Any, reports: dict[str, GateReport], links: dict[str, str], policy: ApprovalPolicy, stage: str
-) -> None:
-    """Wait for a reviewer's decision on moving ``mv`` to ``stage`` and record it; raise unless approved."""
+) -> str:
+    """Wait for a reviewer's decision on moving ``mv`` to ``stage``, record it, and return the approver.
+
+    Raises:
+        ApprovalRejected: rejected, or too many refused decisions.
+        ApprovalTimedOut: no decision in time.
+    """
     note = ""
     for attempt in range(1, policy.max_attempts + 1):
         description = evidence.approval_description(mv, reports, links, note=note, stage=stage)
@@ -182,7 +181,7 @@ def _approve(
         if not decision.approve:
             publish.overview(reg)
             raise ApprovalRejected(f"{mv.uri} rejected by {decision.reviewer}: {decision.comment}")
-        return
+        return decision.reviewer
     raise ApprovalRejected(f"{mv.uri}: {policy.max_attempts} decisions were refused; nothing promoted")
 
 

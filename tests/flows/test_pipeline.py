@@ -63,6 +63,9 @@ def test_happy_path_with_approval(first_version: str, model_name: str) -> None:
     assert st.production == 2 and st.stage_of(1) == "archived" and st.aliases == {"champion": 2}
     approved = [e for e in reg.history(model_name) if e.type == "approved"]
     assert [(e.version, e.actor, e.reason) for e in approved] == [(2, "dana", "metrics hold up")]
+    promoted = [e for e in reg.history(model_name) if e.type == "stage_changed" and e.data["to"] == "production"]
+    assert promoted[0].reason == "gates passed; no approval required for this stage by policy"  # v1
+    assert promoted[1].reason == "gates passed; approved by dana"
     mv = reg.get_version(model_name, 2)
     assert mv.lineage.parent_version == 1 and mv.lineage.flow_run_id == str(paused.id)
     assert mv.lineage.dataset_fingerprint.startswith("sha256:") and mv.created_by == "ci-bot"
