@@ -159,28 +159,15 @@ def register(
 @app.command()
 def models() -> None:
     """List models with their production and staging versions."""
-    reg = _reg()
-    rows = []
-    for name in reg.models():
-        st = reg.state(name)
-        rows.append(
-            {
-                "name": name,
-                "latest": reg.latest_version(name),
-                "production": st.production,
-                "staging": st.version_in("staging"),
-                "aliases": st.aliases,
-            }
-        )
+    rows = _reg().overview()
     table = Table("model", "latest", "production", "staging", "aliases")
     for r in rows:
-        aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(r["aliases"].items()))
         table.add_row(
             r["name"],
             str(r["latest"]),
             str(r["production"] or "-"),
             ", ".join(map(str, r["staging"])) or "-",
-            aliases or "-",
+            ", ".join(f"{a}→v{v}" for a, v in r["aliases"].items()) or "-",
         )
     _emit(rows, table)
 

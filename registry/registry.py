@@ -369,6 +369,23 @@ class Registry:
         """Names of all registered models, sorted."""
         return [n for n in self.store.list_children("models/") if self.store.exists(self._version_key(n, 1))]
 
+    def overview(self) -> list[dict[str, Any]]:
+        """One plain row per model: latest version, production, staging versions, aliases, last change."""
+        rows = []
+        for name in self.models():
+            state = self._log(name).state()
+            rows.append(
+                {
+                    "name": name,
+                    "latest": self.latest_version(name),
+                    "production": state.production,
+                    "staging": state.version_in("staging"),
+                    "aliases": dict(sorted(state.aliases.items())),
+                    "updated_at": state.updated_at,
+                }
+            )
+        return rows
+
     def _require_model(self, name: str) -> None:
         if not self.store.exists(self._version_key(check_model_name(name), 1)):
             raise ModelNotFound(f"no model named {name!r} in {self.store.uri}")
