@@ -117,6 +117,8 @@ def approval_description(
 ) -> str:
     """The Markdown shown in the approval dialog: everything a reviewer needs to decide, short enough to read there.
 
+    Plain ✓/✗ marks rather than emoji: they render with any font (the dialog is also screenshotted headless).
+
     Args:
         mv: the version asking to move to ``stage``.
         reports: its gate reports by gate name.
@@ -125,53 +127,74 @@ def approval_description(
         note: shown under the headline (e.g. why the last decision was refused).
         stage: the stage the decision is about.
     """
+
+    def mark(report: GateReport) -> str:
+        return "✓" if report.passed else "✗"
+
+    ordered = sorted(reports, key=lambda g: (_GATE_ORDER.index(g) if g in _GATE_ORDER else 99, g))
     dq = reports.get("data_quality")
     if dq is None:
         dq_line = "not run"
     else:
-        checked = f"{dq.summary.get('evaluated', len(dq.checks))} checks on {dq.summary.get('rows', '?')} rows"
-        dq_line = f"{_verdict(dq)}, {checked}" if dq.passed else f"{_verdict(dq)} on {dq.summary.get('rows', '?')} rows"
-    failed = [gate for gate, report in reports.items() if not report.passed]
-    gates_line = "✅ all passed" if not failed else "❌ failed: " + ", ".join(failed)
+        counted = f"{len(dq.checks) - len(dq.failed_checks)} of {len(dq.checks)} checks met"
+        dq_line = f"{mark(dq)} {'passed' if dq.passed else 'FAILED'}: {counted} on {dq.summary.get('rows', '?')} rows"
+    nbsp = "\u00a0"  # keeps each mark on the line of its gate when the line wraps
+    names = {"champion_challenger": "champion/challenger"}
+    gates = [mark(reports[g]) + nbsp + names.get(g, g.replace("_", nbsp)) for g in ordered]
+    gates_line = " · ".join(gates) or "none run"
     lin = mv.lineage
-    trained = [f"`{lin.dataset_uri.rsplit('/', 1)[-1]}`" if lin.dataset_uri else None]
+    trained = [f"`{lin.dataset_uri.rsplit('/', 1)[-1]}`" if lin.dataset_uri else "unknown data"]
     trained.append(f"parent v{lin.parent_version}" if lin.parent_version else "first version")
     trained.append(f"registered by {mv.created_by}")
-    facts = [
-        f"**Data quality:** {dq_line}",
-        f"**Gates:** {gates_line}",
-        "**Trained on:** " + ", ".join(t for t in trained if t),
+    facts = [f"**Data quality:** {dq_line}", f"**Gates:** {gates_line}", "**Trained on:** " + ", ".join(trained)]
+
+    comparison = reports.get("champion_challenger")
+    rows = champion_rows(comparison)
+    if rows and comparison is not None and comparison.summary.get("champion"):
+        primary = comparison.summary.get("primary")
+        table = ["| Metric | Candidate | Champion | Δ |", "|---|---|---|---|"]
+        table += [
+            f"| {'**' + r['metric'] + '** (primary)' if r['metric'] == primary else r['metric']} "
+            f"| {r['candidate']} | {r['champion']} | {r['delta']} |"
+            for r in rows
+        ]
+        compared = "\n".join(table)
+    else:
+        compared = champion_markdown(comparison)
+    failed = {g: r for g, r in reports.items() if not r.passed}
+    what = {
+        "Model card": "metrics, parameters and every gate",
+        "Lineage": "data, code, environment and the run",
+        "Champion vs. challenger": "the table above as an artifact",
+    }
+    link_lines = [
+        (f"- [{title}]({to})" if "://" in to else f"- {title}: {to}") + (f" ({what[title]})" if title in what else "")
+        for title, to in links.items()
     ]
-    link_lines = [f"- [{title}]({to})" if "://" in to else f"- {title}: {to}" for title, to in links.items()]
     parts = [
         f"## Approve **{mv.name} v{mv.version}** for {stage}?",
         note,
         "  \n".join(facts),
-        "### Candidate vs. production model (same holdout)\n\n" + champion_markdown(reports.get("champion_challenger")),
-        "### Gates\n\n" + gate_summary(reports),
+        "### Candidate vs. production model (same holdout)\n\n" + compared,
+        ("### Failed checks\n\n" + gate_summary(failed)) if failed else "",
         ("### Evidence\n\n" + "\n".join(link_lines)) if link_lines else "",
-        "Switch **Approve this version** on to promote it; leave it off to reject it (then a comment is required). "
-        "Your name and comment go into the registry's audit log.",
     ]
     return "\n\n".join(p for p in parts if p)
 
 
 def overview_rows(reg: Registry) -> list[dict[str, Any]]:
-    """One row per model: latest, production and staging versions, aliases."""
-    rows = []
-    for name in reg.models():
-        state = reg.state(name)
-        rows.append(
-            {
-                "model": name,
-                "latest": reg.latest_version(name),
-                "production": f"v{state.production}" if state.production else "-",
-                "staging": ", ".join(f"v{v}" for v in state.version_in("staging")) or "-",
-                "aliases": ", ".join(f"{a}→v{v}" for a, v in sorted(state.aliases.items())) or "-",
-                "last change": state.updated_at.isoformat(timespec="seconds") if state.updated_at else "-",
-            }
-        )
-    return rows
+    """The registry overview as display rows: latest, production and staging versions, aliases."""
+    return [
+        {
+            "model": r["name"],
+            "latest": r["latest"],
+            "production": f"v{r['production']}" if r["production"] else "-",
+            "staging": ", ".join(f"v{v}" for v in r["staging"]) or "-",
+            "aliases": ", ".join(f"{a}→v{v}" for a, v in r["aliases"].items()) or "-",
+            "last change": r["updated_at"].isoformat(timespec="seconds") if r["updated_at"] else "-",
+        }
+        for r in reg.overview()
+    ]
 
 
 def object_links(reg: Registry, mv: ModelVersion) -> dict[str, str]:

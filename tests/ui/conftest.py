@@ -63,8 +63,9 @@ def prefect_client(server: LocalPrefectServer) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless system Chromium driven by Playwright (a fresh temporary profile per launch)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # a loaded 2-core CI machine renders the UI slowly
     path = chromium_path()
     assert path is not None  # the test module skips first
     with sync_playwright() as pw:
@@ -78,7 +79,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A browser tab at a desktop size (also the size of the screenshots)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
     context.set_default_timeout(30_000)
     try:
         yield context.new_page()
@@ -128,7 +129,7 @@ class PipelineProcess:
 @pytest.fixture
 def pipeline(prefect_server: LocalPrefectServer, tmp_path: Path) -> Iterator[PipelineProcess]:
     """v1 straight to production, then v2 waiting for a reviewer: ``tests/ui/run_pipeline.py`` in a subprocess."""
-    model_name = f"bc-{uuid.uuid4().hex[:6]}"
+    model_name = f"breast-cancer-{uuid.uuid4().hex[:4]}"
     registry = str(tmp_path / "registry")
     log = tmp_path / "pipeline.log"
     env = {**os.environ, **prefect_server.client_env(), "PMR_ACTOR": "ci-bot"}

@@ -34,6 +34,9 @@ def open_resume_dialog(page: Any, server: LocalPrefectServer, pipeline: Pipeline
     expect(page.get_by_text("Paused", exact=True).first).to_be_visible(timeout=60_000)
     resume = page.get_by_role("button", name="Resume")
     expect(resume).to_be_visible()
+    # Settled (logs and the flow's name loaded) before the screenshot of what a reviewer finds.
+    expect(page.get_by_text("Pausing flow, execution will continue")).to_be_visible()
+    expect(page.get_by_role("link", name="retrain-model")).to_be_visible()
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=OUTPUT / f"{shot}-paused-run.png")
     resume.click()
@@ -44,9 +47,9 @@ def open_resume_dialog(page: Any, server: LocalPrefectServer, pipeline: Pipeline
     table = dialog.get_by_role("table").first
     expect(table).to_contain_text("Candidate")
     expect(table).to_contain_text("Champion")
-    expect(table.get_by_role("row").filter(has_text="roc_auc")).to_have_count(1)
-    expect(dialog).to_contain_text("Data quality: ✅ passed")
-    expect(dialog).to_contain_text("Gates: ✅ all passed")
+    expect(table.get_by_role("row").filter(has_text="roc_auc (primary)")).to_have_count(1)
+    expect(dialog).to_contain_text("Data quality: ✓ passed")
+    expect(dialog).to_contain_text("Gates: ✓ data quality · ✓ drift · ✓ thresholds · ✓ champion/challenger")
     expect(dialog).to_contain_text("parent v1")
     for title, heading in (
         ("Model card", f"Model card: {pipeline.model_name} v2"),
@@ -64,9 +67,9 @@ def open_resume_dialog(page: Any, server: LocalPrefectServer, pipeline: Pipeline
         ("Your name", "registry's audit log"),
         ("Comment (Optional)", "Required when you reject"),
     ):
-        field = dialog.locator(".schema-form-property").filter(has_text=label)
-        expect(field).to_have_count(1)
-        expect(field).to_contain_text(hint)
+        prop = dialog.locator(".schema-form-property").filter(has_text=label)
+        expect(prop).to_have_count(1)
+        expect(prop).to_contain_text(hint)
     expect(dialog.get_by_text("Your name (Optional)")).to_have_count(0)
     return run
 
@@ -76,7 +79,7 @@ def field(dialog: Any, label: str) -> Any:
     return dialog.locator(".schema-form-property").filter(has_text=label).locator("textarea")
 
 
-def finished_run(server: LocalPrefectServer, run_id: Any) -> Any:
+def read_run(server: LocalPrefectServer, run_id: Any) -> Any:
     with prefect_client(server) as client:
         return client.read_flow_run(run_id)
 
@@ -89,14 +92,14 @@ def test_reviewer_approves_in_the_ui(prefect_server: LocalPrefectServer, pipelin
     dialog.get_by_role("switch").click()
     expect(dialog.get_by_role("switch")).to_have_attribute("aria-checked", "true")
     field(dialog, "Your name").fill("Dana Reviewer")
-    field(dialog, "Comment").fill("Beats v1 on every metric on the same holdout; data quality clean.")
-    dialog.screenshot(path=OUTPUT / "approve-filled-dialog.png")
+    field(dialog, "Comment").fill("Beats v1 on every metric; data quality clean.")
+    page.locator(".p-modal__card").screenshot(path=OUTPUT / "approve-filled-dialog.png")
     page.screenshot(path=OUTPUT / "approve-filled-page.png")
     dialog.get_by_role("button", name="Submit").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
 
     assert pipeline.wait() == 0, pipeline.output()
-    assert finished_run(prefect_server, run.id).state.is_completed()
+    assert read_run(prefect_server, run.id).state.is_completed()
     reg = Registry.open(pipeline.registry)
     state = reg.state(pipeline.model_name)
     assert state.production == 2 and state.stage_of(1) == "archived" and state.aliases == {"champion": 2}
@@ -107,7 +110,7 @@ def test_reviewer_approves_in_the_ui(prefect_server: LocalPrefectServer, pipelin
             "approved",
             2,
             "Dana Reviewer",
-            "Beats v1 on every metric on the same holdout; data quality clean.",
+            "Beats v1 on every metric; data quality clean.",
             str(run.id),
             {"target_stage": "production"},
         )
@@ -121,18 +124,20 @@ def test_reviewer_rejects_in_the_ui(prefect_server: LocalPrefectServer, pipeline
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_role("switch")).to_have_attribute("aria-checked", "false")  # off: a rejection
     field(dialog, "Your name").fill("Erin Reviewer")
-    dialog.get_by_role("button", name="Submit").click()  # no comment: refused, the run stays paused
+    dialog.get_by_role("button", name="Submit").click()  # no comment: the server refuses, the run stays paused
+    toasts = page.locator(".p-toast-container")
+    expect(toasts.get_by_text("Validation failed for field 'comment'").first).to_be_visible()
     expect(dialog).to_be_visible()
     assert pipeline.proc.poll() is None
-    assert finished_run(prefect_server, run.id).state.is_paused()
+    assert read_run(prefect_server, run.id).state.is_paused()
 
     field(dialog, "Comment").fill("Wait for the Q4 data before replacing v1.")
-    dialog.screenshot(path=OUTPUT / "reject-filled-dialog.png")
+    page.screenshot(path=OUTPUT / "reject-filled-page.png")  # with the refusal's toast
     dialog.get_by_role("button", name="Submit").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
 
     assert pipeline.wait() == 1, pipeline.output()
-    final = finished_run(prefect_server, run.id).state
+    final = read_run(prefect_server, run.id).state
     assert final.is_failed() and "rejected by Erin Reviewer" in final.message
     reg = Registry.open(pipeline.registry)
     state = reg.state(pipeline.model_name)
