@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -36,6 +36,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 
 #: The deployment ``pmr ci retrain`` runs unless told otherwise (see deployments/prefect.yaml).
 DEFAULT_DEPLOYMENT = "retrain-model/retrain"
+
+#: How long the wait tolerates an unreachable API (a server restart) before giving up with exit 1.
+API_GRACE_SECONDS = 120
 
 app = typer.Typer(
     name="ci",
@@ -59,7 +62,7 @@ _REASONS = (
 _STAGE_RANK = {"none": 0, "staging": 1, "production": 2}
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     """Stages ``--expect-stage`` accepts."""
 
     none = "none"
@@ -137,9 +140,9 @@ def retrain(
 ) -> None:
     """Retrain MODEL and wait: exit 0 when the run completed, 1 when it failed, 3 when the wait timed out.
 
-    Runs the retraining deployment (default retrain-model/retrain: a worker must serve its work pool), or the
-    flow in this process with --local. Needs PREFECT_API_URL (and PREFECT_API_KEY or PREFECT_API_AUTH_STRING
-    if the server wants them) from the environment.
+    Runs the retraining deployment (a worker must serve its work pool), or the flow in this process (--local).
+
+    Prefect settings come from the environment: PREFECT_API_URL, and PREFECT_API_AUTH_STRING or PREFECT_API_KEY.
     """
     params = parse_params(param or [])
     params["model_name"] = model
@@ -196,16 +199,30 @@ def _run_deployment(name: str, params: dict[str, Any], timeout: float, poll: flo
         detail = exc.response.text if exc.response is not None else str(exc)
         say(f"ERROR: the server refused the run of {name!r}: {detail}")
         return EXIT_USAGE, None
+    except Exception as exc:  # unreachable API, bad credentials ...: one clear line, not a traceback
+        say(f"ERROR: could not start a run of {name!r} on {api or 'the ephemeral API'}: {exc!r}")
+        return EXIT_FAILED, None
     url = url_for(run) or f"flow run {run.id}"
     say(f"started {name} run {run.name!r} ({run.id}): {url}")
     deadline = time.monotonic() + timeout
     waiting_hint = time.monotonic() + 60
     last_state: str | None = None
     logs = _LogTail(run.id)
+    unreachable_since: float | None = None
     with get_client(sync_client=True) as client:
         while True:
-            flow_run = client.read_flow_run(run.id)
-            logs.print_new(client)
+            try:
+                flow_run = client.read_flow_run(run.id)
+                logs.print_new(client)
+            except Exception as exc:  # a server restart must not fail a job that waits hours for a reviewer
+                now = time.monotonic()
+                unreachable_since = unreachable_since or now
+                if now - unreachable_since > API_GRACE_SECONDS:
+                    say(f"ERROR: lost the Prefect API for {API_GRACE_SECONDS}s ({exc!r}); the run goes on: {url}")
+                    return EXIT_FAILED, run.id
+                time.sleep(poll)
+                continue
+            unreachable_since = None
             state = flow_run.state
             if state is not None and state.name != last_state:
                 last_state = state.name
@@ -239,6 +256,15 @@ class _LogTail:
         self.flow_run_id = flow_run_id
         self.seen: set[Any] = set()
         self.newest: datetime | None = None
+        self.task_names: dict[Any, str] = {}
+
+    def _task_name(self, client: SyncPrefectClient, task_run_id: Any) -> str:
+        if task_run_id not in self.task_names:
+            try:
+                self.task_names[task_run_id] = client.read_task_run(task_run_id).name
+            except Exception:  # a name is a nicety; never fail the job over it
+                self.task_names[task_run_id] = str(task_run_id)[:8]
+        return self.task_names[task_run_id]
 
     def print_new(self, client: SyncPrefectClient) -> int:
         from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterTimestamp
@@ -258,7 +284,8 @@ class _LogTail:
                 self.seen.add(log.id)
                 stamp = log.timestamp.astimezone(UTC).strftime("%H:%M:%S")
                 level = _LEVELS.get(log.level, str(log.level))
-                typer.echo(f"  {stamp} {level:<7} {log.message}")
+                where = f"[{self._task_name(client, log.task_run_id)}] " if log.task_run_id else ""
+                typer.echo(f"  {stamp} {level:<7} {where}{log.message}")
                 printed += 1
                 if self.newest is None or log.timestamp > self.newest:
                     self.newest = log.timestamp

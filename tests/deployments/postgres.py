@@ -140,6 +140,18 @@ class LocalPostgres:
         )
         return self
 
+    def sql(self, query: str) -> str:
+        """Run one query with ``psql`` as the cluster's superuser; its rows, unaligned."""
+        where = ("-h", "127.0.0.1", "-p", str(self.port), "-U", USER, "-d", DATABASE)
+        out = subprocess.run(
+            [str(self.bindir / "psql"), *where, "-tA", "-v", "ON_ERROR_STOP=1", "-c", query],
+            env={**os.environ, "PGPASSWORD": PASSWORD},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server log."""
         path = self.root / "postgres.log"

@@ -1,0 +1,85 @@
+"""``pmr ci`` without a server: parameter parsing, failure reasons, usage errors, and no Prefect import for
+the registry commands.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from flows.ci import failure_reason, parse_params
+from flows.cli import app
+
+
+def test_parse_params_json_or_string() -> None:
+    assert parse_params(["version=7", "stage=staging", 'approval={"required_for": []}', "reason=tag v7", "x="]) == {
+        "version": 7,
+        "stage": "staging",
+        "approval": {"required_for": []},
+        "reason": "tag v7",
+        "x": "",
+    }
+    with pytest.raises(typer.BadParameter):
+        parse_params(["no-equals-sign"])
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Flow run encountered an exception: GateFailed: models:/m/2 registered but blocked", "a gate failed"),
+        ("Flow run encountered an exception: ApprovalRejected: rejected by x: no", "the reviewer rejected"),
+        ("Flow run encountered an exception: ApprovalTimedOut: no decision within 60s", "no reviewer decided"),
+        ("Flow run encountered an exception: DatasetError: cannot read", "the dataset could not be used"),
+        ("Flow run encountered an exception: ValueError: boom", "the flow run failed"),
+    ],
+)
+def test_failure_reason(message: str, expected: str) -> None:
+    from prefect.states import Failed
+
+    assert failure_reason(Failed(message=message)).startswith(expected)
+
+
+def test_failure_reason_other_states() -> None:
+    from prefect.states import Cancelled, Crashed, Failed
+
+    assert "timed out" in failure_reason(Failed(name="TimedOut", message="Flow run exceeded timeout of 5 second(s)"))
+    assert "crashed" in failure_reason(Crashed(message="process exited with -9"))
+    assert "cancelled" in failure_reason(Cancelled())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ci", "retrain", "m", "--local"],  # --local needs a dataset
+        ["ci", "retrain", "m", "--param", "oops"],
+        ["ci", "retrain", "m", "--expect-stage", "archived"],
+        ["ci", "retrain"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+
+
+def test_registry_commands_do_not_import_prefect() -> None:
+    code = "import sys, flows.cli; sys.exit(1 if 'prefect' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_unreachable_api_exits_1_with_one_line(tmp_path) -> None:
+    from flows.server import free_port
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PREFECT_HOME": str(tmp_path),
+        "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    pmr = [sys.executable, "-c", "from flows.cli import main; main()"]
+    out = subprocess.run([*pmr, "ci", "retrain", "m"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "could not start a run of 'retrain-model/retrain'" in out.stdout and "Traceback" not in out.stderr

@@ -1,0 +1,260 @@
+"""The shared setup end to end: Prefect server on PostgreSQL, deployments from prefect.yaml, a process worker,
+the registry on S3. The CLIs run as a CI job would run them: subprocesses configured by environment only.
+
+Every scenario that needs a flow run is started at once by the ``launched`` fixture (the worker runs them side
+by side, which keeps this module to a couple of minutes on 2 cores); each test then checks its own outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry import Registry
+from tests.conftest import BUCKET
+from tests.deployments.conftest import BIN, POOL, ROOT, Stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.s3]
+
+NO_APPROVAL = json.dumps({"required_for": []})
+QUICK_APPROVAL = json.dumps({"required_for": ["production"], "poll_interval_seconds": 1, "timeout_seconds": 300})
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Iterator[None]:
+    """Point this process's Prefect client at the stack's server (for reading runs, emitting, resuming)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: stack.server.api_url}):
+        yield
+
+
+def unique(kind: str) -> str:
+    return f"bc-{kind}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Launched:
+    """The background scenarios: a model name and a CLI process (output in a file) per scenario."""
+
+    stack: Stack
+    models: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, key: str, *args: str | Path) -> None:
+        with open(self.stack.tmp / f"{key}.out", "wb") as out:
+            self.procs[key] = subprocess.Popen(
+                [str(BIN / str(args[0])), *map(str, args[1:])],
+                env=self.stack.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def result(self, key: str, timeout: float = 420) -> tuple[int, str]:
+        """Exit code and output of scenario ``key`` once its process has ended."""
+        code = self.procs[key].wait(timeout=timeout)
+        self.stack.track_worker_children()
+        return code, (self.stack.tmp / f"{key}.out").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def launched(stack: Stack, api: None) -> Iterator[Launched]:
+    """Start every scenario that needs a flow run; the tests below wait for and check one each."""
+    from prefect.events.worker import EventsWorker
+
+    from flows import publish
+
+    bg = Launched(stack)
+    try:
+        m = bg.models = {key: unique(key) for key in ("nightly", "trigger", "ok", "gate", "reject", "timeout", "local")}
+        retrain = ("pmr", "ci", "retrain")
+        # The nightly deployment, run the way its docs say: prefect deployment run ... --watch.
+        bg.start(
+            "nightly",
+            *("prefect", "deployment", "run", "retrain-model/retrain-nightly", "--watch", "--watch-timeout", "400"),
+            *("--param", f"model_name={json.dumps(m['nightly'])}"),
+        )
+        # pmr ci retrain through the on-demand deployment: success, a failed gate, a rejection, a short wait.
+        bg.start(
+            "ok",
+            *(*retrain, m["ok"], "--dataset", stack.dataset, "--param", f"approval={NO_APPROVAL}"),
+            *("--expect-stage", "production", "--poll", "0.5"),
+        )
+        bg.start(
+            "gate",
+            *(*retrain, m["gate"], "--dataset", stack.dataset, "--expect-stage", "production"),
+            *("--param", 'estimator="sklearn.dummy.DummyClassifier"'),
+        )
+        bg.start("reject", *retrain, m["reject"], "--dataset", stack.dataset, "--param", f"approval={QUICK_APPROVAL}")
+        missing = f"s3://{BUCKET}/{stack.prefix}/missing.csv"
+        bg.start("timeout", *retrain, m["timeout"], "--dataset", missing, "--timeout", "1")
+        # --local: the flow in the CLI's own process.
+        bg.start(
+            "local",
+            *(*retrain, m["local"], "--local", "--dataset", stack.dataset),
+            *("--param", 'target_stage="staging"', "--expect-stage", "staging"),
+        )
+        bad = stack.tmp / "corrupted.csv"
+        bad.write_text("mean radius,target\nnot-a-number,7\n")
+        bg.start("local-bad", *retrain, m["local"] + "-bad", "--local", "--dataset", bad)
+        # Exactly what rollback-model emits after a rollback; the deployment trigger must pick it up.
+        publish.emit("rolled-back", m["trigger"], 1, actor="pytest", reason="bad predictions", **{"from": 2, "to": 1})
+        EventsWorker.drain_all()
+        yield bg
+    finally:
+        bg.stop()
+
+
+def wait_final(flow_run_id: Any, timeout: float = 240) -> Any:
+    """The flow run once it is in a final state."""
+    from prefect import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(flow_run_id)
+            if run.state is not None and run.state.is_final():
+                return run
+            time.sleep(1)
+    raise AssertionError(f"flow run {flow_run_id} not final within {timeout}s")
+
+
+def runs_of(deployment: str) -> list[Any]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name(deployment)
+        return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])))
+
+
+def test_prefect_yaml_deployed_as_written(stack: Stack, api: None) -> None:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        nightly = client.read_deployment_by_name("retrain-model/retrain-nightly")
+        assert nightly.work_pool_name == POOL
+        assert [s.schedule.cron for s in nightly.schedules] == ["0 3 * * *"]
+        assert nightly.parameters["dataset_uri"] == stack.dataset  # from PMR_DATASET_URI at deploy time
+        assert nightly.parameters["target_stage"] == "staging"
+        # The checkout is found at run time from the worker's PMR_PROJECT_DIR, not baked in at deploy time.
+        assert nightly.pull_steps == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PMR_PROJECT_DIR }}"}}
+        ]
+        for name in (
+            "retrain-model/retrain",
+            "retrain-model/retrain-after-rollback",
+            "promote-model/promote",
+            "rollback-model/rollback",
+            "decide-model/approve",
+            "archive-model/archive",
+        ):
+            assert client.read_deployment_by_name(name).work_pool_name == POOL
+
+
+def test_the_server_keeps_its_state_in_postgresql(stack: Stack) -> None:
+    names = set(stack.pg.sql("SELECT name FROM deployment").split())
+    assert {"retrain-nightly", "retrain", "retrain-after-rollback", "promote", "rollback", "approve"} <= names
+    assert not list((stack.server.home).glob("*.db")), "the server fell back to SQLite"
+
+
+def test_nightly_retraining_runs_on_the_worker_and_registers_on_s3(
+    stack: Stack, launched: Launched, s3_server: Any
+) -> None:
+    model = launched.models["nightly"]
+    code, out = launched.result("nightly")
+    assert code == 0, out[-4000:] + stack.worker_log()
+    assert "Flow run finished successfully in 'Completed'" in out
+
+    reg = Registry.open(stack.registry, create=False)
+    assert reg.state(model).stage_of(1) == "staging"
+    mv = reg.get_version(model, 1)
+    assert mv.lineage.deployment == "retrain-nightly" and mv.lineage.dataset_uri == stack.dataset
+    listing = s3_server.client.list_objects_v2(Bucket=BUCKET, Prefix=f"{stack.prefix}/registry/models/{model}/")
+    keys = [o["Key"] for o in listing["Contents"]]
+    assert f"{stack.prefix}/registry/models/{model}/versions/0000000001.json" in keys
+
+
+def test_rollback_event_triggers_the_retraining_deployment(stack: Stack, launched: Launched) -> None:
+    model = launched.models["trigger"]
+    deadline = time.monotonic() + 120
+    triggered = []
+    while not triggered and time.monotonic() < deadline:
+        triggered = [r for r in runs_of("retrain-model/retrain-after-rollback") if r.parameters["model_name"] == model]
+        time.sleep(0.5)
+    assert triggered, "the trigger did not create a run of retrain-after-rollback"
+    run = wait_final(triggered[0].id, timeout=420)
+    stack.track_worker_children()
+    assert run.state.is_completed(), f"{run.state.name}: {run.state.message}\n{stack.worker_log()}"
+    assert Registry.open(stack.registry, create=False).state(model).stage_of(1) == "staging"
+
+
+def test_ci_retrain_exits_0_on_success_and_checks_the_registry(launched: Launched) -> None:
+    model = launched.models["ok"]
+    code, out = launched.result("ok")
+    assert code == 0, out[-4000:]
+    assert "state: Running" in out and "state: Completed" in out
+    assert f"registered models:/{model}/1" in out  # the flow's own log line, streamed from the server
+    assert "[load_dataset-" in out  # task logs carry their task's name
+    assert f"checked: models:/{model}/1 is production" in out
+
+
+def test_ci_retrain_exits_1_on_a_failed_gate(stack: Stack, launched: Launched) -> None:
+    model = launched.models["gate"]
+    code, out = launched.result("gate")
+    assert code == 1, out[-4000:]
+    assert "FAILED: a gate failed" in out and "GateFailed" in out and "thresholds" in out
+    assert Registry.open(stack.registry, create=False).state(model).stage_of(1) == "none"  # registered, blocked
+
+
+def test_ci_retrain_exits_1_when_the_reviewer_rejects(stack: Stack, launched: Launched) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    from tests.flows.conftest import wait_for_paused
+
+    model = launched.models["reject"]
+    paused = wait_for_paused(model, timeout=420)
+    stack.track_worker_children()
+    resume_flow_run(paused.id, run_input={"approve": False, "reviewer": "x", "comment": "no"})
+    code, out = launched.result("reject")
+    assert code == 1, out[-4000:]
+    assert "waiting for a reviewer" in out
+    assert "FAILED: the reviewer rejected the version" in out and "rejected by x: no" in out
+    assert Registry.open(stack.registry, create=False).state(model).stage_of(1) == "staging"  # not production
+
+
+def test_ci_retrain_exits_3_when_the_wait_times_out(stack: Stack, launched: Launched) -> None:
+    model = launched.models["timeout"]
+    code, out = launched.result("timeout")
+    assert code == 3, out[-4000:]
+    assert "TIMED OUT after 1s" in out and "it goes on" in out
+    # The run itself went on (and fails on the missing dataset): wait for it, nothing is left running.
+    (run,) = [r for r in runs_of("retrain-model/retrain") if r.parameters["model_name"] == model]
+    final = wait_final(run.id, timeout=420)
+    stack.track_worker_children()
+    assert final.state.is_failed() and "DatasetError" in (final.state.message or "")
+
+
+def test_ci_retrain_local_mode(launched: Launched) -> None:
+    model = launched.models["local"]
+    code, out = launched.result("local")
+    assert code == 0, out[-4000:]
+    assert f"checked: models:/{model}/1 is staging" in out
+    code, out = launched.result("local-bad")
+    assert code == 1, out[-4000:]
+    assert "FAILED: a gate failed" in out and "data-quality gate failed" in out
