@@ -33,7 +33,8 @@ def promote_model(
         version: version to promote.
         stage: target stage.
         reason: why (goes into the audit log).
-        aliases: aliases to point at the version afterwards.
+        aliases: aliases to point at the version afterwards (default ``["champion"]`` when promoting to
+            production, as the retraining pipeline does; pass ``[]`` to move none).
         registry: registry location (default ``PMR_REGISTRY_URI``).
         actor: who promotes (default ``PMR_ACTOR`` or the deployment).
     """
@@ -44,7 +45,7 @@ def promote_model(
     )
     for old in event.data["archived"]:
         publish.emit("archived", model_name, old, actor=who, replaced_by=version)
-    for alias in aliases or []:
+    for alias in (["champion"] if stage == "production" else []) if aliases is None else aliases:
         reg.set_alias(model_name, alias, version, actor=who, reason=reason, run_id=flow_run.id)
     publish.overview(reg)
     get_run_logger().info("%s", event)

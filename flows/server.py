@@ -67,7 +67,7 @@ class LocalPrefectServer:
         }
         env.pop("PREFECT_API_URL", None)
         if self.database_url:
-            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
         prefect = Path(sys.executable).parent / "prefect"
         cmd = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
         self._log = open(self.home / "server.log", "ab")  # noqa: SIM115 - closed in stop()

@@ -60,6 +60,11 @@ def test_promote_then_rollback_flows(two_versions: str, model_name: str) -> None
     assert st.production == 1 and st.aliases == {"champion": 1, "canary": 1}
 
 
+def test_promoting_to_production_moves_champion_by_default(two_versions: str, model_name: str) -> None:
+    promote_model(model_name=model_name, version=2, reason="release", registry=two_versions)
+    assert Registry.open(two_versions).state(model_name).aliases == {"champion": 2}
+
+
 def test_archive_flow(two_versions: str, model_name: str) -> None:
     archive_model(model_name=model_name, version=2, reason="superseded", registry=two_versions)
     assert Registry.open(two_versions).state(model_name).stage_of(2) == "archived"
@@ -86,9 +91,10 @@ def test_decide_flow_after_a_timeout(two_versions: str, model_name: str) -> None
     )
     assert out["stage"] == "production" and reg.state(model_name).production == 2
     events = reg.history(model_name)
-    assert [e.type for e in events][-3:] == ["approval_timed_out", "approved", "stage_changed"]
-    assert (events[-2].actor, events[-2].reason) == ("gina", "late approval")
-    assert (events[-1].actor, events[-1].data["to"]) == ("gina", "production")
+    assert [e.type for e in events][-4:] == ["approval_timed_out", "approved", "stage_changed", "alias_set"]
+    assert (events[-3].actor, events[-3].reason) == ("gina", "late approval")
+    assert (events[-2].actor, events[-2].data["to"]) == ("gina", "production")
+    assert (events[-1].data["alias"], events[-1].version) == ("champion", 2)
 
 
 def test_retried_registration_task_does_not_create_a_second_version(
