@@ -123,6 +123,9 @@ def retrain(
 
     stage = "none"
     for next_stage in ("staging", "production")[: 1 if target_stage == "staging" else 2]:
+        if reg.state(model_name).stage_of(mv.version) == next_stage:
+            stage = next_stage  # an earlier attempt of this run got here (re-run after a suspend)
+            continue
         reason = "gates passed; no approval required for this stage by policy"
         if next_stage in policy.required_for:
             reason = f"gates passed; approved by {_approve(reg, mv, reports, links, policy, next_stage)}"

@@ -623,8 +623,12 @@ class Registry:
         passed: bool,
         actor: str | None = None,
         run_id: str | None = None,
-    ) -> Event:
-        """Store a gate report beside a version and log the verdict; a failure blocks promotion."""
+    ) -> Event | None:
+        """Store a gate report beside a version and log the verdict; a failure blocks promotion.
+
+        Recording the very same report again (a flow re-run after a suspend, a retried task) is a no-op and
+        returns ``None``.
+        """
         self.get_version(name, version)
         if not gate.replace("_", "").replace("-", "").isalnum():
             raise InvalidMetadata(f"invalid gate name {gate!r}")
@@ -632,15 +636,19 @@ class Registry:
             raw = canonical_json(dict(report))
         except (TypeError, ValueError) as exc:
             raise InvalidMetadata(f"report must be JSON without NaN or inf: {exc}") from None
-        self.store.put(f"models/{name}/reports/{version:010d}/{gate}.json", raw)
+        key = f"models/{name}/reports/{version:010d}/{gate}.json"
+        try:
+            if self.store.get(key).data == raw:
+                return None
+        except ObjectNotFound:
+            pass
+        self.store.put(key, raw)
         failed = [c.get("name") for c in report.get("checks", []) if isinstance(c, dict) and not c.get("passed")]
         reason = "" if passed else "failed checks: " + ", ".join(str(f) for f in failed[:5])
         data = {"gate": gate, "passed": passed, "report_sha256": sha256(raw)}
-        event, _ = self._log(name).append(
+        return self._log(name).append(
             lambda _st: Draft("validated", version, actor or default_actor(), reason, run_id, data)
-        )
-        assert event is not None
-        return event
+        )[0]
 
     def record_decision(
         self,

@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.s3]
 
 NO_APPROVAL = json.dumps({"required_for": []})
 QUICK_APPROVAL = json.dumps({"required_for": ["production"], "poll_interval_seconds": 1, "timeout_seconds": 300})
+SUSPEND_APPROVAL = json.dumps({"required_for": ["production"], "mode": "suspend", "timeout_seconds": 600})
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,9 @@ def launched(stack: Stack, api: None) -> Iterator[Launched]:
 
     bg = Launched(stack)
     try:
-        m = bg.models = {key: unique(key) for key in ("nightly", "trigger", "ok", "gate", "reject", "timeout", "local")}
+        m = bg.models = {
+            key: unique(key) for key in ("nightly", "trigger", "ok", "gate", "reject", "timeout", "local", "suspend")
+        }
         retrain = ("pmr", "ci", "retrain")
         # The nightly deployment, run the way its docs say: prefect deployment run ... --watch.
         bg.start(
@@ -101,6 +104,12 @@ def launched(stack: Stack, api: None) -> Iterator[Launched]:
             *("--param", 'estimator="sklearn.dummy.DummyClassifier"'),
         )
         bg.start("reject", *retrain, m["reject"], "--dataset", stack.dataset, "--param", f"approval={QUICK_APPROVAL}")
+        # Suspend: the flow's process exits while it waits; on resume the worker re-runs it from the top.
+        bg.start(
+            "suspend",
+            *(*retrain, m["suspend"], "--dataset", stack.dataset, "--param", f"approval={SUSPEND_APPROVAL}"),
+            *("--expect-stage", "production", "--poll", "0.5"),
+        )
         missing = f"s3://{BUCKET}/{stack.prefix}/missing.csv"
         bg.start("timeout", *retrain, m["timeout"], "--dataset", missing, "--timeout", "1")
         # --local: the flow in the CLI's own process.
@@ -236,6 +245,27 @@ def test_ci_retrain_exits_1_when_the_reviewer_rejects(stack: Stack, launched: La
     assert "waiting for a reviewer" in out
     assert "FAILED: the reviewer rejected the version" in out and "rejected by x: no" in out
     assert Registry.open(stack.registry, create=False).state(model).stage_of(1) == "staging"  # not production
+
+
+def test_suspended_approval_resumes_in_a_new_process_without_a_second_version(stack: Stack, launched: Launched) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    from tests.flows.conftest import wait_for_paused
+
+    model = launched.models["suspend"]
+    suspended = wait_for_paused(model, timeout=420)
+    assert suspended.state.name == "Suspended"
+    stack.track_worker_children()
+    resume_flow_run(suspended.id, run_input={"approve": True, "reviewer": "ivy", "comment": "after the weekend"})
+    code, out = launched.result("suspend")
+    assert code == 0, out[-4000:]
+    reg = Registry.open(stack.registry, create=False)
+    assert reg.latest_version(model) == 1 and reg.state(model).production == 1
+    types = [e.type for e in reg.history(model)]
+    # The re-run found its version (idempotent registration) and did not log anything twice.
+    assert types.count("registered") == 1 and types.count("validated") == 2 and types.count("approved") == 1
+    approved = next(e for e in reg.history(model) if e.type == "approved")
+    assert (approved.actor, approved.reason, approved.run_id) == ("ivy", "after the weekend", str(suspended.id))
 
 
 def test_ci_retrain_exits_3_when_the_wait_times_out(stack: Stack, launched: Launched) -> None:

@@ -261,3 +261,12 @@ def test_advisory_reports_are_kept_but_do_not_block(reg: Registry) -> None:
     reg.promote("m", 1, "staging")
     reg.promote("m", 1, "production")
     assert reg.state("m").production == 1
+
+
+def test_recording_the_same_report_twice_logs_it_once(reg: Registry) -> None:
+    reg.register("m", b"x", fmt="bytes")
+    report = {"gate": "thresholds", "passed": True, "checks": []}
+    assert reg.record_report("m", 1, "thresholds", report, passed=True) is not None
+    assert reg.record_report("m", 1, "thresholds", report, passed=True) is None
+    assert [e.type for e in reg.history("m")].count("validated") == 1
+    assert reg.record_report("m", 1, "thresholds", {**report, "passed": False}, passed=False) is not None
