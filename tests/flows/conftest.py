@@ -81,3 +81,24 @@ def wait_for_paused(model_name: str, timeout: float = 180, after: int = 0) -> An
                     return run
             time.sleep(0.5)
     raise AssertionError(f"no paused run of {model_name} within {timeout}s")
+
+
+def model_events(model_name: str, want: set[str], timeout: float = 30) -> set[str]:
+    """The ``model.*`` event names emitted for ``model_name``, polled until ``want`` are all seen."""
+    from prefect import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline and not want <= seen:
+            page = client.read_events(
+                limit=50,  # the client's default (100) is above the server's maximum
+                filter=EventFilter(
+                    event=EventNameFilter(prefix=["model."]),
+                    resource=EventResourceFilter(id=[f"pmr.model.{model_name}"]),
+                ),
+            )
+            seen = {e.event for e in page.events}
+            time.sleep(0.5)
+    return seen

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,29 +9,9 @@ import pytest
 from flows.approval import ApprovalPolicy
 from flows.lifecycle import rollback_model
 from flows.pipeline import retrain
-from tests.flows.conftest import BATCH1, BATCH2
+from tests.flows.conftest import BATCH1, BATCH2, model_events
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-
-def _events(model_name: str, want: set[str], timeout: float = 30) -> set[str]:
-    from prefect import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-
-    seen: set[str] = set()
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline and not want <= seen:
-            page = client.read_events(
-                limit=50,  # the client's default (100) is above the server's maximum
-                filter=EventFilter(
-                    event=EventNameFilter(prefix=["model."]),
-                    resource=EventResourceFilter(id=[f"pmr.model.{model_name}"]),
-                ),
-            )
-            seen = {e.event for e in page.events}
-            time.sleep(0.5)
-    return seen
 
 
 def test_artifacts_and_events_are_published(tmp_path: Path, model_name: str) -> None:
@@ -71,4 +50,4 @@ def test_artifacts_and_events_are_published(tmp_path: Path, model_name: str) -> 
     assert f"models/{model_name}/versions/0000000002.json" in by_key[f"{model_name}-manifest"].data
 
     want = {"model.registered", "model.promoted", "model.archived", "model.rolled-back"}
-    assert want <= _events(model_name, want)
+    assert want <= model_events(model_name, want)

@@ -10,7 +10,7 @@ import pytest
 from flows.approval import ApprovalPolicy
 from flows.pipeline import retrain
 from registry import Registry
-from tests.flows.conftest import BATCH1, BATCH2, Background, wait_for_paused
+from tests.flows.conftest import BATCH1, BATCH2, Background, model_events, wait_for_paused
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -71,6 +71,7 @@ def test_happy_path_with_approval(first_version: str, model_name: str) -> None:
     assert mv.lineage.dataset_fingerprint.startswith("sha256:") and mv.created_by == "ci-bot"
     assert set(reg.reports(model_name, 2)) >= {"data_quality", "thresholds", "champion_challenger"}
     assert reg.load(f"models:/{model_name}@production").predict(pd.read_csv(BATCH2).drop(columns="target")).size
+    assert "model.approved" in model_events(model_name, {"model.approved"})
 
 
 def test_rejection_promotes_nothing(first_version: str, model_name: str) -> None:
@@ -82,6 +83,7 @@ def test_rejection_promotes_nothing(first_version: str, model_name: str) -> None
     st = reg.state(model_name)
     assert st.production == 1 and st.stage_of(2) == "staging" and st.blocked[2] == ["rejected"]
     assert reg.history(model_name)[-1].type == "rejected"
+    assert "model.rejected" in model_events(model_name, {"model.rejected"})
 
 
 def test_invalid_decision_is_refused_and_run_stays_paused(first_version: str, model_name: str) -> None:
