@@ -132,3 +132,24 @@ def test_console_script_prints_one_line_for_a_missing_bucket(s3_server) -> None:
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "no-such-bucket-x" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AWS_SECRET_ACCESS_KEY": "not-the-secret"}, "refused the credentials"),
+        ({"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, "unreachable"),
+    ],
+)
+def test_console_script_store_failures_are_one_line_exit_1(s3_server, env: dict[str, str], message: str) -> None:
+    import os
+
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "pmr"), "--registry", "s3://pmr-tests/cli-failures", "models"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr and "Traceback" not in proc.stderr
