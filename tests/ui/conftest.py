@@ -22,7 +22,7 @@ from flows.server import LocalPrefectServer
 ROOT = Path(__file__).resolve().parents[2]
 #: Screenshots land here (git-ignored); CI can keep the folder as a build artifact.
 OUTPUT = ROOT / "test-output" / "ui"
-#: Verified with Debian's chromium on these machines (see the design notes shared beside the repository: shared/design/facts.md).
+#: Verified with Debian's chromium on these machines (shared/design/facts.md).
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
