@@ -18,7 +18,6 @@ import json
 import math
 import os
 import socket
-import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -31,7 +30,6 @@ from registry import artifacts
 from registry.errors import (
     AliasNotFound,
     ApprovalRefused,
-    IdempotencyConflict,
     IntegrityError,
     InvalidMetadata,
     InvalidURI,
@@ -40,6 +38,7 @@ from registry.errors import (
     PreconditionFailed,
     VersionNotFound,
 )
+from registry.idempotency import Claims, request_fingerprint
 from registry.lifecycle import plan_rollback, plan_stage_change
 from registry.log import Draft, ModelLog
 from registry.models import (
@@ -55,9 +54,6 @@ from registry.models import (
 )
 from registry.names import STAGES, check_alias, check_model_name, check_stage, parse_model_uri
 from registry.store.base import ObjectStore, open_store
-
-#: A pending idempotency claim younger than this is taken to be in flight: wait for it.
-CLAIM_WAIT_S = 60.0
 
 
 def default_actor() -> str:
@@ -85,23 +81,6 @@ def _check_info(info: VersionInfo) -> None:
             raise InvalidMetadata(f"{what} must be JSON without NaN or inf: {exc}") from None
 
 
-def _request_fingerprint(name: str, fmt: str, info: VersionInfo) -> str:
-    """What a retried registration repeats exactly (serialised bytes differ run to run, so not those)."""
-    return sha256(
-        canonical_json(
-            {
-                "name": name,
-                "format": fmt,
-                "metrics": info.metrics,
-                "params": info.params,
-                "tags": info.tags,
-                "description": info.description,
-                "dataset": info.lineage.dataset_fingerprint,
-            }
-        )
-    )
-
-
 def _blob_key(digest: str) -> str:
     return f"blobs/sha256/{digest}"
 
@@ -111,6 +90,7 @@ class Registry:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
+        self._claims = Claims(self)
 
     @classmethod
     def open(cls, location: str | os.PathLike[str] | None = None, *, create: bool = True) -> Registry:
@@ -158,7 +138,7 @@ class Registry:
 
         Raises:
             InvalidName, InvalidMetadata: bad input; nothing is written.
-            IdempotencyConflict: the key was used for different bytes.
+            IdempotencyConflict: the key was used before for a registration with other metadata.
 
         """
         check_model_name(name)
@@ -171,14 +151,14 @@ class Registry:
         digest = sha256(bytes(artifact))
         claim: dict[str, Any] | None = None
         if idempotency_key is not None:
-            existing, claim = self._claim(name, idempotency_key, _request_fingerprint(name, fmt, info))
+            existing, claim = self._claims.claim(name, idempotency_key, request_fingerprint(name, fmt, info))
             if existing is not None:
                 return existing
         try:
             return self._register(name, bytes(artifact), digest, info, fmt, actor, idempotency_key, claim)
         except BaseException:
             if idempotency_key is not None:
-                self._release_claim(name, idempotency_key)
+                self._claims.release(name, idempotency_key)
             raise
 
     def _register(
@@ -209,7 +189,7 @@ class Registry:
         }
         mv = self._allocate(name, manifest_fields)
         if idempotency_key is not None and claim is not None:
-            self._finish_claim(name, idempotency_key, claim, mv)
+            self._claims.finish(name, idempotency_key, claim, mv)
         self._announce(mv, actor)
         return mv
 
@@ -298,71 +278,6 @@ class Registry:
         self._log(mv.name).append(
             lambda _state: Draft("registered", mv.version, actor, mv.description, mv.lineage.flow_run_id, data)
         )
-
-    # -- idempotency ----------------------------------------------------------------------------------
-    def _claim_key(self, name: str, key: str) -> str:
-        return f"models/{name}/idempotency/{sha256(key.encode())}.json"
-
-    def _claim(self, name: str, key: str, request: str) -> tuple[ModelVersion | None, dict[str, Any]]:
-        """Claim ``key`` for a new registration, or return the version an earlier attempt made."""
-        claim = {
-            "key": key,
-            "request": request,
-            "after": self._read_hint(name),
-            "log_seq": self._log(name).state().seq,
-            "at": time.time(),
-        }
-        try:
-            self.store.put(self._claim_key(name, key), canonical_json(claim), create_only=True)
-            return None, claim
-        except PreconditionFailed:
-            pass
-        while True:
-            record = json.loads(self.store.get(self._claim_key(name, key)).data)
-            if record["request"] != request:
-                raise IdempotencyConflict(
-                    f"idempotency key {key!r} was already used for a registration with other metadata"
-                )
-            if "version" in record:
-                mv = self.get_version(name, record["version"])
-                self._ensure_announced(mv, record.get("log_seq", 0))
-                return mv, record
-            if time.time() - record["at"] > CLAIM_WAIT_S:
-                return self._recover_claim(name, key, record), record
-            time.sleep(0.5)  # another attempt with this key is in flight
-
-    def _recover_claim(self, name: str, key: str, record: dict[str, Any]) -> ModelVersion | None:
-        """An attempt died after claiming ``key``: find the version it made, if it made one."""
-        version = record["after"] + 1
-        while self.store.exists(self._version_key(name, version)):
-            mv = self.get_version(name, version)
-            if mv.idempotency_key == key:
-                self._finish_claim(name, key, record, mv)
-                self._ensure_announced(mv, record.get("log_seq", 0))
-                return mv
-            version += 1
-        return None  # it died before allocating: register afresh under the same claim
-
-    def _release_claim(self, name: str, key: str) -> None:
-        """After a failed attempt, drop a claim that names no version so a retry need not wait for it."""
-        try:
-            record = json.loads(self.store.get(self._claim_key(name, key)).data)
-            if "version" not in record:
-                self.store.delete(self._claim_key(name, key))
-        except (OSError, ValueError):
-            pass  # best effort: a stale claim is recovered after CLAIM_WAIT_S
-
-    def _ensure_announced(self, mv: ModelVersion, since_seq: int) -> None:
-        """Append the ``registered`` event if the attempt that made ``mv`` died before logging it."""
-        log = self._log(mv.name)
-        for event in log.events_after(since_seq):
-            if event.type == "registered" and event.version == mv.version:
-                return
-        self._announce(mv, mv.created_by)
-
-    def _finish_claim(self, name: str, key: str, claim: dict[str, Any], mv: ModelVersion) -> None:
-        record = {**claim, "version": mv.version, "at": time.time()}
-        self.store.put(self._claim_key(name, key), canonical_json(record))
 
     # -- reading --------------------------------------------------------------------------------------
     def models(self) -> list[str]:
