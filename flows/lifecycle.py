@@ -13,7 +13,31 @@ from prefect.runtime import flow_run
 
 from flows import publish
 from flows.tasks import run_actor
-from registry import Registry
+from registry import Event, Registry
+
+
+def promote_version(
+    reg: Registry,
+    model_name: str,
+    version: int,
+    stage: str,
+    *,
+    actor: str,
+    reason: str,
+    aliases: list[str] | None = None,
+) -> Event:
+    """Promote, announce it (``model.promoted``, ``model.archived``) and move aliases; used by every flow.
+
+    ``aliases`` defaults to ``["champion"]`` for production and to none for other stages.
+    """
+    event = reg.promote(model_name, version, stage, actor=actor, reason=reason, run_id=flow_run.id)
+    archived = event.data["archived"]
+    publish.emit("promoted", model_name, version, stage=stage, actor=actor, reason=reason, archived=archived)
+    for old in archived:
+        publish.emit("archived", model_name, old, actor=actor, replaced_by=version)
+    for alias in (["champion"] if stage == "production" else []) if aliases is None else aliases:
+        reg.set_alias(model_name, alias, version, actor=actor, reason=reason, run_id=flow_run.id)
+    return event
 
 
 @flow(name="promote-model")
@@ -39,14 +63,7 @@ def promote_model(
         actor: who promotes (default ``PMR_ACTOR`` or the deployment).
     """
     reg, who = Registry.open(registry), run_actor(actor)
-    event = reg.promote(model_name, version, stage, actor=who, reason=reason, run_id=flow_run.id)
-    publish.emit(
-        "promoted", model_name, version, stage=stage, actor=who, reason=reason, archived=event.data["archived"]
-    )
-    for old in event.data["archived"]:
-        publish.emit("archived", model_name, old, actor=who, replaced_by=version)
-    for alias in (["champion"] if stage == "production" else []) if aliases is None else aliases:
-        reg.set_alias(model_name, alias, version, actor=who, reason=reason, run_id=flow_run.id)
+    event = promote_version(reg, model_name, version, stage, actor=who, reason=reason, aliases=aliases)
     publish.overview(reg)
     get_run_logger().info("%s", event)
     return {"model": model_name, "version": version, "stage": stage, "archived": event.data["archived"]}

@@ -11,6 +11,7 @@ from prefect.runtime import flow_run
 from flows import evidence, publish
 from flows.approval import ApprovalPolicy, wait_for_decision
 from flows.errors import ApprovalRejected, ApprovalTimedOut, GateFailed
+from flows.lifecycle import promote_version
 from flows.tasks import (
     check_data_quality,
     check_drift,
@@ -129,12 +130,9 @@ def retrain(
         reason = "gates passed; no approval required for this stage by policy"
         if next_stage in policy.required_for:
             reason = f"gates passed; approved by {_approve(reg, mv, reports, links, policy, next_stage)}"
-        event = reg.promote(model_name, mv.version, next_stage, actor=who, reason=reason, run_id=flow_run.id)
-        publish.emit("promoted", model_name, mv.version, stage=next_stage, actor=who, archived=event.data["archived"])
-        for old in event.data["archived"]:
-            publish.emit("archived", model_name, old, actor=who, replaced_by=mv.version)
+        promote_version(reg, model_name, mv.version, next_stage, actor=who, reason=reason, aliases=[])
         stage = next_stage
-    if stage == "production":
+    if stage == "production":  # also after a re-run that found the promotion done
         for alias in aliases if aliases is not None else ["champion"]:
             reg.set_alias(model_name, alias, mv.version, actor=who, reason="promoted", run_id=flow_run.id)
     publish.version_evidence(reg, mv, reports, stage)
