@@ -11,7 +11,7 @@ from prefect.runtime import deployment, flow_run
 
 from flows import training
 from registry import Lineage, ModelVersion, Registry, VersionInfo
-from registry.errors import AliasNotFound
+from registry.errors import AliasNotFound, ModelNotFound
 from registry.lineage import code_version, environment
 from validations import champion, data_quality, drift, metrics, thresholds
 from validations.report import GateReport
@@ -87,11 +87,9 @@ def train(
 def current_champion(registry: str | None, name: str) -> tuple[ModelVersion | None, Any]:
     """The production version of ``name`` and the loaded model (hash-verified), or ``(None, None)``."""
     reg = Registry.open(registry)
-    if name not in reg.models():
-        return None, None
     try:
         mv = reg.resolve(f"models:/{name}@production")
-    except AliasNotFound:
+    except (ModelNotFound, AliasNotFound):
         return None, None
     return mv, reg.load(mv.uri)
 
