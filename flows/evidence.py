@@ -198,9 +198,9 @@ def overview_rows(reg: Registry) -> list[dict[str, Any]]:
 
 
 def object_links(reg: Registry, mv: ModelVersion) -> dict[str, str]:
-    """Where the version's manifest and artifact live in storage (s3:// or file:// URLs)."""
+    """Where the version's ``manifest`` and ``artifact`` live in storage (s3:// or file:// URLs), by kind."""
     base = reg.store.uri if reg.store.uri.startswith("s3://") else f"file://{reg.store.uri}"
     return {
-        f"{mv.name} v{mv.version} manifest": f"{base}/models/{mv.name}/versions/{mv.version:010d}.json",
-        f"{mv.name} v{mv.version} artifact": f"{base}/{mv.artifact.key}",
+        "manifest": f"{base}/{reg.manifest_key(mv.name, mv.version)}",
+        "artifact": f"{base}/{mv.artifact.key}",
     }

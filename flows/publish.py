@@ -69,8 +69,8 @@ def version_evidence(reg: Registry, mv: ModelVersion, reports: Mapping[str, Gate
             key=keys["Champion vs. challenger"],
             description=f"{mv.name} v{mv.version} against the production model, same holdout",
         )
-    for title, url in evidence.object_links(reg, mv).items():
-        create_link_artifact(url, link_text=title, key=evidence.artifact_key(title.split(" v")[0], title.split()[-1]))
+    for kind, url in evidence.object_links(reg, mv).items():
+        create_link_artifact(url, link_text=f"{mv.name} v{mv.version} {kind}", key=evidence.artifact_key(mv.name, kind))
     return {
         title: f"{ui}/artifacts/artifact/{artifact_id}" if ui else f"artifact `{keys[title]}` in the Prefect UI"
         for title, artifact_id in ids.items()

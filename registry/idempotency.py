@@ -81,7 +81,7 @@ class Claims:
     def recover(self, name: str, key: str, record: dict[str, Any]) -> ModelVersion | None:
         """An attempt died after claiming ``key``: find the version it made, if it made one."""
         version = record["after"] + 1
-        while self.reg.store.exists(self.reg._version_key(name, version)):
+        while self.reg.store.exists(self.reg.manifest_key(name, version)):
             mv = self.reg.get_version(name, version)
             if mv.idempotency_key == key:
                 self.finish(name, key, record, mv)

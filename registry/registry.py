@@ -106,7 +106,8 @@ class Registry:
 
     # -- keys -----------------------------------------------------------------------------------------
     @staticmethod
-    def _version_key(name: str, version: int) -> str:
+    def manifest_key(name: str, version: int) -> str:
+        """Object key of the manifest of ``name`` version ``version``."""
         return f"models/{name}/versions/{version:010d}.json"
 
     def _log(self, name: str) -> ModelLog:
@@ -236,7 +237,7 @@ class Registry:
         while True:
             mv = ModelVersion(version=version, **fields)
             try:
-                self.store.put(self._version_key(name, version), mv.to_bytes(), create_only=True)
+                self.store.put(self.manifest_key(name, version), mv.to_bytes(), create_only=True)
             except PreconditionFailed:
                 # Usually the number is taken (412); AWS's 409 means "retry", so look again from here.
                 version = self._first_free(name, version)
@@ -255,15 +256,15 @@ class Registry:
 
     def _first_free(self, name: str, start: int) -> int:
         """The lowest free version >= ``start``. Versions are dense, so gallop then bisect."""
-        if not self.store.exists(self._version_key(name, start)):
+        if not self.store.exists(self.manifest_key(name, start)):
             return start
         lo, step = start, 1  # lo is taken
-        while self.store.exists(self._version_key(name, lo + step)):
+        while self.store.exists(self.manifest_key(name, lo + step)):
             lo, step = lo + step, step * 2
         hi = lo + step  # hi is free
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if self.store.exists(self._version_key(name, mid)):
+            if self.store.exists(self.manifest_key(name, mid)):
                 lo = mid
             else:
                 hi = mid
@@ -282,7 +283,7 @@ class Registry:
     # -- reading --------------------------------------------------------------------------------------
     def models(self) -> list[str]:
         """Names of all registered models, sorted."""
-        return [n for n in self.store.list_children("models/") if self.store.exists(self._version_key(n, 1))]
+        return [n for n in self.store.list_children("models/") if self.store.exists(self.manifest_key(n, 1))]
 
     def overview(self) -> list[dict[str, Any]]:
         """One plain row per model: latest version, production, staging versions, aliases, last change."""
@@ -302,7 +303,7 @@ class Registry:
         return rows
 
     def _require_model(self, name: str) -> None:
-        if not self.store.exists(self._version_key(check_model_name(name), 1)):
+        if not self.store.exists(self.manifest_key(check_model_name(name), 1)):
             raise ModelNotFound(f"no model named {name!r} in {self.store.uri}")
 
     def get_version(self, name: str, version: int) -> ModelVersion:
@@ -317,7 +318,7 @@ class Registry:
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise InvalidURI(f"version must be a positive integer, not {version!r}")
         try:
-            raw = self.store.get(self._version_key(name, version)).data
+            raw = self.store.get(self.manifest_key(name, version)).data
         except ObjectNotFound:
             self._require_model(name)
             raise VersionNotFound(f"{name} has no version {version}") from None
