@@ -8,6 +8,7 @@ chains, and a state snapshot that disagrees with the replayed log.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -151,13 +152,20 @@ def _verify_model(reg: Registry, name: str, report: VerifyReport) -> None:
 
 
 def _verify_blob(
-    reg: Registry, name: str, owner: str, key: str, digest: str, what: str, report: VerifyReport, bad: object
+    reg: Registry,
+    name: str,
+    owner: str,
+    key: str,
+    digest: str,
+    what: str,
+    report: VerifyReport,
+    bad: Callable[[str, str], None],
 ) -> None:
     report.blobs += 1
     try:
         data = reg.store.get(key).data
     except ObjectNotFound:
-        bad(owner, f"{what} is missing ({key})")  # type: ignore[operator]
+        bad(owner, f"{what} is missing ({key})")
         return
     if sha256(data) != digest:
-        bad(owner, f"{what} is altered: sha256 does not match")  # type: ignore[operator]
+        bad(owner, f"{what} is altered: sha256 does not match")
