@@ -51,8 +51,10 @@ def plan_stage_change(state: ModelState, version: int, to: str) -> dict[str, Any
     return data
 
 
-def plan_rollback(state: ModelState) -> dict[str, Any]:
+def plan_rollback(state: ModelState, *, move_aliases: bool = False) -> dict[str, Any]:
     """Return the event data that puts back the production version before the current one.
+
+    With ``move_aliases`` the aliases on the rolled-back version move to the restored one in the same event.
 
     Raises:
         NothingToRollBack: no current production version, or none before it.
@@ -64,7 +66,10 @@ def plan_rollback(state: ModelState) -> dict[str, Any]:
     earlier = [v for v in state.production_history[:-1] if v != current]
     if not earlier:
         raise NothingToRollBack(f"{state.name} has no production version before v{current}")
-    return {"from": current, "to": earlier[-1]}
+    data: dict[str, Any] = {"from": current, "to": earlier[-1]}
+    if move_aliases:
+        data["aliases"] = sorted(a for a, v in state.aliases.items() if v == current)
+    return data
 
 
 def _block(state: ModelState, version: int, reason: str, on: bool) -> None:
@@ -106,6 +111,8 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
         new.aliases.pop(d["alias"], None)
     elif event.type == "validated" and v is not None:
         _block(new, v, f"gate:{d['gate']}", not d.get("passed", False))
+        if d.get("report_sha256"):
+            new.reports.setdefault(v, {})[d["gate"]] = d["report_sha256"]
     elif event.type == "approved" and v is not None:
         _block(new, v, "rejected", False)
     elif event.type == "rejected" and v is not None:
@@ -117,6 +124,8 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
             new.production_history.pop()
         if new.production_history[-1:] != [d["to"]]:
             new.production_history.append(d["to"])
+        for alias in d.get("aliases", []):  # moved in the same event: no moment with aliases left behind
+            new.aliases[alias] = d["to"]
     new.seq = event.seq
     new.head_hash = event_hash
     new.updated_at = event.at

@@ -8,7 +8,14 @@ versions can never coexist, and no change can happen without its event.
 
 ``state.json`` is a snapshot of the replayed state, refreshed after appends. It may lag; readers catch up by
 reading the events after it (usually none: one missing-key read), so resolving ``@production`` costs a
-constant number of requests however many versions and events a model has.
+constant number of requests however many versions and events a model has. Refreshing it is best effort: an
+append whose event landed has succeeded, whatever happens to the snapshot write after it.
+
+An append may carry an operation key, stored in the event. Given the log position at which the key was
+claimed (``since``), the append first looks for an event with that key after it and returns that event
+instead of acting twice; every event it reads while catching up after a lost race is checked the same way.
+To append at ``seq`` a writer must have read every event before it, so two attempts with one key can never
+both land.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from registry.errors import ConcurrencyError, IntegrityError, ObjectNotFound, PreconditionFailed
+from registry.errors import ConcurrencyError, IntegrityError, ObjectNotFound, PreconditionFailed, StoreError
+from registry.keys import event_key, events_prefix, parse_number, state_key
 from registry.lifecycle import apply_event
 from registry.models import GENESIS, Event, ModelState, sha256, utcnow
 from registry.store.base import ObjectStore
@@ -33,19 +41,7 @@ APPEND_BUDGET_S = 180.0
 SNAPSHOT_LAG = 8
 
 
-def events_prefix(name: str) -> str:
-    """Key prefix of a model's events."""
-    return f"models/{name}/events/"
-
-
-def event_key(name: str, seq: int) -> str:
-    """Key of event ``seq`` (zero-padded, so listing order is log order)."""
-    return f"{events_prefix(name)}{seq:012d}.json"
-
-
-def state_key(name: str) -> str:
-    """Key of the model's state snapshot."""
-    return f"models/{name}/state.json"
+__all__ = ["Draft", "ModelLog", "event_key", "events_prefix", "parse_event", "state_key"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +67,8 @@ def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:
         event = Event.model_validate_json(raw)
     except ValidationError as exc:
         raise IntegrityError(f"event {seq} of {name} is corrupt: {exc.errors()[0]['msg']}") from None
+    except ValueError:
+        raise IntegrityError(f"event {seq} of {name} is corrupt") from None
     if event.seq != seq or event.model != name:
         raise IntegrityError(f"event {seq} of {name} claims to be event {event.seq} of {event.model}")
     if event.prev_hash != prev_hash:
@@ -91,15 +89,37 @@ class ModelLog:
         except ObjectNotFound:
             return ModelState(name=self.name), None
         try:
-            return ModelState.model_validate_json(obj.data), obj.etag
-        except ValidationError:
+            snap = ModelState.model_validate_json(obj.data)
+        except (ValidationError, ValueError):
             # A corrupt snapshot is only a cache: replay from the start (verify reports it).
             return ModelState(name=self.name), obj.etag
+        if snap.name != self.name or snap.seq < 0:
+            return ModelState(name=self.name), obj.etag
+        return snap, obj.etag
 
-    def _catch_up(self, state: ModelState) -> ModelState:
+    def _catch_up(self, state: ModelState, op_key: str | None = None) -> tuple[ModelState, Event | None]:
+        """Apply the events after ``state``; stop at the first one carrying ``op_key`` and return it too."""
         for event, digest in self._events_from(state.seq + 1, state.head_hash):
             state = apply_event(state, event, digest)
-        return state
+            if op_key is not None and event.op_key == op_key:
+                return state, event
+        return state, None
+
+    def _snapshot_matches_log(self, snap: ModelState) -> bool:
+        """Whether the snapshot's last event exists and hashes to the snapshot's ``head_hash``."""
+        if snap.seq == 0:
+            return snap.head_hash == GENESIS
+        try:
+            return sha256(self.store.get(event_key(self.name, snap.seq)).data) == snap.head_hash
+        except ObjectNotFound:
+            return False
+
+    def find(self, op_key: str, since: int) -> Event | None:
+        """The event after ``since`` that carries ``op_key``, if one landed."""
+        for event in self.events_after(since):
+            if event.op_key == op_key:
+                return event
+        return None
 
     def _events_from(self, seq: int, prev_hash: str) -> Iterator[tuple[Event, str]]:
         while True:
@@ -115,15 +135,31 @@ class ModelLog:
     def state(self) -> ModelState:
         """The current state: the snapshot plus any events written after it."""
         snapshot, etag = self._snapshot()
-        state = self._catch_up(snapshot)
+        state, _ = self._catch_up(snapshot)
         if state.seq - snapshot.seq >= SNAPSHOT_LAG:
             self._save_snapshot(state, snapshot.seq, etag)
         return state
 
     def events(self) -> Iterator[Event]:
-        """Every event from the first, checking the hash chain."""
+        """Every event from the first, checking the hash chain and that nothing follows a missing event.
+
+        Raises:
+            IntegrityError: the chain is broken, or an event is missing before later ones (a gap).
+
+        """
+        last = 0
         for event, _ in self._events_from(1, GENESIS):
+            last = event.seq
             yield event
+        self.check_no_gap(last)
+
+    def check_no_gap(self, last: int) -> None:
+        """Raise :class:`IntegrityError` if any event key lies beyond ``last``, the end of the readable log."""
+        prefix = events_prefix(self.name)
+        for key in self.store.list(prefix):
+            seq = parse_number(key, prefix)
+            if seq is not None and seq > last:
+                raise IntegrityError(f"the log of {self.name} has a gap: event {last + 1} is missing before {seq}")
 
     def events_after(self, seq: int) -> Iterator[Event]:
         """Events after ``seq``, oldest first (chained from event ``seq``, which is read for its hash)."""
@@ -145,14 +181,25 @@ class ModelLog:
             state = apply_event(state, event, digest)
         return state
 
-    def append(self, plan: Callable[[ModelState], Draft | None]) -> tuple[Event | None, ModelState]:
+    def append(
+        self,
+        plan: Callable[[ModelState], Draft | None],
+        *,
+        op_key: str | None = None,
+        since: int | None = None,
+    ) -> tuple[Event | None, ModelState]:
         """Append the event that ``plan`` builds from the current state.
 
         ``plan`` is called again with the newer state each time another writer wins the race, so its checks
         always hold for the state the event is appended to. It may return ``None`` for "nothing to do".
 
+        Args:
+            plan: builds the event from the state it will follow, or raises a typed refusal.
+            op_key: stored in the event; an event with this key found after ``since`` is returned instead.
+            since: the log position when ``op_key`` was claimed (every attempt with the key lands after it).
+
         Returns:
-            The event written (or ``None``) and the state after it.
+            The event written or found (or ``None``) and the state after the log's current end.
 
         Raises:
             ConcurrencyError: lost races for longer than :data:`APPEND_BUDGET_S`.
@@ -160,7 +207,16 @@ class ModelLog:
 
         """
         snapshot, etag = self._snapshot()
-        state = self._catch_up(snapshot)
+        if not self._snapshot_matches_log(snapshot):
+            snapshot = ModelState(name=self.name)  # a write must never build on a cache it cannot confirm
+        if op_key is not None and since is not None and since < snapshot.seq:
+            # The snapshot is past the claim point: look for our event among the events it covers.
+            earlier = self.find(op_key, since)
+            if earlier is not None:
+                return earlier, self._catch_up(snapshot)[0]
+        state, found = self._catch_up(snapshot, op_key)
+        if found is not None:
+            return found, self._catch_up(state)[0]
         deadline = time.monotonic() + APPEND_BUDGET_S
         attempt = 0
         while True:
@@ -178,6 +234,7 @@ class ModelLog:
                 run_id=draft.run_id,
                 data=draft.data or {},
                 prev_hash=state.head_hash,
+                op_key=op_key,
             )
             raw = event.to_bytes()
             try:
@@ -190,14 +247,17 @@ class ModelLog:
                     ) from None
                 # Jittered back-off keeps a crowd of writers from colliding in lockstep.
                 time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
-                state = self._catch_up(state)
+                state, found = self._catch_up(state, op_key)
+                if found is not None:  # another attempt with our key won: its outcome is ours
+                    return found, self._catch_up(state)[0]
                 continue
             state = apply_event(state, event, sha256(raw))
             self._save_snapshot(state, snapshot.seq, etag)
             return event, state
 
     def _save_snapshot(self, state: ModelState, stored_seq: int, etag: str | None) -> None:
-        # Best effort, one try: a lost race means someone else refreshed it, and readers catch up anyway.
+        # Best effort, one try: a lost race means someone else refreshed it, and readers catch up anyway. Any
+        # store error is swallowed too: the event already landed, so the operation has happened.
         if state.seq <= stored_seq:
             return
         try:
@@ -205,5 +265,5 @@ class ModelLog:
                 self.store.put(state_key(self.name), state.model_dump_json().encode(), create_only=True)
             else:
                 self.store.put(state_key(self.name), state.model_dump_json().encode(), if_match=etag)
-        except PreconditionFailed:
+        except (StoreError, OSError):
             pass

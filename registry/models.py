@@ -114,6 +114,8 @@ class Event(_Record):
     run_id: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     prev_hash: str
+    # The caller's operation key: a retry with the same key finds this event instead of acting twice.
+    op_key: str | None = None
 
     def __str__(self) -> str:
         return describe(self)
@@ -142,6 +144,8 @@ class ModelState(BaseModel):
     blocked: dict[int, list[str]] = Field(default_factory=dict)
     registered: int = 0
     updated_at: datetime | None = None
+    # SHA-256 of the current report of each gate recorded after registration, per version.
+    reports: dict[int, dict[str, str]] = Field(default_factory=dict)
 
     def stage_of(self, version: int) -> str:
         """The stage of ``version`` (``none`` when never staged)."""
@@ -172,6 +176,7 @@ def describe(event: Event) -> str:
         "approved": f"{v} approved",
         "rejected": f"{v} rejected",
         "approval_timed_out": f"{v} approval timed out (no decision)",
-        "rolled_back": f"rolled back v{d.get('from')} -> v{d.get('to')}",
+        "rolled_back": f"rolled back v{d.get('from')} -> v{d.get('to')}"
+        + (f" (moved {', '.join(d['aliases'])})" if d.get("aliases") else ""),
     }.get(event.type, f"{event.type} {v}".strip())
     return f"{text} by {event.actor}" + (f": {event.reason}" if event.reason else "")

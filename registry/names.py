@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from registry.errors import InvalidName, InvalidURI
 
 STAGES = ("none", "staging", "production", "archived")
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_DIGITS = re.compile(r"[0-9]{1,10}")
 # Alias names that would be ambiguous in a URI.
 _RESERVED_ALIASES = {*STAGES, "latest"}
 
@@ -28,7 +29,7 @@ def check_model_name(name: object) -> str:
         raise InvalidName("model name must be a non-empty string")
     if len(name) > 128:
         raise InvalidName(f"model name is {len(name)} characters long; the limit is 128")
-    if not _MODEL.match(name) or ".." in name:
+    if not _MODEL.fullmatch(name) or ".." in name:
         raise InvalidName(
             f"invalid model name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
         )
@@ -42,7 +43,7 @@ def check_alias(alias: object) -> str:
         InvalidName: otherwise.
 
     """
-    if not isinstance(alias, str) or not _ALIAS.match(alias):
+    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
         raise InvalidName(
             f"invalid alias {alias!r}: use 1-63 lowercase letters, digits, '_' and '-', starting with a letter"
         )
@@ -53,7 +54,7 @@ def check_alias(alias: object) -> str:
 
 def check_stage(stage: object) -> str:
     """Return ``stage`` if it is one of :data:`STAGES`."""
-    if stage not in STAGES:
+    if not isinstance(stage, str) or stage not in STAGES:
         raise InvalidName(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     return str(stage)
 
@@ -84,6 +85,8 @@ def parse_model_uri(uri: str) -> ModelRef:
     """
     if not isinstance(uri, str) or not uri.strip():
         raise InvalidURI("empty model URI")
+    if not uri.isascii() or not uri.isprintable():
+        raise InvalidURI(f"malformed model URI {uri!r}: only printable ASCII is allowed")
     body = uri.removeprefix("models:/")
     if "://" in body or body.startswith("/"):
         raise InvalidURI(f"malformed model URI {uri!r}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
@@ -101,6 +104,7 @@ def parse_model_uri(uri: str) -> ModelRef:
     check_model_name(name)
     if version == "latest":
         return ModelRef(name, label="latest")
-    if not version.isdigit() or int(version) < 1 or not version.isascii():
+    # ASCII digits only, matched whole: "²".isdigit() is True but int("²") fails.
+    if not _DIGITS.fullmatch(version) or int(version) < 1:
         raise InvalidURI(f"malformed model URI {uri!r}: version must be a positive integer or 'latest'")
     return ModelRef(name, version=int(version))

@@ -1,21 +1,14 @@
 """The registry: register versions, change stages and aliases, record decisions, resolve and load.
 
-Key layout in the store (one bucket prefix or directory)::
-
-    blobs/sha256/<hash>                         artifact and report bytes, content-addressed
-    models/<name>/versions/<n:010d>.json        immutable manifest; its create-only write allocates n
-    models/<name>/latest                        hint: a recent version number (may lag, never leads)
-    models/<name>/events/<seq:012d>.json        the hash-chained audit log (see registry.log)
-    models/<name>/state.json                    snapshot of the replayed log
-    models/<name>/reports/<n:010d>/<gate>.json  gate reports recorded after registration
-    models/<name>/idempotency/<sha256(key)>.json  which version an idempotency key produced
+Object keys are built in :mod:`registry.keys`; manifests and version numbers live in :mod:`registry.versions`;
+the log in :mod:`registry.log`; operation keys in :mod:`registry.idempotency`; input checks in
+:mod:`registry.checks`. Every writer here checks all of its input first, then writes.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
-import math
 import os
 import socket
 from collections.abc import Iterable, Mapping
@@ -24,9 +17,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from registry import artifacts
+from registry import artifacts, keys, versions
+from registry.checks import (
+    check_flag,
+    check_gate,
+    check_info,
+    check_op_key,
+    check_optional_text,
+    check_report,
+    check_text,
+    check_version_number,
+)
 from registry.errors import (
     AliasNotFound,
     ApprovalRefused,
@@ -35,10 +36,9 @@ from registry.errors import (
     InvalidURI,
     ModelNotFound,
     ObjectNotFound,
-    PreconditionFailed,
     VersionNotFound,
 )
-from registry.idempotency import Claims, request_fingerprint
+from registry.idempotency import Claims, op_fingerprint, request_fingerprint
 from registry.lifecycle import plan_rollback, plan_stage_change
 from registry.log import Draft, ModelLog
 from registry.models import (
@@ -49,7 +49,6 @@ from registry.models import (
     ReportRef,
     VersionInfo,
     canonical_json,
-    sha256,
     utcnow,
 )
 from registry.names import STAGES, check_alias, check_model_name, check_stage, parse_model_uri
@@ -68,21 +67,13 @@ def default_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _check_info(info: VersionInfo) -> None:
-    for key, value in info.metrics.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidMetadata(f"metric name {key!r} must be a non-empty string")
-        if not math.isfinite(value):
-            raise InvalidMetadata(f"metric {key!r} is {value}: metrics must be finite numbers")
-    for what, value in (("params", info.params), ("reports", info.reports)):
-        try:
-            canonical_json(value)
-        except (TypeError, ValueError) as exc:
-            raise InvalidMetadata(f"{what} must be JSON without NaN or inf: {exc}") from None
+def _actor(actor: str | None) -> str:
+    return check_text(actor, "actor", max_len=256) if actor is not None else default_actor()
 
 
-def _blob_key(digest: str) -> str:
-    return f"blobs/sha256/{digest}"
+def _texts(**fields: object) -> None:
+    for what, value in fields.items():
+        check_optional_text(value, what.replace("_", " "))
 
 
 class Registry:
@@ -90,7 +81,7 @@ class Registry:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self._claims = Claims(self)
+        self._claims = Claims(store)
 
     @classmethod
     def open(cls, location: str | os.PathLike[str] | None = None, *, create: bool = True) -> Registry:
@@ -108,7 +99,7 @@ class Registry:
     @staticmethod
     def manifest_key(name: str, version: int) -> str:
         """Object key of the manifest of ``name`` version ``version``."""
-        return f"models/{name}/versions/{version:010d}.json"
+        return keys.manifest_key(name, version)
 
     def _log(self, name: str) -> ModelLog:
         return ModelLog(self.store, check_model_name(name))
@@ -123,6 +114,7 @@ class Registry:
         fmt: str = "skops",
         actor: str | None = None,
         idempotency_key: str | None = None,
+        operation_key: str | None = None,
     ) -> ModelVersion:
         """Register serialised model bytes as the next version of ``name``.
 
@@ -135,7 +127,9 @@ class Registry:
             info: metrics, params, tags, description, lineage and gate reports.
             fmt: artifact format (``skops``, ``pickle``, ``joblib`` or ``bytes``).
             actor: who registers (default :func:`default_actor`).
-            idempotency_key: a retry with the same key gets the same version back.
+            idempotency_key: a retry with the same key gets the same version back, whatever point an earlier
+                attempt crashed at.
+            operation_key: the same as ``idempotency_key`` (the name every other writer uses).
 
         Raises:
             InvalidName, InvalidMetadata: bad input; nothing is written.
@@ -143,41 +137,40 @@ class Registry:
 
         """
         check_model_name(name)
+        if not isinstance(fmt, str):
+            raise InvalidMetadata(f"artifact format must be a string, not {type(fmt).__name__}")
         artifacts.check_format(fmt)
-        info = info or VersionInfo()
-        _check_info(info)
+        info = check_info(info if info is not None else VersionInfo())
         if not isinstance(artifact, bytes | bytearray) or not artifact:
             raise InvalidMetadata("artifact must be non-empty bytes")
-        actor = actor or default_actor()
-        digest = sha256(bytes(artifact))
-        claim: dict[str, Any] | None = None
-        if idempotency_key is not None:
-            existing, claim = self._claims.claim(name, idempotency_key, request_fingerprint(name, fmt, info))
-            if existing is not None:
-                return existing
+        if idempotency_key is not None and operation_key is not None and idempotency_key != operation_key:
+            raise InvalidMetadata("idempotency_key and operation_key differ: give one")
+        op_key = check_op_key(operation_key if operation_key is not None else idempotency_key)
+        actor = _actor(actor)
+        if op_key is None:
+            mv = self._register(name, bytes(artifact), info, fmt, actor, None)
+            versions.announce(self.store, mv, actor)
+            return mv
+        existing, claim, _ = self._claims.claim_registration(name, op_key, request_fingerprint(name, fmt, info))
+        if existing is not None:
+            return existing
         try:
-            return self._register(name, bytes(artifact), digest, info, fmt, actor, idempotency_key, claim)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key)
         except BaseException:
-            if idempotency_key is not None:
-                self._claims.release(name, idempotency_key)
+            self._claims.abandon(name, op_key, claim)
             raise
+        self._claims.finish(name, op_key, claim, mv)
+        self._claims.ensure_announced(mv, op_key, int(claim["log_seq"]))
+        return mv
 
     def _register(
-        self,
-        name: str,
-        artifact: bytes,
-        digest: str,
-        info: VersionInfo,
-        fmt: str,
-        actor: str,
-        idempotency_key: str | None,
-        claim: dict[str, Any] | None,
+        self, name: str, artifact: bytes, info: VersionInfo, fmt: str, actor: str, op_key: str | None
     ) -> ModelVersion:
-        self._put_blob(artifact, digest)
+        digest = versions.put_blob(self.store, artifact)
         reports = {gate: self._put_report(report) for gate, report in info.reports.items()}
         manifest_fields: dict[str, Any] = {
             "name": name,
-            "artifact": ArtifactRef(sha256=digest, size=len(artifact), format=fmt, key=_blob_key(digest)),
+            "artifact": ArtifactRef(sha256=digest, size=len(artifact), format=fmt, key=keys.blob_key(digest)),
             "metrics": info.metrics,
             "params": info.params,
             "tags": info.tags,
@@ -186,16 +179,15 @@ class Registry:
             "reports": reports,
             "created_by": actor,
             "created_at": utcnow(),
-            "idempotency_key": idempotency_key,
+            "idempotency_key": op_key,
         }
-        mv = self._allocate(name, manifest_fields)
-        if idempotency_key is not None and claim is not None:
-            self._claims.finish(name, idempotency_key, claim, mv)
-        self._announce(mv, actor)
-        return mv
+        return versions.allocate(self.store, name, manifest_fields)
 
     def register_model(self, name: str, model: Any, info: VersionInfo | None = None, **kwargs: Any) -> ModelVersion:
         """Serialise a scikit-learn model with skops and :meth:`register` it."""
+        check_model_name(name)
+        if info is not None:
+            check_info(info)
         return self.register(name, artifacts.dump_model(model), info, fmt="skops", **kwargs)
 
     def register_file(
@@ -215,69 +207,14 @@ class Registry:
             raise InvalidMetadata(f"cannot read model file {p}: {exc.strerror or exc}") from None
         return self.register(name, data, info, fmt=fmt or artifacts.format_for(p), **kwargs)
 
-    def _put_blob(self, data: bytes, digest: str) -> None:
-        try:
-            self.store.put(_blob_key(digest), data, create_only=True)
-        except PreconditionFailed:
-            pass  # same content already stored: content addressing makes this a no-op
-
     def _put_report(self, report: Mapping[str, Any]) -> ReportRef:
-        raw = canonical_json(report)
-        digest = sha256(raw)
-        self._put_blob(raw, digest)
+        raw = canonical_json(dict(report))
+        digest = versions.put_blob(self.store, raw)
         return ReportRef(
             sha256=digest,
-            key=_blob_key(digest),
+            key=keys.blob_key(digest),
             passed=bool(report.get("passed", False)),
             blocking=not report.get("advisory", False),
-        )
-
-    def _allocate(self, name: str, fields: dict[str, Any]) -> ModelVersion:
-        version = self._read_hint(name) + 1
-        while True:
-            mv = ModelVersion(version=version, **fields)
-            try:
-                self.store.put(self.manifest_key(name, version), mv.to_bytes(), create_only=True)
-            except PreconditionFailed:
-                # Usually the number is taken (412); AWS's 409 means "retry", so look again from here.
-                version = self._first_free(name, version)
-                continue
-            try:
-                self.store.put(f"models/{name}/latest", str(version).encode())
-            except OSError:
-                pass  # only a hint: the next registrant probes past it
-            return mv
-
-    def _read_hint(self, name: str) -> int:
-        try:
-            return int(self.store.get(f"models/{name}/latest").data)
-        except (ObjectNotFound, ValueError):
-            return 0
-
-    def _first_free(self, name: str, start: int) -> int:
-        """The lowest free version >= ``start``. Versions are dense, so gallop then bisect."""
-        if not self.store.exists(self.manifest_key(name, start)):
-            return start
-        lo, step = start, 1  # lo is taken
-        while self.store.exists(self.manifest_key(name, lo + step)):
-            lo, step = lo + step, step * 2
-        hi = lo + step  # hi is free
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self.store.exists(self.manifest_key(name, mid)):
-                lo = mid
-            else:
-                hi = mid
-        return hi
-
-    def _announce(self, mv: ModelVersion, actor: str) -> None:
-        data = {
-            "manifest_sha256": sha256(mv.to_bytes()),
-            "artifact_sha256": mv.artifact.sha256,
-            "failed_gates": sorted(g for g, r in mv.reports.items() if r.blocking and not r.passed),
-        }
-        self._log(mv.name).append(
-            lambda _state: Draft("registered", mv.version, actor, mv.description, mv.lineage.flow_run_id, data)
         )
 
     # -- reading --------------------------------------------------------------------------------------
@@ -315,25 +252,17 @@ class Registry:
 
         """
         check_model_name(name)
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise InvalidURI(f"version must be a positive integer, not {version!r}")
+        check_version_number(version)
         try:
-            raw = self.store.get(self.manifest_key(name, version)).data
-        except ObjectNotFound:
+            return versions.read_manifest(self.store, name, version)
+        except VersionNotFound:
             self._require_model(name)
-            raise VersionNotFound(f"{name} has no version {version}") from None
-        try:
-            mv = ModelVersion.model_validate_json(raw)
-        except ValidationError:
-            raise IntegrityError(f"manifest of {name} v{version} is corrupt") from None
-        if mv.name != name or mv.version != version:
-            raise IntegrityError(f"manifest of {name} v{version} describes {mv.name} v{mv.version}")
-        return mv
+            raise
 
     def latest_version(self, name: str) -> int:
         """The highest version number of ``name``."""
         self._require_model(name)
-        return self._first_free(name, max(self._read_hint(name), 1)) - 1
+        return versions.latest(self.store, name)
 
     def versions(self, name: str, *, limit: int | None = None) -> list[ModelVersion]:
         """Manifests of ``name``, newest first; ``limit`` keeps only the newest few.
@@ -413,13 +342,41 @@ class Registry:
         return self._log(name).state_at(when)
 
     def reports(self, name: str, version: int) -> dict[str, dict[str, Any]]:
-        """Gate reports of a version: those stored at registration, then later ones (which win)."""
+        """Gate reports of a version: those stored at registration, then later ones (which win).
+
+        Every report is checked against the hash recorded for it (in the manifest, or in its ``validated``
+        event) before it is parsed.
+
+        Raises:
+            IntegrityError: a report is missing, altered or unreadable.
+
+        """
         mv = self.get_version(name, version)
-        found = {gate: json.loads(self.store.get(ref.key).data) for gate, ref in mv.reports.items()}
-        prefix = f"models/{name}/reports/{version:010d}/"
-        for key in self.store.list(prefix):
-            found[key[len(prefix) : -len(".json")]] = json.loads(self.store.get(key).data)
+        found = {
+            gate: self._read_report(ref.key, ref.sha256, f"{gate} report of {mv.uri}")
+            for gate, ref in mv.reports.items()
+        }
+        prefix = keys.legacy_reports_prefix(name, version)
+        for key in self.store.list(prefix):  # written by releases before operation keys
+            found[key[len(prefix) : -len(".json")]] = self._read_report(key, None, f"report {key}")
+        for gate, digest in self._log(name).state().reports.get(version, {}).items():
+            found[gate] = self._read_report(keys.blob_key(digest), digest, f"{gate} report of {mv.uri}")
         return found
+
+    def _read_report(self, key: str, digest: str | None, what: str) -> dict[str, Any]:
+        try:
+            raw = self.store.get(key).data
+        except ObjectNotFound:
+            raise IntegrityError(f"{what} is missing from the store") from None
+        if digest is not None:
+            artifacts.verify_bytes(raw, digest, what)
+        try:
+            report = json.loads(raw)
+        except ValueError:
+            raise IntegrityError(f"{what} is not valid JSON") from None
+        if not isinstance(report, dict):
+            raise IntegrityError(f"{what} is not a JSON object")
+        return report
 
     # -- changing stages and aliases -----------------------------------------------------------------
     def promote(
@@ -431,24 +388,27 @@ class Registry:
         actor: str | None = None,
         reason: str = "",
         run_id: str | None = None,
+        operation_key: str | None = None,
     ) -> Event:
         """Move ``version`` to stage ``to`` in one atomic log append (archiving the old production one).
+
+        With ``operation_key``, a retry after a crash at any point returns the event that landed.
 
         Raises:
             InvalidTransition, PromotionBlocked, VersionNotFound, ModelNotFound.
 
         """
         check_stage(to)
+        op_key = check_op_key(operation_key)
+        actor = _actor(actor)
+        _texts(reason=reason, run_id=run_id)
         self.get_version(name, version)
-        event, _ = self._log(name).append(
-            lambda st: Draft(
-                "stage_changed",
-                version,
-                actor or default_actor(),
-                reason,
-                run_id,
-                plan_stage_change(st, version, to),
-            )
+        event = self._claims.append(
+            name,
+            op_key,
+            "promote",
+            op_fingerprint("promote", version=version, to=to),
+            lambda st: Draft("stage_changed", version, actor, reason, run_id, plan_stage_change(st, version, to)),
         )
         assert event is not None
         return event
@@ -457,23 +417,43 @@ class Registry:
         """Archive a version (shorthand for ``promote(..., to="archived")``)."""
         return self.promote(name, version, "archived", **kwargs)
 
-    def rollback(self, name: str, *, actor: str | None = None, reason: str = "", run_id: str | None = None) -> Event:
+    def rollback(
+        self,
+        name: str,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+        run_id: str | None = None,
+        move_aliases: bool = False,
+        operation_key: str | None = None,
+    ) -> Event:
         """Put back the production version before the current one, archiving the current, atomically.
+
+        Args:
+            name: model name.
+            actor: who rolls back.
+            reason: why (kept in the audit log).
+            run_id: the flow run doing it, if any.
+            move_aliases: move the rolled-back version's aliases to the restored one, in the same event.
+            operation_key: a retry with the same key returns the rollback that landed (never a second one).
 
         Raises:
             NothingToRollBack: no earlier production version in the log.
 
         """
+        check_model_name(name)
+        check_flag(move_aliases, "move_aliases")
+        op_key = check_op_key(operation_key)
+        actor = _actor(actor)
+        _texts(reason=reason, run_id=run_id)
         self._require_model(name)
-        event, _ = self._log(name).append(
-            lambda st: Draft(
-                "rolled_back",
-                plan_rollback(st)["to"],
-                actor or default_actor(),
-                reason,
-                run_id,
-                plan_rollback(st),
-            )
+
+        def plan(st: ModelState) -> Draft:
+            data = plan_rollback(st, move_aliases=move_aliases)
+            return Draft("rolled_back", data["to"], actor, reason, run_id, data)
+
+        event = self._claims.append(
+            name, op_key, "rollback", op_fingerprint("rollback", move_aliases=move_aliases), plan
         )
         assert event is not None
         return event
@@ -487,28 +467,34 @@ class Registry:
         actor: str | None = None,
         reason: str = "",
         run_id: str | None = None,
+        operation_key: str | None = None,
     ) -> Event | None:
         """Point ``alias`` at ``version`` (moving it from wherever it was). ``None`` when already there."""
         check_alias(alias)
+        op_key = check_op_key(operation_key)
+        actor = _actor(actor)
+        _texts(reason=reason, run_id=run_id)
         self.get_version(name, version)
 
         def plan(st: ModelState) -> Draft | None:
             previous = st.aliases.get(alias)
             if previous == version:
                 return None
-            return Draft(
-                "alias_set",
-                version,
-                actor or default_actor(),
-                reason,
-                run_id,
-                {"alias": alias, "previous": previous},
-            )
+            return Draft("alias_set", version, actor, reason, run_id, {"alias": alias, "previous": previous})
 
-        return self._log(name).append(plan)[0]
+        return self._claims.append(
+            name, op_key, "set_alias", op_fingerprint("set_alias", alias=alias, version=version), plan
+        )
 
     def remove_alias(
-        self, name: str, alias: str, *, actor: str | None = None, reason: str = "", run_id: str | None = None
+        self,
+        name: str,
+        alias: str,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+        run_id: str | None = None,
+        operation_key: str | None = None,
     ) -> Event:
         """Remove ``alias``.
 
@@ -516,15 +502,19 @@ class Registry:
             AliasNotFound: no version carries it.
 
         """
+        check_model_name(name)
         check_alias(alias)
+        op_key = check_op_key(operation_key)
+        actor = _actor(actor)
+        _texts(reason=reason, run_id=run_id)
         self._require_model(name)
 
         def plan(st: ModelState) -> Draft:
             if alias not in st.aliases:
                 raise AliasNotFound(f"{name} has no alias {alias!r}")
-            return Draft("alias_removed", st.aliases[alias], actor or default_actor(), reason, run_id, {"alias": alias})
+            return Draft("alias_removed", st.aliases[alias], actor, reason, run_id, {"alias": alias})
 
-        event, _ = self._log(name).append(plan)
+        event = self._claims.append(name, op_key, "remove_alias", op_fingerprint("remove_alias", alias=alias), plan)
         assert event is not None
         return event
 
@@ -539,32 +529,36 @@ class Registry:
         passed: bool,
         actor: str | None = None,
         run_id: str | None = None,
+        operation_key: str | None = None,
     ) -> Event | None:
         """Store a gate report beside a version and log the verdict; a failure blocks promotion.
 
-        Recording the very same report again (a flow re-run after a suspend, a retried task) is a no-op and
-        returns ``None``.
+        The report is stored content-addressed first, then the ``validated`` event records its hash; the
+        current report of each gate is the one its latest event names. Recording the report that is already
+        current (a flow re-run after a suspend, a retried task) is a no-op and returns ``None``; a retry after
+        the report was stored but before its event landed appends the event.
         """
-        self.get_version(name, version)
-        if not gate.replace("_", "").replace("-", "").isalnum():
-            raise InvalidMetadata(f"invalid gate name {gate!r}")
-        try:
-            raw = canonical_json(dict(report))
-        except (TypeError, ValueError) as exc:
-            raise InvalidMetadata(f"report must be JSON without NaN or inf: {exc}") from None
-        key = f"models/{name}/reports/{version:010d}/{gate}.json"
-        try:
-            if self.store.get(key).data == raw:
-                return None
-        except ObjectNotFound:
-            pass
-        self.store.put(key, raw)
+        check_model_name(name)
+        check_gate(gate)
+        check_report(report)
+        check_flag(passed, "passed")
+        op_key = check_op_key(operation_key)
+        actor = _actor(actor)
+        _texts(run_id=run_id)
+        raw = canonical_json(dict(report))
         failed = [c.get("name") for c in report.get("checks", []) if isinstance(c, dict) and not c.get("passed")]
         reason = "" if passed else "failed checks: " + ", ".join(str(f) for f in failed[:5])
-        data = {"gate": gate, "passed": passed, "report_sha256": sha256(raw)}
-        return self._log(name).append(
-            lambda _st: Draft("validated", version, actor or default_actor(), reason, run_id, data)
-        )[0]
+        self.get_version(name, version)
+        digest = versions.put_blob(self.store, raw)
+        data = {"gate": gate, "passed": passed, "report_sha256": digest}
+
+        def plan(st: ModelState) -> Draft | None:
+            if st.reports.get(version, {}).get(gate) == digest:
+                return None  # this very report is already the gate's current one
+            return Draft("validated", version, actor, reason, run_id, data)
+
+        request = op_fingerprint("record_report", version=version, gate=gate, report=digest, passed=passed)
+        return self._claims.append(name, op_key, "record_report", request, plan)
 
     def record_decision(
         self,
@@ -578,6 +572,7 @@ class Registry:
         four_eyes: bool = False,
         allowed_reviewers: Iterable[str] | None = None,
         target_stage: str = "production",
+        operation_key: str | None = None,
     ) -> Event:
         """Log a reviewer's approval or rejection of ``version``; a rejection blocks promotion.
 
@@ -586,20 +581,34 @@ class Registry:
             InvalidMetadata: no reviewer, or a rejection without a comment.
 
         """
+        check_model_name(name)
+        check_flag(approved, "approved")
+        check_flag(four_eyes, "four_eyes")
+        check_stage(target_stage)
+        op_key = check_op_key(operation_key)
+        reviewer = check_text(reviewer if reviewer is not None else "", "reviewer", max_len=256).strip()
+        check_text(comment, "comment")
+        _texts(run_id=run_id)
+        allowed = None
+        if allowed_reviewers is not None:
+            allowed = {check_text(r, "an allowed reviewer", max_len=256) for r in allowed_reviewers}
         mv = self.get_version(name, version)
-        reviewer = (reviewer or "").strip()
         if not reviewer:
             raise InvalidMetadata("a decision needs the reviewer's name")
         if not approved and not comment.strip():
             raise InvalidMetadata("a rejection needs a comment saying why")
-        allowed = set(allowed_reviewers) if allowed_reviewers is not None else None
         if allowed is not None and reviewer not in allowed:
             raise ApprovalRefused(f"{reviewer!r} is not an allowed reviewer of {name}")
         if four_eyes and reviewer == mv.created_by:
             raise ApprovalRefused(f"four-eyes rule: {reviewer!r} registered {name} v{version} and cannot approve it")
         kind = "approved" if approved else "rejected"
-        event, _ = self._log(name).append(
-            lambda _st: Draft(kind, version, reviewer, comment, run_id, {"target_stage": target_stage})
+        request = op_fingerprint("decision", version=version, kind=kind, reviewer=reviewer, target=target_stage)
+        event = self._claims.append(
+            name,
+            op_key,
+            "record_decision",
+            request,
+            lambda _st: Draft(kind, version, reviewer, comment, run_id, {"target_stage": target_stage}),
         )
         assert event is not None
         return event
@@ -612,11 +621,20 @@ class Registry:
         actor: str | None = None,
         reason: str = "",
         run_id: str | None = None,
+        operation_key: str | None = None,
     ) -> Event:
         """Log that an approval wait ended with no decision (the version keeps its stage)."""
+        check_model_name(name)
+        op_key = check_op_key(operation_key)
+        actor = _actor(actor)
+        _texts(reason=reason, run_id=run_id)
         self.get_version(name, version)
-        event, _ = self._log(name).append(
-            lambda _st: Draft("approval_timed_out", version, actor or default_actor(), reason, run_id, {})
+        event = self._claims.append(
+            name,
+            op_key,
+            "record_timeout",
+            op_fingerprint("record_timeout", version=version),
+            lambda _st: Draft("approval_timed_out", version, actor, reason, run_id, {}),
         )
         assert event is not None
         return event

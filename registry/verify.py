@@ -1,34 +1,49 @@
-"""``verify``: walk a model (or the whole registry) and report what does not add up.
+"""``verify``: walk a model (or the whole registry) and report, typed, what does not add up. Never raises on damage.
 
-Finds dangling pointers (stages, aliases, hints or idempotency records naming missing versions), missing or
-altered blobs, manifests that differ from what their registration event recorded, broken or gapped event
-chains, and a state snapshot that disagrees with the replayed log.
+Checked per model: the log (contiguous, parsable, hash-chained, no operation key used twice), the snapshot
+against the replayed log, every manifest against its ``registered`` event, every artifact and report blob
+against its hash (reports recorded later against their ``validated`` event), stage/alias pointers, the
+``latest`` hint, and operation-key claims against the manifests and events that carry the keys. Across the
+registry: orphan blobs and leftover temporary files. Each model's head (last event and its hash) is reported
+so that it can be recorded outside the bucket and checked later (``expected_heads``): that catches a rewrite
+of the newest events, which nothing inside the bucket can.
+
+:func:`repair` cleans only what is safe to clean (temporary files and orphan blobs older than a grace period,
+stale claims, an unusable hint, claims lost for keyed versions) and never touches manifests or events.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
-from registry.errors import IntegrityError, ObjectNotFound
+from registry import keys, versions
+from registry.errors import IntegrityError, ObjectNotFound, RegistryError
+from registry.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
 from registry.lifecycle import apply_event
-from registry.log import events_prefix, parse_event, state_key
-from registry.models import GENESIS, ModelState, ModelVersion, sha256
+from registry.log import parse_event
+from registry.models import GENESIS, ModelState, ModelVersion, VersionInfo, canonical_json, sha256
 from registry.names import check_model_name
 from registry.registry import Registry
+
+#: Orphan blobs and temporary files younger than this may belong to a write in flight: repair leaves them.
+REPAIR_GRACE_S = 3600.0
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: where it is and what is wrong."""
+    """One problem: where it is, what kind it is and what is wrong."""
 
     model: str
     key: str
     problem: str
     severity: str = "error"  # "error" or "warning"
+    kind: str = "damage"
 
 
 @dataclass
@@ -40,132 +55,410 @@ class VerifyReport:
     events: int = 0
     blobs: int = 0
     findings: list[Finding] = field(default_factory=list)
+    #: Per model: the last verified event's ``seq`` and SHA-256: record it outside the bucket.
+    heads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         """True when there is no error (warnings allowed)."""
         return not any(f.severity == "error" for f in self.findings)
 
+    def kinds(self) -> set[str]:
+        """The kinds of the findings."""
+        return {f.kind for f in self.findings}
 
-def verify(registry: Registry, name: str | None = None) -> VerifyReport:
-    """Check one model, or every model when ``name`` is None."""
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (what ``pmr verify --json`` prints)."""
+        return {
+            "ok": self.ok,
+            "models": self.models,
+            "versions": self.versions,
+            "events": self.events,
+            "blobs": self.blobs,
+            "heads": self.heads,
+            "findings": [asdict(f) for f in self.findings],
+        }
+
+
+def verify(
+    registry: Registry, name: str | None = None, *, expected_heads: Mapping[str, Mapping[str, Any]] | None = None
+) -> VerifyReport:
+    """Check one model, or every model (plus orphan blobs and temporary files) when ``name`` is None.
+
+    Args:
+        registry: the registry to check.
+        name: one model; None for all.
+        expected_heads: heads recorded earlier (``{model: {"seq": n, "hash": h}}``, as in :attr:`heads`):
+            the event at each recorded ``seq`` must still hash to the recorded value.
+
+    """
     report = VerifyReport()
-    names = [check_model_name(name)] if name is not None else registry.store.list_children("models/")
     if name is not None:
         registry.state(name)  # raises ModelNotFound for an unknown name
+        names = [check_model_name(name)]
+    else:
+        names = registry.store.list_children(keys.MODELS)
+    referenced: set[str] = set()
     for model in names:
-        _verify_model(registry, model, report)
+        try:
+            check_model_name(model)
+        except RegistryError:
+            report.findings.append(
+                Finding("", keys.MODELS + model, "stray object among the models", "warning", "stray")
+            )
+            continue
+        _Model(registry, model, report, referenced).run()
+    for model, head in (expected_heads or {}).items():
+        _check_expected_head(registry, model, head, report)
+    if name is None:
+        _check_blobs(registry, referenced, report)
     return report
 
 
-def _verify_model(reg: Registry, name: str, report: VerifyReport) -> None:
-    store = reg.store
-    report.models += 1
+class _Model:
+    """The checks of one model."""
 
-    def bad(key: str, problem: str, severity: str = "error") -> None:
-        report.findings.append(Finding(name, key, problem, severity))
+    def __init__(self, reg: Registry, name: str, report: VerifyReport, referenced: set[str]) -> None:
+        self.reg, self.store, self.name, self.report, self.referenced = reg, reg.store, name, report, referenced
+        self.registered: dict[int, str] = {}
+        self.op_events: dict[str, list[int]] = {}
+        self.validated: list[tuple[int, int, str, str]] = []  # seq, version, gate, report sha
+        self.state = ModelState(name=name)
+        self.states: dict[int, ModelState] = {0: self.state}
+        self.manifests: dict[int, ModelVersion] = {}
 
-    # The log: contiguous, chained, parsable; remember what each registration recorded.
-    registered: dict[int, str] = {}
-    state = ModelState(name=name)
-    states_by_seq: dict[int, ModelState] = {0: state}
-    prefix = events_prefix(name)
-    keys = list(store.list(prefix))
-    prev = GENESIS
-    for expected, key in enumerate(keys, start=1):
+    def bad(self, key: str, problem: str, kind: str, severity: str = "error") -> None:
+        self.report.findings.append(Finding(self.name, key, problem, severity, kind))
+
+    def run(self) -> None:
+        self.report.models += 1
+        for step in (self.log, self.snapshot, self.manifests_and_blobs, self.pointers, self.hint, self.claims):
+            try:
+                step()
+            except (RegistryError, ValueError, KeyError, TypeError) as exc:  # damage we did not foresee
+                self.bad(keys.model_prefix(self.name), f"{step.__name__} check stopped: {exc}", "unreadable")
+
+    # -- the log --------------------------------------------------------------------------------------
+    def log(self) -> None:
+        prefix = keys.events_prefix(self.name)
+        numbered: dict[int, str] = {}
+        for key in self.store.list(prefix):
+            seq = keys.parse_number(key, prefix)
+            if seq is None or seq < 1:
+                self.bad(key, "stray object among the events", "stray")
+            else:
+                numbered[seq] = key
+        prev, chained = GENESIS, True
+        last = 0
+        for seq in sorted(numbered):
+            if seq != last + 1:
+                self.bad(numbered[seq], f"event {last + 1} is missing (gap before event {seq})", "event_gap")
+                break
+            raw = self.store.get(numbered[seq]).data
+            try:
+                event = parse_event(self.name, seq, raw, prev)
+            except IntegrityError as exc:
+                kind = "chain_broken" if "hash chain" in str(exc) else "event_corrupt"
+                self.bad(numbered[seq], str(exc), kind)
+                chained = False
+                break
+            prev, last = sha256(raw), seq
+            self.state = apply_event(self.state, event, prev)
+            self.states[seq] = self.state
+            self.report.events += 1
+            if event.op_key is not None:
+                self.op_events.setdefault(event.op_key, []).append(seq)
+            if event.type == "registered" and event.version is not None:
+                if event.version in self.registered:
+                    self.bad(numbered[seq], f"v{event.version} registered twice", "duplicate_event")
+                self.registered[event.version] = str(event.data.get("manifest_sha256", ""))
+            if event.type == "validated" and event.version is not None and event.data.get("report_sha256"):
+                self.validated.append((seq, event.version, str(event.data.get("gate")), event.data["report_sha256"]))
+        self.report.heads[self.name] = {"seq": last, "hash": prev, "complete": chained and last == len(numbered)}
+        for op_key, seqs in self.op_events.items():
+            if len(seqs) > 1:
+                self.bad(
+                    keys.events_prefix(self.name),
+                    f"operation key {op_key!r} landed {len(seqs)} times (events {seqs})",
+                    "duplicate_operation",
+                )
+
+    def snapshot(self) -> None:
+        key = keys.state_key(self.name)
         try:
-            seq = int(key[len(prefix) : -len(".json")])
-        except ValueError:
-            bad(key, "stray object among the events")
-            break
-        if seq != expected:
-            bad(key, f"event {expected} is missing (gap before event {seq})")
-            break
-        raw = store.get(key).data
+            raw = self.store.get(key).data
+        except ObjectNotFound:
+            if self.report.heads[self.name]["seq"]:
+                self.bad(key, "no state snapshot (readers replay the log)", "snapshot_missing", "warning")
+            return
         try:
-            event = parse_event(name, seq, raw, prev)
-        except IntegrityError as exc:
-            bad(key, str(exc))
-            break
-        prev = sha256(raw)
-        state = apply_event(state, event, prev)
-        states_by_seq[seq] = state
-        report.events += 1
-        if event.type == "registered" and event.version is not None:
-            registered[event.version] = event.data.get("manifest_sha256", "")
-
-    # The snapshot must equal the log replayed to the same point.
-    try:
-        snap = ModelState.model_validate_json(store.get(state_key(name)).data)
-        replayed = states_by_seq.get(snap.seq)
+            snap = ModelState.model_validate_json(raw)
+        except (ValidationError, ValueError):
+            self.bad(key, "snapshot is corrupt", "snapshot_corrupt")
+            return
+        replayed = self.states.get(snap.seq)
         if replayed is None:
-            bad(state_key(name), f"snapshot claims event {snap.seq}, beyond the verified log")
+            self.bad(key, f"snapshot claims event {snap.seq}, beyond the verified log", "snapshot_ahead")
         elif snap.model_dump(exclude={"updated_at"}) != replayed.model_dump(exclude={"updated_at"}):
-            bad(state_key(name), "snapshot differs from the replayed log (altered)")
-    except ObjectNotFound:
-        if keys:
-            bad(state_key(name), "no state snapshot (readers replay the log)", "warning")
-    except ValidationError:
-        bad(state_key(name), "snapshot is corrupt")
+            self.bad(key, "snapshot differs from the replayed log (altered)", "snapshot_altered")
 
-    # Manifests: dense numbering, integrity against the log, blobs present and intact.
-    vprefix = f"models/{name}/versions/"
-    numbers: list[int] = []
-    for key in store.list(vprefix):
-        rest = key[len(vprefix) :]
-        if "/" in rest or not rest.endswith(".json"):
-            continue
-        number = int(rest[: -len(".json")])
-        numbers.append(number)
-        report.versions += 1
-        raw = store.get(key).data
-        if number not in registered:
-            bad(key, f"v{number} has no registration event", "warning")
-        elif registered[number] != sha256(raw):
-            bad(key, f"manifest of v{number} differs from the one registered (altered)")
+    # -- manifests, blobs and reports -----------------------------------------------------------------
+    def manifests_and_blobs(self) -> None:
+        vprefix = keys.versions_prefix(self.name)
+        numbers: list[int] = []
+        by_key: dict[str, list[int]] = {}
+        for key in self.store.list(vprefix):
+            number = keys.parse_number(key, vprefix)
+            if number is None or number < 1:
+                self.bad(key, "stray object among the manifests", "stray", "warning")
+                continue
+            numbers.append(number)
+            self.report.versions += 1
+            raw = self.store.get(key).data
+            if number not in self.registered:
+                self.bad(key, f"v{number} has no registration event (a retry with its key logs it)", "unannounced")
+            elif self.registered[number] != sha256(raw):
+                self.bad(key, f"manifest of v{number} differs from the one registered (altered)", "manifest_altered")
+            try:
+                mv = versions.read_manifest(self.store, self.name, number)
+            except IntegrityError as exc:
+                self.bad(key, str(exc), "manifest_corrupt")
+                continue
+            self.manifests[number] = mv
+            if mv.idempotency_key is not None:
+                by_key.setdefault(mv.idempotency_key, []).append(number)
+            self.blob(key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}")
+            for gate, ref in mv.reports.items():
+                self.blob(key, ref.key, ref.sha256, f"{gate} report of v{number}")
+        numbers.sort()
+        for version in sorted(set(self.registered) - set(numbers)):
+            key = keys.manifest_key(self.name, version)
+            self.bad(key, f"v{version} was registered but its manifest is missing", "manifest_missing")
+        if numbers != list(range(1, len(numbers) + 1)):
+            self.bad(vprefix, f"version numbers are not contiguous: {numbers[:10]}…", "version_gap")
+        for op_key, found in by_key.items():
+            if len(found) > 1:
+                self.bad(vprefix, f"key {op_key!r} registered {len(found)} versions: {found}", "duplicate_version")
+        self.later_reports()
+
+    def later_reports(self) -> None:
+        latest: dict[tuple[int, str], str] = {}
+        for seq, version, gate, digest in self.validated:
+            latest[(version, gate)] = digest
+            blob = keys.blob_key(digest)
+            if self.store.exists(blob):
+                self.blob(keys.event_key(self.name, seq), blob, digest, f"{gate} report of v{version} (event {seq})")
+        for (version, gate), digest in latest.items():
+            if self.store.exists(keys.blob_key(digest)):
+                continue
+            legacy = keys.legacy_reports_prefix(self.name, version) + f"{gate}.json"
+            try:
+                raw = self.store.get(legacy).data
+            except ObjectNotFound:
+                self.bad(legacy, f"{gate} report of v{version} is missing", "report_missing")
+                continue
+            if sha256(raw) != digest:
+                self.bad(legacy, f"{gate} report of v{version} differs from its validated event", "report_altered")
+
+    def blob(self, owner: str, key: str, digest: str, what: str) -> None:
+        self.report.blobs += 1
+        self.referenced.add(key)
         try:
-            mv = ModelVersion.model_validate_json(raw)
-        except ValidationError:
-            bad(key, f"manifest of v{number} is corrupt")
-            continue
-        _verify_blob(reg, name, key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}", report, bad)
-        for gate, ref in mv.reports.items():
-            _verify_blob(reg, name, key, ref.key, ref.sha256, f"{gate} report of v{number}", report, bad)
-    if numbers != list(range(1, len(numbers) + 1)):
-        bad(vprefix, f"version numbers are not contiguous: {numbers[:10]}…")
+            data = self.store.get(key).data
+        except ObjectNotFound:
+            self.bad(owner, f"{what} is missing ({key})", "blob_missing")
+            return
+        if sha256(data) != digest:
+            self.bad(owner, f"{what} is altered: sha256 does not match", "blob_altered")
 
-    # Pointers must name versions that exist.
-    existing = set(numbers)
-    for version, stage in state.stages.items():
-        if version not in existing:
-            bad(state_key(name), f"stage {stage} points at missing v{version}")
-    for alias, version in state.aliases.items():
-        if version not in existing:
-            bad(state_key(name), f"alias {alias!r} points at missing v{version}")
-    hint = reg._read_hint(name)
-    if hint and hint not in existing:
-        bad(f"models/{name}/latest", f"latest hint names missing v{hint}")
-    for key in store.list(f"models/{name}/idempotency/"):
-        record = json.loads(store.get(key).data)
-        if "version" in record and record["version"] not in existing:
-            bad(key, f"idempotency record points at missing v{record['version']}")
+    # -- pointers and caches --------------------------------------------------------------------------
+    def pointers(self) -> None:
+        existing = set(self.manifests)
+        where = keys.events_prefix(self.name)
+        for version, stage in self.state.stages.items():
+            if version not in existing:
+                self.bad(where, f"stage {stage} points at missing v{version}", "dangling_pointer")
+        for alias, version in self.state.aliases.items():
+            if version not in existing:
+                self.bad(where, f"alias {alias!r} points at missing v{version}", "dangling_pointer")
+        if len(self.state.version_in("production")) > 1:
+            self.bad(where, f"several production versions: {self.state.version_in('production')}", "two_production")
+
+    def hint(self) -> None:
+        key = keys.hint_key(self.name)
+        try:
+            raw = self.store.get(key).data
+        except ObjectNotFound:
+            return
+        hint = versions.read_hint(self.store, self.name)
+        if hint is None:
+            self.bad(key, f"latest hint {raw[:20]!r} is not a version number (ignored)", "hint_invalid", "warning")
+        elif hint not in self.manifests:
+            self.bad(key, f"latest hint names missing v{hint} (ignored)", "hint_invalid", "warning")
+
+    def claims(self) -> None:
+        prefix = keys.claims_prefix(self.name)
+        claimed: dict[str, dict[str, Any]] = {}
+        for key in self.store.list(prefix):
+            try:
+                record = json.loads(self.store.get(key).data)
+                if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+                    raise ValueError("not a claim")
+            except ValueError:
+                self.bad(key, "operation-key claim is corrupt (a retry with its key is refused)", "claim_corrupt")
+                continue
+            if keys.claim_key(self.name, record["key"]) != key:
+                self.bad(key, f"claim on {record['key']!r} is stored under another key's name", "claim_altered")
+                continue
+            claimed[record["key"]] = record
+            version = record.get("version")
+            if version is not None:
+                mv = self.manifests.get(version) if isinstance(version, int) else None
+                if mv is None or mv.idempotency_key != record["key"]:
+                    self.bad(key, f"claim on {record['key']!r} names v{version}, not its version", "claim_altered")
+            elif record.get("op", "register") == "register":
+                stale = owner_gone(record.get("owner")) or time.time() - float(record.get("at", 0)) > CLAIM_WAIT_S
+                if stale:
+                    self.bad(key, f"unfinished claim on {record['key']!r} (its attempt died)", "stale_claim", "warning")
+        for version, mv in self.manifests.items():
+            op_key = mv.idempotency_key
+            if op_key is not None and op_key not in claimed:
+                self.bad(
+                    keys.manifest_key(self.name, version),
+                    f"v{version} was registered with key {op_key!r} but its claim is gone (a retry would duplicate)",
+                    "claim_missing",
+                )
+        for op_key, seqs in self.op_events.items():
+            if op_key not in claimed:
+                self.bad(
+                    keys.event_key(self.name, seqs[0]),
+                    f"event {seqs[0]} carries key {op_key!r} but its claim is gone",
+                    "claim_missing",
+                )
 
 
-def _verify_blob(
-    reg: Registry,
-    name: str,
-    owner: str,
-    key: str,
-    digest: str,
-    what: str,
-    report: VerifyReport,
-    bad: Callable[[str, str], None],
-) -> None:
-    report.blobs += 1
+def _check_expected_head(reg: Registry, model: str, head: Mapping[str, Any], report: VerifyReport) -> None:
     try:
-        data = reg.store.get(key).data
-    except ObjectNotFound:
-        bad(owner, f"{what} is missing ({key})")
+        seq = int(head["seq"])
+        expected = str(head["hash"])
+        check_model_name(model)
+    except (KeyError, TypeError, ValueError, RegistryError):
+        report.findings.append(Finding(model, "", f"recorded head {head!r} is unreadable", "error", "head_unreadable"))
         return
-    if sha256(data) != digest:
-        bad(owner, f"{what} is altered: sha256 does not match")
+    if seq == 0:
+        return
+    key = keys.event_key(model, seq)
+    try:
+        raw = reg.store.get(key).data
+    except ObjectNotFound:
+        report.findings.append(Finding(model, key, f"recorded head event {seq} is gone", "error", "head_mismatch"))
+        return
+    if sha256(raw) != expected:
+        report.findings.append(
+            Finding(
+                model, key, f"event {seq} differs from the head recorded outside the bucket", "error", "head_mismatch"
+            )
+        )
+
+
+def _check_blobs(reg: Registry, referenced: set[str], report: VerifyReport) -> None:
+    for key in reg.store.list(keys.BLOBS):
+        if key not in referenced:
+            report.findings.append(
+                Finding("", key, "orphan blob (no manifest or event names it)", "warning", "orphan_blob")
+            )
+    for name, age in reg.store.temp_files():
+        report.findings.append(
+            Finding(
+                "", f".tmp/{name}", f"temporary file of an interrupted write ({age:.0f} s old)", "warning", "temp_file"
+            )
+        )
+
+
+def repair(
+    reg: Registry, *, apply: bool = False, grace_s: float = REPAIR_GRACE_S, now: Callable[[], float] = time.time
+) -> list[dict[str, str]]:
+    """Clean what is safe to clean; with ``apply=False`` (the default) only say what would be done.
+
+    Never touches a manifest, an event or a snapshot. Actions: delete temporary files and orphan blobs older
+    than ``grace_s``; finish or drop stale registration claims; delete an unusable ``latest`` hint; recreate the
+    claim of a version registered with a key whose claim was lost.
+
+    Returns:
+        One ``{"action", "key", "why"}`` per action (done, or to be done).
+
+    """
+    actions: list[dict[str, str]] = []
+
+    def act(action: str, key: str, why: str, do: Callable[[], None]) -> None:
+        actions.append({"action": action, "key": key, "why": why})
+        if apply:
+            do()
+
+    report = verify(reg)
+    for name, age in reg.store.temp_files():
+        if age > grace_s:
+            act(
+                "delete",
+                f".tmp/{name}",
+                "temporary file of an interrupted write",
+                lambda n=name: reg.store.remove_temp(n),
+            )
+    for finding in report.findings:
+        if finding.kind == "orphan_blob":
+            modified = reg.store.modified(finding.key)
+            if modified is not None and now() - modified > grace_s:
+                act("delete", finding.key, "orphan blob", lambda k=finding.key: reg.store.delete(k))
+        elif finding.kind == "hint_invalid":
+            act("delete", finding.key, "unusable latest hint (a cache)", lambda k=finding.key: reg.store.delete(k))
+        elif finding.kind == "stale_claim":
+            _repair_claim(reg, finding, act)
+        elif finding.kind == "claim_missing" and "/versions/" in finding.key:
+            _recreate_claim(reg, finding, act)
+    return actions
+
+
+def _repair_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], None]], None]) -> None:
+    record = json.loads(reg.store.get(finding.key).data)
+    for number in range(max(int(record.get("after", 0)), 0) + 1, versions.latest(reg.store, finding.model) + 1):
+        try:
+            mv = versions.read_manifest(reg.store, finding.model, number)
+        except RegistryError:
+            continue
+        if mv.idempotency_key == record["key"]:
+            done = canonical_json({k: v for k, v in record.items() if k != "owner"} | {"version": number})
+            act(
+                "finish",
+                finding.key,
+                f"stale claim; its version v{number} exists",
+                lambda data=done: reg.store.put(finding.key, data),
+            )
+            return
+    act("delete", finding.key, "stale claim that made no version", lambda: reg.store.delete(finding.key))
+
+
+def _recreate_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], None]], None]) -> None:
+    number = keys.parse_number(finding.key, keys.versions_prefix(finding.model))
+    if number is None:
+        return
+    mv = versions.read_manifest(reg.store, finding.model, number)
+    assert mv.idempotency_key is not None
+    info = VersionInfo(
+        metrics=mv.metrics, params=mv.params, tags=mv.tags, description=mv.description, lineage=mv.lineage
+    )
+    record = {
+        "key": mv.idempotency_key,
+        "op": "register",
+        "request": request_fingerprint(mv.name, mv.artifact.format, info),
+        "after": number - 1,
+        "log_seq": 0,
+        "at": time.time(),
+        "version": number,
+    }
+    key = keys.claim_key(mv.name, mv.idempotency_key)
+    act(
+        "create",
+        key,
+        f"claim of v{number} was lost",
+        lambda: reg.store.put(key, canonical_json(record), create_only=True),
+    )

@@ -82,6 +82,18 @@ class ObjectStore(ABC):
     def check(self) -> None:
         """Fail fast with a typed error if the store cannot be used (no bucket, bad credentials, down)."""
 
+    def modified(self, key: str) -> float | None:
+        """When the object was last written (epoch seconds), or None when unknown or missing."""
+        return None
+
+    def temp_files(self) -> list[tuple[str, float]]:
+        """Leftover temporary files of interrupted writes, with their age in seconds (none on S3)."""
+        return []
+
+    def remove_temp(self, name: str) -> None:
+        """Delete one leftover temporary file named by :meth:`temp_files` (none exist by default)."""
+        return
+
     def list_children(self, prefix: str) -> list[str]:
         """Return the distinct next path segments below ``prefix`` (like listing a directory)."""
         seen: list[str] = []

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,6 +136,34 @@ class LocalStore(ObjectStore):
             ]
             keys.extend(base + f for f in filenames if (base + f).startswith(prefix))
         yield from sorted(keys)
+
+    def modified(self, key: str) -> float | None:
+        """The file's modification time."""
+        try:
+            return self._path(key).stat().st_mtime
+        except OSError:
+            return None
+
+    def temp_files(self) -> list[tuple[str, float]]:
+        """Files left in ``.tmp`` by writers killed between writing and publishing."""
+        now = time.time()
+        found = []
+        try:
+            entries = list(os.scandir(self.root / ".tmp"))
+        except OSError:
+            return []
+        for entry in entries:
+            try:
+                found.append((entry.name, now - entry.stat().st_mtime))
+            except OSError:
+                continue
+        return sorted(found)
+
+    def remove_temp(self, name: str) -> None:
+        """Delete one leftover temporary file (only a plain name inside ``.tmp``)."""
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"not a temporary file name: {name!r}")
+        (self.root / ".tmp" / name).unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         """Delete an object; missing is fine."""

@@ -110,6 +110,14 @@ class S3Store(ObjectStore):
         except BotoCoreError as exc:
             self._raise(exc, key)
 
+    def modified(self, key: str) -> float | None:
+        """The object's ``LastModified``."""
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
+        except (ClientError, BotoCoreError):
+            return None
+        return head["LastModified"].timestamp()
+
     def put(self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None) -> str:
         """Write an object whole with one ``put_object``; see :meth:`ObjectStore.put`."""
         full = self.prefix + check_key(key)

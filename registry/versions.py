@@ -1,0 +1,150 @@
+"""Manifests and version numbers over a store: the internal interface registry, idempotency and verify share.
+
+None of them reaches into another's private methods; each calls these functions with the store.
+
+Versions are dense (1..latest): the manifest's create-only write allocates a number. The ``latest`` hint is
+only a cache: it is checked against the manifests before use, and garbage, negative or too-high values are
+ignored, so a bad hint can neither make a gap nor a version 0 or below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from registry import keys
+from registry.checks import MAX_VERSION
+from registry.errors import IntegrityError, ObjectNotFound, PreconditionFailed, StoreError, VersionNotFound
+from registry.log import Draft, ModelLog
+from registry.models import Event, ModelVersion, sha256
+from registry.store.base import ObjectStore
+
+
+def put_blob(store: ObjectStore, data: bytes) -> str:
+    """Store ``data`` content-addressed (a no-op when it is already there); return its SHA-256."""
+    digest = sha256(data)
+    try:
+        store.put(keys.blob_key(digest), data, create_only=True)
+    except PreconditionFailed:
+        pass  # same content already stored
+    return digest
+
+
+def read_manifest(store: ObjectStore, name: str, version: int) -> ModelVersion:
+    """The manifest of ``name`` v``version``.
+
+    Raises:
+        VersionNotFound: no such manifest.
+        IntegrityError: unreadable, or it describes another version.
+
+    """
+    try:
+        raw = store.get(keys.manifest_key(name, version)).data
+    except ObjectNotFound:
+        raise VersionNotFound(f"{name} has no version {version}") from None
+    try:
+        mv = ModelVersion.model_validate_json(raw)
+    except (ValidationError, ValueError):
+        raise IntegrityError(f"manifest of {name} v{version} is corrupt") from None
+    if mv.name != name or mv.version != version:
+        raise IntegrityError(f"manifest of {name} v{version} describes {mv.name} v{mv.version}")
+    return mv
+
+
+def exists(store: ObjectStore, name: str, version: int) -> bool:
+    """Whether the manifest of v``version`` exists."""
+    return store.exists(keys.manifest_key(name, version))
+
+
+def read_hint(store: ObjectStore, name: str) -> int | None:
+    """The raw ``latest`` hint if it parses as a plausible version number, else None (never trusted)."""
+    try:
+        raw = store.get(keys.hint_key(name)).data
+    except ObjectNotFound:
+        return None
+    text = raw.decode("ascii", "replace").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_VERSION else None
+
+
+def first_free(store: ObjectStore, name: str, start: int) -> int:
+    """The lowest free version >= ``start``. Versions are dense, so gallop then bisect."""
+    start = max(start, 1)
+    if not exists(store, name, start):
+        return start
+    lo, step = start, 1  # lo is taken
+    while exists(store, name, lo + step):
+        lo, step = lo + step, step * 2
+    hi = lo + step  # hi is free
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if exists(store, name, mid):
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def latest(store: ObjectStore, name: str) -> int:
+    """The highest version of ``name`` (0 when none), found from the manifests; the hint only saves reads.
+
+    A hint that names an existing manifest is galloped forward from (it may lag); one that names a missing
+    manifest (set ahead, or garbage that parsed) is only an upper bound to bisect below.
+    """
+    hint = read_hint(store, name)
+    if hint is not None and exists(store, name, hint):
+        return first_free(store, name, hint) - 1
+    if hint is None or hint <= 1:
+        return first_free(store, name, 1) - 1
+    lo, hi = 0, hint  # lo exists (or is 0), hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if exists(store, name, mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def allocate(store: ObjectStore, name: str, fields: dict[str, Any]) -> ModelVersion:
+    """Create the manifest at the first free number (create-only: of racing writers each gets its own)."""
+    version = latest(store, name) + 1
+    while True:
+        mv = ModelVersion(version=version, **fields)
+        try:
+            store.put(keys.manifest_key(name, version), mv.to_bytes(), create_only=True)
+        except PreconditionFailed:
+            # Usually the number is taken (412); AWS's 409 means "retry", so look again from here.
+            version = first_free(store, name, version)
+            continue
+        write_hint(store, name, version)
+        return mv
+
+
+def write_hint(store: ObjectStore, name: str, version: int) -> None:
+    """Best effort: the hint is a cache, and a failure here must not fail a registration that landed."""
+    try:
+        store.put(keys.hint_key(name), str(version).encode())
+    except (StoreError, OSError):
+        pass
+
+
+def registered_draft(mv: ModelVersion, actor: str) -> Draft:
+    """The ``registered`` event for a manifest (it records the manifest's hash, making it tamper-evident)."""
+    data = {
+        "manifest_sha256": sha256(mv.to_bytes()),
+        "artifact_sha256": mv.artifact.sha256,
+        "failed_gates": sorted(g for g, r in mv.reports.items() if r.blocking and not r.passed),
+    }
+    return Draft("registered", mv.version, actor, mv.description, mv.lineage.flow_run_id, data)
+
+
+def announce(store: ObjectStore, mv: ModelVersion, actor: str, *, op_key: str | None = None, since: int = 0) -> Event:
+    """Append the ``registered`` event of ``mv`` (with ``op_key``: at most once, found again on a retry)."""
+    draft = registered_draft(mv, actor)
+    event, _ = ModelLog(store, mv.name).append(lambda _st: draft, op_key=op_key, since=since)
+    assert event is not None
+    return event
