@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows import publish
+from flows.opkeys import operation_key
 from flows.tasks import run_actor
 from registry import Event, Registry
 
@@ -30,13 +31,29 @@ def promote_version(
 
     ``aliases`` defaults to ``["champion"]`` for production and to none for other stages.
     """
-    event = reg.promote(model_name, version, stage, actor=actor, reason=reason, run_id=flow_run.id)
+    event = reg.promote(
+        model_name,
+        version,
+        stage,
+        actor=actor,
+        reason=reason,
+        run_id=flow_run.id,
+        operation_key=operation_key(model_name, f"v{version}", "promote", stage),
+    )
     archived = event.data["archived"]
     publish.emit("promoted", model_name, version, stage=stage, actor=actor, reason=reason, archived=archived)
     for old in archived:
         publish.emit("archived", model_name, old, actor=actor, replaced_by=version)
     for alias in (["champion"] if stage == "production" else []) if aliases is None else aliases:
-        reg.set_alias(model_name, alias, version, actor=actor, reason=reason, run_id=flow_run.id)
+        reg.set_alias(
+            model_name,
+            alias,
+            version,
+            actor=actor,
+            reason=reason,
+            run_id=flow_run.id,
+            operation_key=operation_key(model_name, "alias", alias, f"v{version}"),
+        )
     return event
 
 
@@ -83,7 +100,14 @@ def archive_model(
         actor: who archives (default ``PMR_ACTOR`` or the deployment).
     """
     reg, who = Registry.open(registry), run_actor(actor)
-    event = reg.archive(model_name, version, actor=who, reason=reason, run_id=flow_run.id)
+    event = reg.archive(
+        model_name,
+        version,
+        actor=who,
+        reason=reason,
+        run_id=flow_run.id,
+        operation_key=operation_key(model_name, f"v{version}", "promote", "archived"),
+    )
     publish.emit("archived", model_name, version, actor=who, reason=reason, previous_stage=event.data["from"])
     publish.overview(reg)
     return {"model": model_name, "version": version, "stage": "archived"}
@@ -103,11 +127,17 @@ def rollback_model(
         actor: who rolls back (default ``PMR_ACTOR`` or the deployment).
     """
     reg, who = Registry.open(registry), run_actor(actor)
-    event = reg.rollback(model_name, actor=who, reason=reason, run_id=flow_run.id)
+    # The aliases move in the rollback's own event: a crash cannot leave them on the rolled-back version.
+    event = reg.rollback(
+        model_name,
+        actor=who,
+        reason=reason,
+        run_id=flow_run.id,
+        move_aliases=move_aliases,
+        operation_key=operation_key(model_name, "rollback"),
+    )
     old, new = event.data["from"], event.data["to"]
-    moved = [alias for alias, v in reg.state(model_name).aliases.items() if v == old] if move_aliases else []
-    for alias in moved:
-        reg.set_alias(model_name, alias, new, actor=who, reason=f"rollback: {reason}", run_id=flow_run.id)
+    moved = list(event.data.get("aliases", []))
     publish.emit("rolled-back", model_name, new, actor=who, reason=reason, aliases=moved, **event.data)
     publish.overview(reg)
     get_run_logger().info("%s", event)
@@ -146,6 +176,7 @@ def decide_model(
         comment=comment,
         run_id=flow_run.id,
         four_eyes=four_eyes,
+        operation_key=operation_key(model_name, f"v{version}", "decision"),
     )
     publish.emit(event.type, model_name, version, reviewer=reviewer, comment=comment)
     stage = reg.state(model_name).stage_of(version)

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
 from flows import training
+from flows.opkeys import operation_key
 from registry import Lineage, ModelVersion, Registry, VersionInfo
 from registry.errors import AliasNotFound, ModelNotFound
 from registry.lineage import code_version, environment
@@ -121,5 +122,12 @@ def register_version(registry: str | None, name: str, model: Any, info: VersionI
 def record_gate(registry: str | None, mv: ModelVersion, report: GateReport, actor: str) -> None:
     """Store a gate report beside the version and log its verdict (a failure blocks promotion)."""
     Registry.open(registry).record_report(
-        mv.name, mv.version, report.gate, report.to_dict(), passed=report.passed, actor=actor, run_id=flow_run.id
+        mv.name,
+        mv.version,
+        report.gate,
+        report.to_dict(),
+        passed=report.passed,
+        actor=actor,
+        run_id=flow_run.id,
+        operation_key=operation_key(mv.name, f"v{mv.version}", "report", report.gate),
     )

@@ -5,8 +5,10 @@ Exit codes: 0 done, 1 the operation was refused or failed, 2 bad usage or input.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -103,6 +105,14 @@ def _param(value: str) -> Any:
         return value
 
 
+_KEY_HELP = "Operation key: a retry with the same key returns the outcome that landed (default: one per invocation)."
+
+
+def _op_key(given: str | None, *parts: object) -> str:
+    """The given ``--key``, else a fresh key for this invocation (it is printed with the outcome)."""
+    return given if given is not None else f"pmr:{parts[0]}:{uuid.uuid4().hex}"
+
+
 def _version_row(mv: ModelVersion, stage: str, aliases: list[str]) -> list[str]:
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(mv.metrics.items()))
     return [
@@ -125,9 +135,16 @@ def register(
     dataset: Annotated[str | None, typer.Option(help="URI of the training data.")] = None,
     description: Annotated[str, typer.Option(help="What this version is.")] = "",
     fmt: Annotated[str | None, typer.Option("--format", help="skops, pickle, joblib or bytes.")] = None,
-    idempotency_key: Annotated[str | None, typer.Option(help="Retries with this key get the same version.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--key", "--idempotency-key", help="Retries with this key get the same version.")
+    ] = None,
 ) -> None:
-    """Register a model file trained outside the flows (a notebook, a CI job)."""
+    """Register a model file trained outside the flows (a notebook, a CI job).
+
+    Without --key the key is derived from the file's bytes and the metadata given: running the same command
+    again (a retry after a crash or a timeout) returns the version it made instead of a duplicate. Pass a new
+    --key to register identical bytes and metadata as a new version on purpose.
+    """
     from registry.lineage import code_version, environment, fingerprint_bytes
 
     info_kwargs: dict[str, Any] = {
@@ -152,6 +169,14 @@ def register(
             **environment(),
         ),
     )
+    if idempotency_key is None:
+        from registry.checks import check_info
+        from registry.idempotency import request_fingerprint
+        from registry.names import check_model_name
+
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        request = request_fingerprint(check_model_name(name), fmt or "auto", check_info(info))
+        idempotency_key = f"pmr:register:{digest}:{request}"
     mv = _reg().register_file(name, file, info, fmt=fmt, actor=OPTS.actor, idempotency_key=idempotency_key)
     _emit(mv.model_dump(mode="json"), f"registered [bold]{mv.uri}[/bold] (sha256 {mv.artifact.sha256[:12]})")
 
@@ -265,9 +290,10 @@ def promote(
     version: int,
     to: Annotated[str, typer.Option("--to", help="staging, production, archived or none.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
 ) -> None:
     """Move a version to a stage; promoting to production archives the current one atomically."""
-    event = _reg().promote(name, version, to, actor=OPTS.actor, reason=reason)
+    event = _reg().promote(name, version, to, actor=OPTS.actor, reason=reason, operation_key=_op_key(key, "promote"))
     _emit(event.model_dump(mode="json"), str(event))
 
 
@@ -278,15 +304,17 @@ def alias(
     version: Annotated[int | None, typer.Argument()] = None,
     remove: Annotated[bool, typer.Option("--remove", help="Remove the alias instead.")] = False,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
+    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
 ) -> None:
     """Point ALIAS at VERSION (moving it), or remove it with --remove."""
     reg = _reg()
+    op_key = _op_key(key, "alias")
     if remove:
-        event = reg.remove_alias(name, alias_name, actor=OPTS.actor, reason=reason)
+        event = reg.remove_alias(name, alias_name, actor=OPTS.actor, reason=reason, operation_key=op_key)
     elif version is None:
         raise InvalidMetadata("give a VERSION, or --remove")
     else:
-        event = reg.set_alias(name, alias_name, version, actor=OPTS.actor, reason=reason)
+        event = reg.set_alias(name, alias_name, version, actor=OPTS.actor, reason=reason, operation_key=op_key)
     if event is None:
         _emit({"unchanged": True}, f"alias {alias_name!r} already points at v{version}")
     else:
@@ -294,35 +322,68 @@ def alias(
 
 
 @app.command()
-def rollback(name: str, reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")]) -> None:
+def rollback(
+    name: str,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    move_aliases: Annotated[
+        bool, typer.Option("--move-aliases", help="Move the rolled-back version's aliases too (same event).")
+    ] = False,
+    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+) -> None:
     """Put back the previous production version, archiving the current one."""
-    event = _reg().rollback(name, actor=OPTS.actor, reason=reason)
+    event = _reg().rollback(
+        name, actor=OPTS.actor, reason=reason, move_aliases=move_aliases, operation_key=_op_key(key, "rollback")
+    )
     _emit(event.model_dump(mode="json"), str(event))
 
 
 @app.command()
-def verify(name: Annotated[str | None, typer.Argument(help="One model (default all).")] = None) -> None:
-    """Check integrity: blobs, manifests, hash chains, snapshots and pointers. Exit 1 on any error."""
+def verify(
+    name: Annotated[str | None, typer.Argument(help="One model (default all).")] = None,
+    against: Annotated[
+        Path | None, typer.Option(help="A saved `pmr verify --json` output: each model's head must be unchanged.")
+    ] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="List what is safe to clean (a dry run).")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="With --repair: do it.")] = False,
+) -> None:
+    """Check integrity: blobs, manifests, hash chains, snapshots, reports, claims. Exit 1 on any error.
+
+    --json includes each model's head (last event and its SHA-256): keep it outside the bucket and pass it
+    back with --against to detect a rewrite of the newest events. --repair cleans only what is safe (temporary
+    files and orphan blobs older than an hour, stale claims, an unusable hint, lost claims) and never history.
+    """
+    from registry.verify import repair as run_repair
     from registry.verify import verify as run_verify
 
-    report = run_verify(_reg(), name)
-    data = {
-        "ok": report.ok,
-        "models": report.models,
-        "versions": report.versions,
-        "events": report.events,
-        "blobs": report.blobs,
-        "findings": [f.__dict__ for f in report.findings],
-    }
-    table = Table("severity", "model", "key", "problem")
+    reg = _reg()
+    if apply and not repair:
+        raise InvalidMetadata("--apply goes with --repair")
+    if repair:
+        actions = run_repair(reg, apply=apply)
+        table = Table("action", "key", "why")
+        for a in actions:
+            table.add_row(a["action"], a["key"], a["why"])
+        verb = "done" if apply else "to do (dry run; add --apply)"
+        _emit({"applied": apply, "actions": actions}, table if actions else f"nothing to repair ({verb})")
+        if actions and not OPTS.json:
+            _out().print(f"{len(actions)} actions {verb}")
+        return
+    expected = None
+    if against is not None:
+        try:
+            expected = json.loads(against.read_text())["heads"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidMetadata(f"--against {against}: not a saved `pmr verify --json` output ({exc})") from None
+    report = run_verify(reg, name, expected_heads=expected)
+    table = Table("severity", "kind", "model", "key", "problem")
     for f in report.findings:
-        table.add_row(f.severity, f.model, f.key, f.problem)
+        table.add_row(f.severity, f.kind, f.model, f.key, f.problem)
     summary = (
         f"{'OK' if report.ok else 'PROBLEMS FOUND'}: {report.models} models, {report.versions} versions, "
         f"{report.events} events, {report.blobs} blobs checked"
     )
     if OPTS.json:
-        _emit(data)
+        _emit(report.to_dict())
     else:
         if report.findings:
             _out().print(table)
