@@ -138,7 +138,7 @@ def rollback_model(
     )
     old, new = event.data["from"], event.data["to"]
     moved = list(event.data.get("aliases", []))
-    publish.emit("rolled-back", model_name, new, actor=who, reason=reason, aliases=moved, **event.data)
+    publish.emit("rolled-back", model_name, new, actor=who, reason=reason, aliases=moved, **{"from": old, "to": new})
     publish.overview(reg)
     get_run_logger().info("%s", event)
     return {"from": old, "to": new, "aliases": moved}

@@ -14,8 +14,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+#: Called with each started server's pid (its process group) right after it starts: the test suite adds a
+#: watchdog here so that servers die with a killed test process.
+ON_START: list[Callable[[int], object]] = []
 
 
 def free_port() -> int:
@@ -72,6 +77,8 @@ class LocalPrefectServer:
         cmd = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
         self._log = open(self.home / "server.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        for hook in ON_START:
+            hook(self.proc.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -266,6 +266,7 @@ class Claims:
         log = ModelLog(self.store, mv.name)
         for event in log.events_after(since):
             if event.type == "registered" and event.version == mv.version:
+                log.refresh_snapshot()  # the attempt that logged it may have died before refreshing it
                 return event
         return versions.announce(self.store, mv, mv.created_by, op_key=op_key, since=since)
 

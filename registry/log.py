@@ -140,6 +140,13 @@ class ModelLog:
             self._save_snapshot(state, snapshot.seq, etag)
         return state
 
+    def refresh_snapshot(self) -> ModelState:
+        """The current state, saving the snapshot if it lags at all (after a retry found its event landed)."""
+        snapshot, etag = self._snapshot()
+        state, _ = self._catch_up(snapshot)
+        self._save_snapshot(state, snapshot.seq, etag)
+        return state
+
     def events(self) -> Iterator[Event]:
         """Every event from the first, checking the hash chain and that nothing follows a missing event.
 
@@ -215,8 +222,10 @@ class ModelLog:
             if earlier is not None:
                 return earlier, self._catch_up(snapshot)[0]
         state, found = self._catch_up(snapshot, op_key)
-        if found is not None:
-            return found, self._catch_up(state)[0]
+        if found is not None:  # an earlier attempt landed: finish its best-effort snapshot refresh too
+            state = self._catch_up(state)[0]
+            self._save_snapshot(state, snapshot.seq, etag)
+            return found, state
         deadline = time.monotonic() + APPEND_BUDGET_S
         attempt = 0
         while True:

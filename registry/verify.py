@@ -94,8 +94,10 @@ def verify(
     """
     report = VerifyReport()
     if name is not None:
-        registry.state(name)  # raises ModelNotFound for an unknown name
-        names = [check_model_name(name)]
+        check_model_name(name)
+        if next(iter(registry.store.list(keys.model_prefix(name))), None) is None:
+            registry.state(name)  # raises ModelNotFound: nothing at all stored under that name
+        names = [name]
     else:
         names = registry.store.list_children(keys.MODELS)
     referenced: set[str] = set()
@@ -216,7 +218,8 @@ class _Model:
             self.report.versions += 1
             raw = self.store.get(key).data
             if number not in self.registered:
-                self.bad(key, f"v{number} has no registration event (a retry with its key logs it)", "unannounced")
+                # An interrupted registration: its retry (same key) logs the event.
+                self.bad(key, f"v{number} has no registration event yet", "unannounced", "warning")
             elif self.registered[number] != sha256(raw):
                 self.bad(key, f"manifest of v{number} differs from the one registered (altered)", "manifest_altered")
             try:

@@ -13,10 +13,26 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PMR_ACTOR", "pytest")
 
+import flows.server
 from registry import Registry
+from tests.reaper import guard
 from tests.seaweed import SeaweedServer
 
+# Every `prefect server` a fixture starts dies with this process, even when it is killed (tests/reaper.py).
+flows.server.ON_START.append(guard)
+
 BUCKET = "pmr-tests"
+
+
+def skip_unless_ci(why: str, *, allow_module_level: bool = False) -> None:
+    """Skip a test whose system dependency is missing, except under ``CI=true``, where that is a failure.
+
+    CI installs Chromium and PostgreSQL (``.ci/system-deps``); a CI run that silently skipped their tests could
+    go green without ever running them.
+    """
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {why}", pytrace=False)
+    pytest.skip(why, allow_module_level=allow_module_level)
 
 
 @pytest.fixture(scope="session")

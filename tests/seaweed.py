@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.reaper import guard
+
 ACCESS_KEY = "pmr-test-access"
 SECRET_KEY = "pmr-test-secret-key"  # a throwaway key for a loopback test server, not a credential
 
@@ -74,6 +76,7 @@ class SeaweedServer:
         env = {**os.environ, **self.env()}
         log = open(self.dir / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        guard(self.proc.pid)  # the server dies with this process, even if it is killed
         import boto3
         from botocore.config import Config
 

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 from flows.server import LocalPrefectServer
-from tests.conftest import BUCKET
+from tests.conftest import BUCKET, skip_unless_ci
 from tests.deployments.postgres import LocalPostgres, unavailable
+from tests.reaper import guard
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -118,7 +119,7 @@ def stack(s3_server: Any) -> Iterator[Stack]:
     """PostgreSQL -> Prefect server -> work pool -> ``prefect deploy`` -> process worker, on 127.0.0.1."""
     why = unavailable()
     if why:
-        pytest.skip(why)
+        skip_unless_ci(why)
     tmp = Path(tempfile.mkdtemp(prefix="pmr-dist-"))
     prefix = uuid.uuid4().hex
     dataset = f"s3://{BUCKET}/{prefix}/data/breast_cancer_batch1.csv"
@@ -161,6 +162,7 @@ def stack(s3_server: Any) -> Iterator[Stack]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        guard(st.worker.pid)
         # Deployed as the README says: from the repository root, dataset from the environment, no
         # PMR_PROJECT_DIR (each worker supplies its own checkout when a run starts).
         deployed = st.cli(

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from flows.server import free_port
+from tests.reaper import guard
 
 USER = "pmr"
 PASSWORD = "pmr-test-db-password"  # a throwaway password for a loopback test database, not a credential
@@ -116,6 +117,7 @@ class LocalPostgres:
         )
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        guard(self.proc.pid)  # dies with the test process, even if that is killed
         env = {**os.environ, "PGPASSWORD": PASSWORD}
         deadline = time.monotonic() + timeout
         while True:

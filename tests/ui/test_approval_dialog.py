@@ -13,10 +13,11 @@ import pytest
 
 from flows.server import LocalPrefectServer
 from registry import Registry
+from tests.conftest import skip_unless_ci
 from tests.ui.conftest import OUTPUT, PipelineProcess, chromium_path, prefect_client
 
 if chromium_path() is None:
-    pytest.skip(
+    skip_unless_ci(
         "no Chromium on this machine: `.ci/system-deps` installs Debian's `chromium` (apt-get install chromium); "
         "the approval-dialog tests drive it with Playwright and never download a browser",
         allow_module_level=True,
