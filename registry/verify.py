@@ -319,6 +319,8 @@ class _Model:
                 mv = self.manifests.get(version) if isinstance(version, int) else None
                 if mv is None or mv.idempotency_key != record["key"]:
                     self.bad(key, f"claim on {record['key']!r} names v{version}, not its version", "claim_altered")
+                elif record.get("request") != _registration_request(mv):
+                    self.bad(key, f"claim on {record['key']!r} holds another request than v{version}", "claim_altered")
             elif record.get("op", "register") == "register":
                 stale = owner_gone(record.get("owner")) or time.time() - float(record.get("at", 0)) > CLAIM_WAIT_S
                 if stale:
@@ -338,6 +340,14 @@ class _Model:
                     f"event {seqs[0]} carries key {op_key!r} but its claim is gone",
                     "claim_missing",
                 )
+
+
+def _registration_request(mv: ModelVersion) -> str:
+    """The request fingerprint a registration claim must hold, recomputed from the manifest it made."""
+    info = VersionInfo(
+        metrics=mv.metrics, params=mv.params, tags=mv.tags, description=mv.description, lineage=mv.lineage
+    )
+    return request_fingerprint(mv.name, mv.artifact.format, info)
 
 
 def _check_expected_head(reg: Registry, model: str, head: Mapping[str, Any], report: VerifyReport) -> None:
@@ -446,13 +456,10 @@ def _recreate_claim(reg: Registry, finding: Finding, act: Callable[[str, str, st
         return
     mv = versions.read_manifest(reg.store, finding.model, number)
     assert mv.idempotency_key is not None
-    info = VersionInfo(
-        metrics=mv.metrics, params=mv.params, tags=mv.tags, description=mv.description, lineage=mv.lineage
-    )
     record = {
         "key": mv.idempotency_key,
         "op": "register",
-        "request": request_fingerprint(mv.name, mv.artifact.format, info),
+        "request": _registration_request(mv),
         "after": number - 1,
         "log_seq": 0,
         "at": time.time(),
