@@ -345,6 +345,7 @@ def verify(
     ] = None,
     repair: Annotated[bool, typer.Option("--repair", help="List what is safe to clean (a dry run).")] = False,
     apply: Annotated[bool, typer.Option("--apply", help="With --repair: do it.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with each model's head).")] = False,
 ) -> None:
     """Check integrity: blobs, manifests, hash chains, snapshots, reports, claims. Exit 1 on any error.
 
@@ -355,6 +356,7 @@ def verify(
     from registry.verify import repair as run_repair
     from registry.verify import verify as run_verify
 
+    OPTS.json = OPTS.json or as_json
     reg = _reg()
     if apply and not repair:
         raise InvalidMetadata("--apply goes with --repair")
@@ -364,7 +366,7 @@ def verify(
         for a in actions:
             table.add_row(a["action"], a["key"], a["why"])
         verb = "done" if apply else "to do (dry run; add --apply)"
-        _emit({"applied": apply, "actions": actions}, table if actions else f"nothing to repair ({verb})")
+        _emit({"applied": apply, "actions": actions}, table if actions else "nothing to repair")
         if actions and not OPTS.json:
             _out().print(f"{len(actions)} actions {verb}")
         return
