@@ -353,7 +353,7 @@ def verify(
     back with --against to detect a rewrite of the newest events. --repair cleans only what is safe (temporary
     files and orphan blobs older than an hour, stale claims, an unusable hint, lost claims) and never history.
     """
-    from registry.verify import repair as run_repair
+    from registry.repair import repair as run_repair
     from registry.verify import verify as run_verify
 
     OPTS.json = OPTS.json or as_json

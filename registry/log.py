@@ -93,7 +93,8 @@ class ModelLog:
         except (ValidationError, ValueError):
             # A corrupt snapshot is only a cache: replay from the start (verify reports it).
             return ModelState(name=self.name), obj.etag
-        if snap.name != self.name or snap.seq < 0:
+        if snap.name != self.name or snap.seq < 0 or b'"reports"' not in obj.data:
+            # Unusable, or written by a release that did not track reports yet: replay (it gets rewritten).
             return ModelState(name=self.name), obj.etag
         return snap, obj.etag
 

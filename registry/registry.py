@@ -220,7 +220,7 @@ class Registry:
     # -- reading --------------------------------------------------------------------------------------
     def models(self) -> list[str]:
         """Names of all registered models, sorted."""
-        return [n for n in self.store.list_children("models/") if self.store.exists(self.manifest_key(n, 1))]
+        return [n for n in self.store.list_children(keys.MODELS) if self.store.exists(self.manifest_key(n, 1))]
 
     def overview(self) -> list[dict[str, Any]]:
         """One plain row per model: latest version, production, staging versions, aliases, last change."""
@@ -356,11 +356,16 @@ class Registry:
             gate: self._read_report(ref.key, ref.sha256, f"{gate} report of {mv.uri}")
             for gate, ref in mv.reports.items()
         }
-        prefix = keys.legacy_reports_prefix(name, version)
-        for key in self.store.list(prefix):  # written by releases before operation keys
-            found[key[len(prefix) : -len(".json")]] = self._read_report(key, None, f"report {key}")
         for gate, digest in self._log(name).state().reports.get(version, {}).items():
-            found[gate] = self._read_report(keys.blob_key(digest), digest, f"{gate} report of {mv.uri}")
+            what = f"{gate} report of {mv.uri}"
+            try:
+                found[gate] = self._read_report(keys.blob_key(digest), digest, what)
+            except IntegrityError:
+                legacy = keys.legacy_reports_prefix(name, version) + f"{gate}.json"
+                if not self.store.exists(legacy):
+                    raise
+                # Stored by a release before operation keys; its event holds the same hash.
+                found[gate] = self._read_report(legacy, digest, what)
         return found
 
     def _read_report(self, key: str, digest: str | None, what: str) -> dict[str, Any]:

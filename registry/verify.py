@@ -8,15 +8,14 @@ registry: orphan blobs and leftover temporary files. Each model's head (last eve
 so that it can be recorded outside the bucket and checked later (``expected_heads``): that catches a rewrite
 of the newest events, which nothing inside the bucket can.
 
-:func:`repair` cleans only what is safe to clean (temporary files and orphan blobs older than a grace period,
-stale claims, an unusable hint, claims lost for keyed versions) and never touches manifests or events.
+:func:`registry.repair.repair` cleans what is safe to clean; it never touches manifests or events.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,12 +26,9 @@ from registry.errors import IntegrityError, ObjectNotFound, RegistryError
 from registry.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
 from registry.lifecycle import apply_event
 from registry.log import parse_event
-from registry.models import GENESIS, ModelState, ModelVersion, VersionInfo, canonical_json, sha256
+from registry.models import GENESIS, ModelState, ModelVersion, VersionInfo, sha256
 from registry.names import check_model_name
 from registry.registry import Registry
-
-#: Orphan blobs and temporary files younger than this may belong to a write in flight: repair leaves them.
-REPAIR_GRACE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -199,7 +195,11 @@ class _Model:
             self.bad(key, "snapshot is corrupt", "snapshot_corrupt")
             return
         replayed = self.states.get(snap.seq)
-        if replayed is None:
+        if b'"reports"' not in raw:
+            self.bad(
+                key, "snapshot written by an older release (readers replay the log)", "snapshot_outdated", "warning"
+            )
+        elif replayed is None:
             self.bad(key, f"snapshot claims event {snap.seq}, beyond the verified log", "snapshot_ahead")
         elif snap.model_dump(exclude={"updated_at"}) != replayed.model_dump(exclude={"updated_at"}):
             self.bad(key, "snapshot differs from the replayed log (altered)", "snapshot_altered")
@@ -319,7 +319,7 @@ class _Model:
                 mv = self.manifests.get(version) if isinstance(version, int) else None
                 if mv is None or mv.idempotency_key != record["key"]:
                     self.bad(key, f"claim on {record['key']!r} names v{version}, not its version", "claim_altered")
-                elif record.get("request") != _registration_request(mv):
+                elif record.get("request") != registration_request(mv):
                     self.bad(key, f"claim on {record['key']!r} holds another request than v{version}", "claim_altered")
             elif record.get("op", "register") == "register":
                 stale = owner_gone(record.get("owner")) or time.time() - float(record.get("at", 0)) > CLAIM_WAIT_S
@@ -342,7 +342,7 @@ class _Model:
                 )
 
 
-def _registration_request(mv: ModelVersion) -> str:
+def registration_request(mv: ModelVersion) -> str:
     """The request fingerprint a registration claim must hold, recomputed from the manifest it made."""
     info = VersionInfo(
         metrics=mv.metrics, params=mv.params, tags=mv.tags, description=mv.description, lineage=mv.lineage
@@ -386,89 +386,3 @@ def _check_blobs(reg: Registry, referenced: set[str], report: VerifyReport) -> N
                 "", f".tmp/{name}", f"temporary file of an interrupted write ({age:.0f} s old)", "warning", "temp_file"
             )
         )
-
-
-def repair(
-    reg: Registry, *, apply: bool = False, grace_s: float = REPAIR_GRACE_S, now: Callable[[], float] = time.time
-) -> list[dict[str, str]]:
-    """Clean what is safe to clean; with ``apply=False`` (the default) only say what would be done.
-
-    Never touches a manifest, an event or a snapshot. Actions: delete temporary files and orphan blobs older
-    than ``grace_s``; finish or drop stale registration claims; delete an unusable ``latest`` hint; recreate the
-    claim of a version registered with a key whose claim was lost.
-
-    Returns:
-        One ``{"action", "key", "why"}`` per action (done, or to be done).
-
-    """
-    actions: list[dict[str, str]] = []
-
-    def act(action: str, key: str, why: str, do: Callable[[], None]) -> None:
-        actions.append({"action": action, "key": key, "why": why})
-        if apply:
-            do()
-
-    report = verify(reg)
-    for name, age in reg.store.temp_files():
-        if age > grace_s:
-            act(
-                "delete",
-                f".tmp/{name}",
-                "temporary file of an interrupted write",
-                lambda n=name: reg.store.remove_temp(n),
-            )
-    for finding in report.findings:
-        if finding.kind == "orphan_blob":
-            modified = reg.store.modified(finding.key)
-            if modified is not None and now() - modified > grace_s:
-                act("delete", finding.key, "orphan blob", lambda k=finding.key: reg.store.delete(k))
-        elif finding.kind == "hint_invalid":
-            act("delete", finding.key, "unusable latest hint (a cache)", lambda k=finding.key: reg.store.delete(k))
-        elif finding.kind == "stale_claim":
-            _repair_claim(reg, finding, act)
-        elif finding.kind == "claim_missing" and "/versions/" in finding.key:
-            _recreate_claim(reg, finding, act)
-    return actions
-
-
-def _repair_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], None]], None]) -> None:
-    record = json.loads(reg.store.get(finding.key).data)
-    for number in range(max(int(record.get("after", 0)), 0) + 1, versions.latest(reg.store, finding.model) + 1):
-        try:
-            mv = versions.read_manifest(reg.store, finding.model, number)
-        except RegistryError:
-            continue
-        if mv.idempotency_key == record["key"]:
-            done = canonical_json({k: v for k, v in record.items() if k != "owner"} | {"version": number})
-            act(
-                "finish",
-                finding.key,
-                f"stale claim; its version v{number} exists",
-                lambda data=done: reg.store.put(finding.key, data),
-            )
-            return
-    act("delete", finding.key, "stale claim that made no version", lambda: reg.store.delete(finding.key))
-
-
-def _recreate_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], None]], None]) -> None:
-    number = keys.parse_number(finding.key, keys.versions_prefix(finding.model))
-    if number is None:
-        return
-    mv = versions.read_manifest(reg.store, finding.model, number)
-    assert mv.idempotency_key is not None
-    record = {
-        "key": mv.idempotency_key,
-        "op": "register",
-        "request": _registration_request(mv),
-        "after": number - 1,
-        "log_seq": 0,
-        "at": time.time(),
-        "version": number,
-    }
-    key = keys.claim_key(mv.name, mv.idempotency_key)
-    act(
-        "create",
-        key,
-        f"claim of v{number} was lost",
-        lambda: reg.store.put(key, canonical_json(record), create_only=True),
-    )

@@ -22,6 +22,9 @@ from registry.errors import (
     PromotionBlocked,
     StoreError,
 )
+from registry.log import Draft, ModelLog
+from registry.models import canonical_json, sha256
+from registry.repair import repair
 from registry.verify import verify
 from tests.conftest import snapshot
 
@@ -201,7 +204,6 @@ def test_leftover_temporary_files_are_reported_and_repaired(tmp_path: Path, caps
         main(["--registry", str(tmp_path / "reg"), "--json", "verify", "--repair"])
     dry = json.loads(capsys.readouterr().out)
     assert dry["applied"] is False and dry["actions"] == []  # younger than the grace period: left alone
-    from registry.verify import repair
 
     assert [a["action"] for a in repair(reg, apply=True, grace_s=0)] == ["delete"]
     assert "temp_file" not in verify(reg).kinds()
@@ -223,3 +225,21 @@ def test_verify_json_reports_each_models_head_and_checks_it_later(tmp_path: Path
     with pytest.raises(SystemExit) as exit_info:
         main([*r, "verify", "--against", str(tmp_path / "heads.json")])
     assert exit_info.value.code == 1 and "head_mismatch" in capsys.readouterr().out
+
+
+def test_a_registry_written_before_operation_keys_still_reads_and_verifies(reg: Registry) -> None:
+    """Old layout: later reports under models/<name>/reports/, events without op_key, snapshots without reports."""
+    reg.register("m", b"x", fmt="bytes")
+    raw = canonical_json(FAILED)
+    reg.store.put(K.legacy_reports_prefix("m", 1) + "thresholds.json", raw)
+    data = {"gate": "thresholds", "passed": False, "report_sha256": sha256(raw)}
+    ModelLog(reg.store, "m").append(lambda _st: Draft("validated", 1, "old-release", "", None, data))
+    old_snapshot = json.loads(reg.store.get(K.state_key("m")).data)
+    old_snapshot.pop("reports")
+    reg.store.put(K.state_key("m"), json.dumps(old_snapshot).encode())
+    assert reg.reports("m", 1)["thresholds"] == FAILED
+    assert reg.state("m").blocked == {1: ["gate:thresholds"]}
+    report = verify(reg)
+    assert report.ok and report.kinds() == {"snapshot_outdated"}, report.findings
+    reg.store.put(K.legacy_reports_prefix("m", 1) + "thresholds.json", raw.replace(b"false", b"true", 1))
+    assert "report_altered" in verify(reg).kinds()

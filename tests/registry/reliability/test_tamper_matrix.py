@@ -12,7 +12,8 @@ import pytest
 from registry import Registry, VersionInfo
 from registry import keys as K
 from registry.errors import IdempotencyConflict, IntegrityError, RegistryError, VersionNotFound
-from registry.verify import repair, verify
+from registry.repair import repair
+from registry.verify import verify
 
 DQ = {"gate": "data_quality", "passed": True, "checks": []}
 LATER = {"gate": "thresholds", "passed": True, "checks": [{"name": "auc", "passed": True}]}

@@ -1,0 +1,108 @@
+"""``pmr verify --repair``: clean what is safe to clean, from what :func:`registry.verify.verify` found.
+
+Safe means: nothing that is history. Temporary files and orphan blobs older than a grace period (younger ones
+may belong to a write in flight), stale registration claims (finished if their version exists, else dropped),
+an unusable ``latest`` hint (a cache), and the claim of a version registered with a key whose claim was lost
+(rebuilt from the manifest). Manifests, events and snapshots are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from registry import keys, versions
+from registry.errors import RegistryError
+from registry.models import canonical_json
+from registry.registry import Registry
+from registry.verify import Finding, registration_request, verify
+
+#: Orphan blobs and temporary files younger than this may belong to a write in flight: repair leaves them.
+REPAIR_GRACE_S = 3600.0
+
+
+def repair(
+    reg: Registry, *, apply: bool = False, grace_s: float = REPAIR_GRACE_S, now: Callable[[], float] = time.time
+) -> list[dict[str, str]]:
+    """Clean what is safe to clean; with ``apply=False`` (the default) only say what would be done.
+
+    Never touches a manifest, an event or a snapshot. Actions: delete temporary files and orphan blobs older
+    than ``grace_s``; finish or drop stale registration claims; delete an unusable ``latest`` hint; recreate the
+    claim of a version registered with a key whose claim was lost.
+
+    Returns:
+        One ``{"action", "key", "why"}`` per action (done, or to be done).
+
+    """
+    actions: list[dict[str, str]] = []
+
+    def act(action: str, key: str, why: str, do: Callable[[], None]) -> None:
+        actions.append({"action": action, "key": key, "why": why})
+        if apply:
+            do()
+
+    report = verify(reg)
+    for name, age in reg.store.temp_files():
+        if age > grace_s:
+            act(
+                "delete",
+                f".tmp/{name}",
+                "temporary file of an interrupted write",
+                lambda n=name: reg.store.remove_temp(n),
+            )
+    for finding in report.findings:
+        if finding.kind == "orphan_blob":
+            modified = reg.store.modified(finding.key)
+            if modified is not None and now() - modified > grace_s:
+                act("delete", finding.key, "orphan blob", lambda k=finding.key: reg.store.delete(k))
+        elif finding.kind == "hint_invalid":
+            act("delete", finding.key, "unusable latest hint (a cache)", lambda k=finding.key: reg.store.delete(k))
+        elif finding.kind == "stale_claim":
+            _repair_claim(reg, finding, act)
+        elif finding.kind == "claim_missing" and finding.key.startswith(keys.versions_prefix(finding.model)):
+            _recreate_claim(reg, finding, act)
+    return actions
+
+
+def _repair_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], None]], None]) -> None:
+    record = json.loads(reg.store.get(finding.key).data)
+    for number in range(max(int(record.get("after", 0)), 0) + 1, versions.latest(reg.store, finding.model) + 1):
+        try:
+            mv = versions.read_manifest(reg.store, finding.model, number)
+        except RegistryError:
+            continue
+        if mv.idempotency_key == record["key"]:
+            done = canonical_json({k: v for k, v in record.items() if k != "owner"} | {"version": number})
+            act(
+                "finish",
+                finding.key,
+                f"stale claim; its version v{number} exists",
+                lambda data=done: reg.store.put(finding.key, data),
+            )
+            return
+    act("delete", finding.key, "stale claim that made no version", lambda: reg.store.delete(finding.key))
+
+
+def _recreate_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], None]], None]) -> None:
+    number = keys.parse_number(finding.key, keys.versions_prefix(finding.model))
+    if number is None:
+        return
+    mv = versions.read_manifest(reg.store, finding.model, number)
+    assert mv.idempotency_key is not None
+    record = {
+        "key": mv.idempotency_key,
+        "op": "register",
+        "request": registration_request(mv),
+        "after": number - 1,
+        "log_seq": 0,
+        "at": time.time(),
+        "version": number,
+    }
+    key = keys.claim_key(mv.name, mv.idempotency_key)
+    act(
+        "create",
+        key,
+        f"claim of v{number} was lost",
+        lambda: reg.store.put(key, canonical_json(record), create_only=True),
+    )
