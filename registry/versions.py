@@ -109,9 +109,21 @@ def latest(store: ObjectStore, name: str) -> int:
     return lo
 
 
+def _known_taken(store: ObjectStore, name: str) -> int:
+    """A version number known to exist, close to the latest (0 when none): the hint, once confirmed."""
+    hint = read_hint(store, name)
+    if hint is not None and exists(store, name, hint):
+        return hint
+    return latest(store, name)
+
+
 def allocate(store: ObjectStore, name: str, fields: dict[str, Any]) -> ModelVersion:
-    """Create the manifest at the first free number (create-only: of racing writers each gets its own)."""
-    version = latest(store, name) + 1
+    """Create the manifest at the first free number (create-only: of racing writers each gets its own).
+
+    It starts just above a number known to be taken; a lagging start only costs a lost create-only write,
+    after which the free number is found by galloping, so versions stay dense.
+    """
+    version = _known_taken(store, name) + 1
     while True:
         mv = ModelVersion(version=version, **fields)
         try:
