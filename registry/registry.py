@@ -68,7 +68,8 @@ def default_actor() -> str:
 
 
 def _actor(actor: str | None) -> str:
-    return check_text(actor, "actor", max_len=256) if actor is not None else default_actor()
+    # The default comes from the environment, which can hold undecodable bytes (as surrogates): check it too.
+    return check_text(actor if actor is not None else default_actor(), "actor", max_len=256)
 
 
 def _texts(**fields: object) -> None:
