@@ -96,7 +96,7 @@ def latest(store: ObjectStore, name: str) -> int:
     """
     hint = read_hint(store, name)
     if hint is not None and exists(store, name, hint):
-        return first_free(store, name, hint) - 1
+        return first_free(store, name, hint + 1) - 1
     if hint is None or hint <= 1:
         return first_free(store, name, 1) - 1
     lo, hi = 0, hint  # lo exists (or is 0), hi does not
