@@ -40,6 +40,7 @@ from registry.errors import (
 )
 from registry.idempotency import Claims, request_fingerprint
 from registry.lifecycle import plan_rollback, plan_stage_change
+from registry.lineage import complete_lineage
 from registry.log import Draft, ModelLog
 from registry.models import (
     ArtifactRef,
@@ -123,6 +124,7 @@ class Registry:
         fmt: str = "skops",
         actor: str | None = None,
         idempotency_key: str | None = None,
+        allow_missing_dataset: bool = False,
     ) -> ModelVersion:
         """Register serialised model bytes as the next version of ``name``.
 
@@ -136,9 +138,14 @@ class Registry:
             fmt: artifact format (``skops``, ``pickle``, ``joblib`` or ``bytes``).
             actor: who registers (default :func:`default_actor`).
             idempotency_key: a retry with the same key gets the same version back.
+            allow_missing_dataset: register even if ``info.lineage.dataset_uri`` cannot be read (with a warning).
+
+        The lineage is completed as on every registration path (code version, Python and packages, dataset
+        fingerprint): see :func:`registry.lineage.complete_lineage`.
 
         Raises:
             InvalidName, InvalidMetadata: bad input; nothing is written.
+            DatasetUnavailable: the lineage names a dataset that cannot be read (see ``allow_missing_dataset``).
             IdempotencyConflict: the key was used before for a registration with other metadata.
 
         """
@@ -148,6 +155,9 @@ class Registry:
         _check_info(info)
         if not isinstance(artifact, bytes | bytearray) or not artifact:
             raise InvalidMetadata("artifact must be non-empty bytes")
+        info = info.model_copy(
+            update={"lineage": complete_lineage(info.lineage, allow_missing_dataset=allow_missing_dataset)}
+        )
         actor = actor or default_actor()
         digest = sha256(bytes(artifact))
         claim: dict[str, Any] | None = None
