@@ -11,12 +11,16 @@ process), streams the run's state changes and logs, and exits with a code a pipe
 3     the wait timed out (``--timeout``); the run itself goes on (deployments) and its URL is printed
 ====  ==========================================================================================
 
-Prefect is imported only inside the commands, so ``pmr models`` stays fast.
+Prefect is imported only inside the commands, so ``pmr models`` stays fast. A failure the flows raise on
+purpose (a gate, a rejection, a timeout, unusable data) is one readable line; ``--traceback`` shows Prefect's
+full traceback too.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -54,6 +58,8 @@ _REASONS = (
     ("ApprovalRejected", "the reviewer rejected the version"),
     ("ApprovalTimedOut", "no reviewer decided before the approval timed out"),
     ("FlowPauseTimeout", "no reviewer decided before the approval timed out"),
+    # The server's own words when a pause expires: "The flow was failed and never resumed."
+    ("and never resumed", "no reviewer decided before the approval timed out"),
     ("DatasetError", "the dataset could not be used"),
     ("EstimatorError", "the estimator could not be used"),
     ("StoreUnavailable", "the registry's object storage was unreachable"),
@@ -68,6 +74,31 @@ class Stage(StrEnum):
     none = "none"
     staging = "staging"
     production = "production"
+
+
+class _OneLineFailures(logging.Filter):
+    """Drops the traceback from log records of the flows' deliberate failures (the message line stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from flows.errors import PipelineError
+        from registry.errors import RegistryError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, PipelineError | RegistryError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_expected_failures() -> None:
+    """Show a gate failure, a rejection or a timeout as the one line Prefect logs for it, without a traceback.
+
+    Call after Prefect configured its logging (after ``import prefect``). Unexpected errors keep theirs.
+    """
+    one_line = _OneLineFailures()
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _OneLineFailures) for f in handler.filters):
+                handler.addFilter(one_line)
 
 
 def say(message: str) -> None:
@@ -137,6 +168,9 @@ def retrain(
         float, typer.Option("--timeout", help="Seconds to wait for the run; exit 3 after that.", min=1)
     ] = 3600,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between status checks.", min=0.2)] = 2.0,
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="With --local: show the full traceback of a failed run.")
+    ] = False,
 ) -> None:
     """Retrain MODEL and wait: exit 0 when the run completed, 1 when it failed, 3 when the wait timed out.
 
@@ -155,7 +189,7 @@ def retrain(
             raise typer.BadParameter("--local needs --dataset (there is no deployment default)", param_hint="--dataset")
         if OPTS.registry and "registry" not in params:
             params["registry"] = OPTS.registry
-        code, run_id = _run_local(params, timeout)
+        code, run_id = _run_local(params, timeout, traceback=traceback)
     else:
         code, run_id = _run_deployment(deployment, params, timeout, poll)
     if code == EXIT_OK and expect_stage is not None and run_id is not None:
@@ -163,9 +197,14 @@ def retrain(
     raise typer.Exit(code)
 
 
-def _run_local(params: dict[str, Any], timeout: float) -> tuple[int, UUID | None]:
+def _run_local(params: dict[str, Any], timeout: float, *, traceback: bool = False) -> tuple[int, UUID | None]:
     """Run the retraining flow in this process (logs go to the console through Prefect's handler)."""
+    # The temporary API this starts must not try to reach a telemetry service (no network; "database is locked").
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.pipeline import retrain as retrain_flow
+
+    if not traceback:
+        quiet_expected_failures()
 
     say(f"running retrain-model in this process for {params['model_name']} (timeout {timeout:g}s)")
     state = retrain_flow.with_options(timeout_seconds=timeout)(**params, return_state=True)

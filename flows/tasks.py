@@ -13,7 +13,7 @@ from flows import training
 from flows.opkeys import operation_key
 from registry import Lineage, ModelVersion, Registry, VersionInfo
 from registry.errors import AliasNotFound, ModelNotFound
-from registry.lineage import code_version, environment
+from registry.lineage import complete_lineage
 from validations import champion, data_quality, drift, metrics, thresholds
 from validations.report import GateReport
 
@@ -29,18 +29,16 @@ def run_actor(actor: str | None = None) -> str:
 
 
 def lineage_for(dataset: training.Dataset, parent: int | None) -> Lineage:
-    """Lineage of a version trained in this flow run."""
-    commit, dirty = code_version()
-    return Lineage(
-        dataset_uri=dataset.uri,
-        dataset_fingerprint=dataset.fingerprint,
-        code_version=commit,
-        code_dirty=dirty,
-        flow_name=flow_run.flow_name,
-        flow_run_id=flow_run.id,
-        deployment=deployment.name,
-        parent_version=parent,
-        **environment(),
+    """Lineage of a version trained in this flow run (completed like every registration's)."""
+    return complete_lineage(
+        Lineage(
+            dataset_uri=dataset.uri,
+            dataset_fingerprint=dataset.fingerprint,
+            flow_name=flow_run.flow_name,
+            flow_run_id=flow_run.id,
+            deployment=deployment.name,
+            parent_version=parent,
+        )
     )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from flows.errors import DatasetError, EstimatorError
-from registry.lineage import fingerprint_bytes
+from registry.errors import DatasetUnavailable
+from registry.lineage import fingerprint_bytes, read_dataset_bytes
 
 #: Module prefixes an estimator class may come from (parameters can come from the UI: no arbitrary imports).
 ALLOWED_ESTIMATOR_MODULES = ("sklearn.",)
@@ -42,23 +42,10 @@ class Split:
 
 
 def _read_bytes(uri: str) -> bytes:
-    if uri.startswith("s3://"):
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        bucket, _, key = uri[len("s3://") :].partition("/")
-        client = boto3.session.Session().client(
-            "s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        )
-        try:
-            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
-            raise DatasetError(f"cannot read dataset {uri}: {exc}") from None
-    path = Path(uri.removeprefix("file://"))
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"cannot read dataset {uri}: {exc.strerror or exc}") from None
+        return read_dataset_bytes(uri)
+    except DatasetUnavailable as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def read_dataset(uri: str) -> Dataset:

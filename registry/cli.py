@@ -9,6 +9,7 @@ import hashlib
 import json
 import sys
 import uuid
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -138,37 +139,26 @@ def register(
     idempotency_key: Annotated[
         str | None, typer.Option("--key", "--idempotency-key", help="Retries with this key get the same version.")
     ] = None,
+    allow_missing_dataset: Annotated[
+        bool, typer.Option(help="Register even if --dataset cannot be read (recorded without a fingerprint).")
+    ] = False,
 ) -> None:
     """Register a model file trained outside the flows (a notebook, a CI job).
 
     Without --key the key is derived from the file's bytes and the metadata given: running the same command
     again (a retry after a crash or a timeout) returns the version it made instead of a duplicate. Pass a new
-    --key to register identical bytes and metadata as a new version on purpose.
+    --key to register identical bytes and metadata as a new version on purpose. The lineage (code version,
+    environment, dataset fingerprint) is completed by the registry as on every registration path.
     """
-    from registry.lineage import code_version, environment, fingerprint_bytes
-
-    info_kwargs: dict[str, Any] = {
-        "metrics": _metrics(metric),
-        "params": {k: _param(v) for k, v in _pairs(param, "param").items()},
-        "tags": _pairs(tag, "tag"),
-        "description": description,
-    }
+    info = VersionInfo(
+        metrics=_metrics(metric),
+        params={k: _param(v) for k, v in _pairs(param, "param").items()},
+        tags=_pairs(tag, "tag"),
+        description=description,
+        lineage=Lineage(dataset_uri=dataset),
+    )
     if not file.is_file():
         raise InvalidMetadata(f"model file {file} does not exist")
-    commit, dirty = code_version()
-    dataset_fp = None
-    if dataset and Path(dataset).is_file():
-        dataset_fp = fingerprint_bytes(Path(dataset).read_bytes())
-    info = VersionInfo(
-        **info_kwargs,
-        lineage=Lineage(
-            dataset_uri=dataset,
-            dataset_fingerprint=dataset_fp,
-            code_version=commit,
-            code_dirty=dirty,
-            **environment(),
-        ),
-    )
     if idempotency_key is None:
         from registry.checks import check_info
         from registry.idempotency import request_fingerprint
@@ -177,7 +167,19 @@ def register(
         digest = hashlib.sha256(file.read_bytes()).hexdigest()
         request = request_fingerprint(check_model_name(name), fmt or "auto", check_info(info))
         idempotency_key = f"pmr:register:{digest}:{request}"
-    mv = _reg().register_file(name, file, info, fmt=fmt, actor=OPTS.actor, idempotency_key=idempotency_key)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mv = _reg().register_file(
+            name,
+            file,
+            info,
+            fmt=fmt,
+            actor=OPTS.actor,
+            idempotency_key=idempotency_key,
+            allow_missing_dataset=allow_missing_dataset,
+        )
+    for warning in caught:
+        err.print(f"[yellow]warning:[/yellow] {warning.message}")
     _emit(mv.model_dump(mode="json"), f"registered [bold]{mv.uri}[/bold] (sha256 {mv.artifact.sha256[:12]})")
 
 

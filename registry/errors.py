@@ -23,6 +23,10 @@ class InvalidMetadata(RegistryError, ValueError):
     """Metrics, params, tags or lineage fields are not acceptable (NaN, inf, not JSON)."""
 
 
+class DatasetUnavailable(InvalidMetadata):
+    """A registration names training data that cannot be read."""
+
+
 class ModelNotFound(RegistryError, LookupError):
     """No model of that name is registered."""
 

@@ -1,13 +1,24 @@
-"""Capturing lineage: code version, environment and dataset fingerprints."""
+"""Capturing lineage: code version, environment and dataset fingerprints, in one builder for every entry point.
+
+``pmr register``, :meth:`Registry.register_model` and the flows all record the same lineage: every
+registration path goes through :func:`complete_lineage`, which fills what the caller left out.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import platform
 import subprocess
+import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from registry.errors import DatasetUnavailable
+from registry.models import Lineage
 
 #: Distributions whose versions every manifest records.
 TRACKED_PACKAGES = (
@@ -22,8 +33,23 @@ TRACKED_PACKAGES = (
 )
 
 
+#: How long a looked-up code version is reused: a burst of registrations runs git once, not per version.
+_CODE_VERSION_TTL_S = 10.0
+_code_cache: dict[str, tuple[float, tuple[str | None, bool | None]]] = {}
+
+
 def code_version(cwd: Path | None = None) -> tuple[str | None, bool | None]:
     """The git commit of ``cwd`` and whether the work tree has uncommitted changes (``None`` outside git)."""
+    where = str(cwd or Path.cwd())
+    cached = _code_cache.get(where)
+    if cached and time.monotonic() - cached[0] < _CODE_VERSION_TTL_S:
+        return cached[1]
+    found = _git_version(cwd)
+    _code_cache[where] = (time.monotonic(), found)
+    return found
+
+
+def _git_version(cwd: Path | None) -> tuple[str | None, bool | None]:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
@@ -43,13 +69,19 @@ def code_version(cwd: Path | None = None) -> tuple[str | None, bool | None]:
 
 def environment() -> dict[str, Any]:
     """Python version and the versions of :data:`TRACKED_PACKAGES` that are installed."""
+    return {"python_version": platform.python_version(), "packages": dict(_packages())}
+
+
+@functools.cache
+def _packages() -> dict[str, str]:
+    # Installed versions do not change under a running process: look them up once.
     packages = {}
     for dist in TRACKED_PACKAGES:
         try:
             packages[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
-    return {"python_version": platform.python_version(), "packages": packages}
+    return packages
 
 
 def fingerprint_bytes(data: bytes) -> str:
@@ -65,3 +97,66 @@ def fingerprint_frame(frame: Any) -> str:
     digest.update("\x1f".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
     return "sha256:" + digest.hexdigest()
+
+
+def read_dataset_bytes(uri: str) -> bytes:
+    """The bytes of a dataset at a local path, ``file://`` URI or ``s3://bucket/key``.
+
+    Raises:
+        DatasetUnavailable: it cannot be read.
+
+    """
+    if uri.startswith("s3://"):
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        if not bucket or not key:
+            raise DatasetUnavailable(f"dataset URI {uri!r} names no bucket and key")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+        try:
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise DatasetUnavailable(f"cannot read dataset {uri}: {exc}") from None
+    if "://" in uri and not uri.startswith("file://"):
+        raise DatasetUnavailable(f"cannot read dataset {uri}: use a local path, file:// or s3://")
+    path = Path(uri.removeprefix("file://"))
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DatasetUnavailable(f"cannot read dataset {uri}: {exc.strerror or exc}") from None
+
+
+def complete_lineage(
+    lineage: Lineage, *, dataset_bytes: bytes | None = None, allow_missing_dataset: bool = False
+) -> Lineage:
+    """``lineage`` with what the caller left out filled in: code version, Python, packages, dataset fingerprint.
+
+    Args:
+        lineage: what the caller knows (flow run, parent version, dataset URI ...); its values are kept.
+        dataset_bytes: the training data, when the caller has it in hand (saves reading it again).
+        allow_missing_dataset: register even when ``dataset_uri`` cannot be read (a warning is issued and the
+            fingerprint stays empty); by default such a registration is refused.
+
+    Raises:
+        DatasetUnavailable: ``dataset_uri`` is set, has no fingerprint and cannot be read.
+
+    """
+    fields: dict[str, Any] = {}
+    if lineage.code_version is None:
+        fields["code_version"], fields["code_dirty"] = code_version()
+    if lineage.python_version is None or not lineage.packages:
+        env = environment()
+        fields["python_version"] = lineage.python_version or env["python_version"]
+        fields["packages"] = lineage.packages or env["packages"]
+    if lineage.dataset_uri and not lineage.dataset_fingerprint:
+        try:
+            data = dataset_bytes if dataset_bytes is not None else read_dataset_bytes(lineage.dataset_uri)
+            fields["dataset_fingerprint"] = fingerprint_bytes(data)
+        except DatasetUnavailable as exc:
+            if not allow_missing_dataset:
+                hint = "register with allow_missing_dataset to record the URI only"
+                raise DatasetUnavailable(f"{exc} ({hint})") from None
+            warnings.warn(f"{exc}; registering without a dataset fingerprint", stacklevel=3)
+    return lineage.model_copy(update=fields) if fields else lineage

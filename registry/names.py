@@ -95,6 +95,8 @@ def parse_model_uri(uri: str) -> ModelRef:
         if not label or "/" in label:
             raise InvalidURI(f"malformed model URI {uri!r}: nothing usable after '@'")
         check_model_name(name)
+        if label == "latest":
+            raise InvalidURI(f"{uri!r}: 'latest' is not an alias; the newest version is {name}/latest")
         if label not in STAGES:
             check_alias(label)
         return ModelRef(name, label=label)

@@ -40,6 +40,7 @@ from registry.errors import (
 )
 from registry.idempotency import Claims, op_fingerprint, request_fingerprint
 from registry.lifecycle import plan_rollback, plan_stage_change
+from registry.lineage import complete_lineage
 from registry.log import Draft, ModelLog
 from registry.models import (
     ArtifactRef,
@@ -116,6 +117,7 @@ class Registry:
         actor: str | None = None,
         idempotency_key: str | None = None,
         operation_key: str | None = None,
+        allow_missing_dataset: bool = False,
     ) -> ModelVersion:
         """Register serialised model bytes as the next version of ``name``.
 
@@ -131,9 +133,14 @@ class Registry:
             idempotency_key: a retry with the same key gets the same version back, whatever point an earlier
                 attempt crashed at.
             operation_key: the same as ``idempotency_key`` (the name every other writer uses).
+            allow_missing_dataset: register even if ``info.lineage.dataset_uri`` cannot be read (with a warning).
+
+        The lineage is completed as on every registration path (code version, Python and packages, dataset
+        fingerprint): see :func:`registry.lineage.complete_lineage`.
 
         Raises:
             InvalidName, InvalidMetadata: bad input; nothing is written.
+            DatasetUnavailable: the lineage names a dataset that cannot be read (see ``allow_missing_dataset``).
             IdempotencyConflict: the key was used before for a registration with other metadata.
 
         """
@@ -148,6 +155,9 @@ class Registry:
             raise InvalidMetadata("idempotency_key and operation_key differ: give one")
         op_key = check_op_key(operation_key if operation_key is not None else idempotency_key)
         actor = _actor(actor)
+        info = info.model_copy(
+            update={"lineage": complete_lineage(info.lineage, allow_missing_dataset=allow_missing_dataset)}
+        )
         if op_key is None:
             mv = self._register(name, bytes(artifact), info, fmt, actor, None)
             versions.announce(self.store, mv, actor)

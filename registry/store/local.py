@@ -50,18 +50,37 @@ class LocalStore(ObjectStore):
         return self.root / check_key(key)
 
     def check(self) -> None:
-        """Fail if the directory is missing (and may not be created) or not writable."""
-        self._ensure_root()
-        if not os.access(self.root, os.W_OK):
-            raise StoreAccessDenied(f"registry directory {self.root} is not writable")
+        """Fail if the directory is missing (and may not be created) or not writable.
+
+        Nothing is created here: a registry that is only read never leaves a directory behind; the first
+        write creates it.
+        """
+        if self.root.is_dir():
+            if not os.access(self.root, os.W_OK):
+                raise StoreAccessDenied(f"registry directory {self.root} is not writable")
+            return
+        if not self._create:
+            raise BucketNotFound(f"registry directory {self.root} does not exist")
+        parent = self.root.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise StoreAccessDenied(f"registry directory {self.root} cannot be created under {parent}")
+
+    def _missing_root(self) -> bool:
+        """The directory is absent: an error unless it may be created, else an empty registry."""
+        if self.root.is_dir():
+            return False
+        if not self._create:
+            raise BucketNotFound(f"registry directory {self.root} does not exist")
+        return True
 
     def get(self, key: str) -> StoredObject:
         """Read an object."""
         try:
             data = self._path(key).read_bytes()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            if not self.root.is_dir():
-                raise BucketNotFound(f"registry directory {self.root} does not exist") from None
+            self._missing_root()
             raise ObjectNotFound(f"no object {key!r} in {self.uri}") from None
         return StoredObject(data, _etag(data))
 
@@ -121,8 +140,8 @@ class LocalStore(ObjectStore):
 
     def list(self, prefix: str) -> Iterator[str]:
         """Yield keys under ``prefix`` in lexicographic order."""
-        if not self.root.is_dir():
-            raise BucketNotFound(f"registry directory {self.root} does not exist")
+        if self._missing_root():
+            return
         keys: list[str] = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             rel = Path(dirpath).relative_to(self.root).as_posix()
@@ -167,5 +186,7 @@ class LocalStore(ObjectStore):
 
     def delete(self, key: str) -> None:
         """Delete an object; missing is fine."""
+        if self._missing_root():
+            return
         with self._lock(key):
             self._path(key).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -83,3 +84,36 @@ def test_unreachable_api_exits_1_with_one_line(tmp_path) -> None:
     out = subprocess.run([*pmr, "ci", "retrain", "m"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "could not start a run of 'retrain-model/retrain'" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_pause_expiry_is_named_an_approval_timeout() -> None:
+    from prefect.states import Failed
+
+    # The server's words when a pause expires before anyone resumes the run.
+    assert failure_reason(Failed(message="The flow was failed and never resumed.")).startswith("no reviewer decided")
+
+
+@pytest.mark.slow
+def test_local_failure_is_a_few_readable_lines(tmp_path) -> None:
+    from tests.flows.conftest import BATCH1
+
+    small = tmp_path / "small.csv"  # too few rows: the data-quality gate fails, as a user's first try often does
+    small.write_text("".join(Path(BATCH1).read_text().splitlines(keepends=True)[:40]))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PREFECT_HOME": str(tmp_path / "home"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    pmr = [sys.executable, "-c", "from flows.cli import main; main()", "--registry", str(tmp_path / "reg")]
+    args = ["ci", "retrain", "m", "--local", "--dataset", str(small), "--param", 'approval={"required_for": []}']
+
+    out = subprocess.run([*pmr, *args], env=env, capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert "pmr ci: FAILED: a gate failed" in out.stdout and "data-quality gate failed" in out.stdout
+    assert "Traceback" not in text and "telemetry" not in text and "database is locked" not in text
+    errors = [line for line in text.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, errors  # the one line Prefect logs for the failure, without its traceback
+
+    out = subprocess.run([*pmr, *args, "--traceback"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "Traceback" in out.stderr and "GateFailed" in out.stderr

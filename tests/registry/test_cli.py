@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from registry import Registry
 from registry.cli import main
+from registry.lineage import fingerprint_bytes
 from tests.conftest import snapshot
 
 
@@ -32,8 +33,10 @@ def model_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_register_promote_rollback_flow(location: str, model_file: Path, capsys) -> None:
+def test_register_promote_rollback_flow(location: str, model_file: Path, tmp_path: Path, capsys) -> None:
     r = ["--registry", location]
+    data = tmp_path / "iris.csv"
+    data.write_text("a,b\n1,2\n")
     code, out, _ = pmr(
         capsys,
         *r,
@@ -48,7 +51,7 @@ def test_register_promote_rollback_flow(location: str, model_file: Path, capsys)
         "--param",
         "solver=lbfgs",
         "--dataset",
-        "s3://data/iris.csv",
+        str(data),
         "--description",
         "notebook model",
     )
@@ -56,7 +59,8 @@ def test_register_promote_rollback_flow(location: str, model_file: Path, capsys)
     manifest = json.loads(out)
     assert manifest["version"] == 1 and manifest["metrics"] == {"accuracy": 0.97}
     assert manifest["params"] == {"C": 1.0, "solver": "lbfgs"}
-    assert manifest["lineage"]["dataset_uri"] == "s3://data/iris.csv" and manifest["lineage"]["python_version"]
+    assert manifest["lineage"]["dataset_uri"] == str(data) and manifest["lineage"]["python_version"]
+    assert manifest["lineage"]["dataset_fingerprint"] == fingerprint_bytes(data.read_bytes())
     assert pmr(capsys, *r, "register", "iris", str(model_file), "-m", "accuracy=0.98")[0] == 0
     for v in ("1", "2"):
         assert pmr(capsys, *r, "promote", "iris", v, "--to", "staging", "--reason", "gates ok")[0] == 0
@@ -76,7 +80,7 @@ def test_register_promote_rollback_flow(location: str, model_file: Path, capsys)
     code, out, _ = pmr(capsys, *r, "history", "iris")
     assert "staging -> production" in out and "latency regression" in out
     code, out, _ = pmr(capsys, *r, "--json", "lineage", "iris", "1")
-    assert json.loads(out)[0]["dataset_uri"] == "s3://data/iris.csv"
+    assert json.loads(out)[0]["dataset_uri"] == str(data)
     code, out, _ = pmr(capsys, *r, "verify")
     assert code == 0 and out.startswith("OK")
     assert Registry.open(location).load("iris@production").predict([[5.1, 3.5, 1.4, 0.2]])[0] == 0
