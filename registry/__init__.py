@@ -17,6 +17,7 @@ from registry.errors import *  # noqa: F403 - the error hierarchy is part of the
 from registry.errors import RegistryError
 from registry.models import Event, Lineage, ModelState, ModelVersion, VersionInfo
 from registry.names import STAGES, ModelRef, parse_model_uri
+from registry.policy import ApprovalRules
 from registry.registry import Registry, default_actor
 
 
@@ -27,6 +28,7 @@ def load_model(uri: str, *, registry: str | None = None) -> object:
 
 __all__ = [
     "STAGES",
+    "ApprovalRules",
     "Event",
     "Lineage",
     "ModelRef",

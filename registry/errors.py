@@ -47,6 +47,10 @@ class PromotionBlocked(RegistryError, PermissionError):
     """A version whose gates failed, or that was rejected, cannot be promoted."""
 
 
+class ApprovalRequired(PromotionBlocked):
+    """The model's approval policy protects the target stage and no approval is recorded."""
+
+
 class ApprovalRefused(RegistryError, PermissionError):
     """A reviewer may not decide on this version (four-eyes rule, not an allowed reviewer)."""
 

@@ -11,6 +11,7 @@ from typing import Any
 from registry.errors import InvalidTransition, NothingToRollBack, PromotionBlocked
 from registry.models import Event, ModelState
 from registry.names import check_stage
+from registry.policy import ApprovalRules, check_promotion
 
 #: Which stage a version may move to from each stage. ``archived -> production`` only through rollback.
 ALLOWED: dict[str, frozenset[str]] = {
@@ -21,15 +22,28 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 
-def plan_stage_change(state: ModelState, version: int, to: str) -> dict[str, Any]:
+def rules_of(state: ModelState) -> ApprovalRules | None:
+    """The model's approval policy, if one was set."""
+    return ApprovalRules.model_validate(state.policy) if state.policy is not None else None
+
+
+def plan_stage_change(state: ModelState, version: int, to: str, *, break_glass: bool = False) -> dict[str, Any]:
     """Check that ``version`` may move to ``to`` and return the event data for it.
 
     Promoting to production archives the current production version in the same event, so there is never
     a moment with two production versions.
 
+    Args:
+        state: the state the change is appended after.
+        version: the version to move.
+        to: the target stage.
+        break_glass: skip the approval policy (never the lifecycle, gates or rejections); the caller logs it as a
+            ``break_glass`` event.
+
     Raises:
         InvalidTransition: the lifecycle does not allow the move.
         PromotionBlocked: the version failed a gate or was rejected.
+        ApprovalRequired: the policy protects ``to`` and no approval is recorded (unless ``break_glass``).
 
     """
     check_stage(to)
@@ -48,6 +62,8 @@ def plan_stage_change(state: ModelState, version: int, to: str) -> dict[str, Any
             raise PromotionBlocked(f"{state.name} v{version} cannot be promoted: {', '.join(reasons)}")
         if state.production is not None:
             data["archived"] = [state.production]
+    if not break_glass:
+        check_promotion(rules_of(state), state.approvals, bool(state.production_history), state.name, version, to)
     return data
 
 
@@ -97,7 +113,7 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
         new.registered = max(new.registered, v)
         for gate in d.get("failed_gates", []):
             _block(new, v, f"gate:{gate}", True)
-    elif event.type == "stage_changed" and v is not None:
+    elif event.type in ("stage_changed", "break_glass") and v is not None:
         for old in d.get("archived", []):
             _set_stage(new, old, "archived")
         if d.get("from") == "production" and new.production_history[-1:] == [v]:
@@ -115,8 +131,14 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
             new.reports.setdefault(v, {})[d["gate"]] = d["report_sha256"]
     elif event.type == "approved" and v is not None:
         _block(new, v, "rejected", False)
+        stage = d.get("target_stage", "production")
+        if stage not in new.approvals.get(v, []):
+            new.approvals[v] = [*new.approvals.get(v, []), stage]
     elif event.type == "rejected" and v is not None:
         _block(new, v, "rejected", True)
+        new.approvals.pop(v, None)
+    elif event.type == "policy_set":
+        new.policy = dict(d)
     elif event.type == "rolled_back":
         _set_stage(new, d["from"], "archived")
         _set_stage(new, d["to"], "production")

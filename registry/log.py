@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from registry import hooks
 from registry.errors import ConcurrencyError, IntegrityError, ObjectNotFound, PreconditionFailed, StoreError
 from registry.keys import event_key, events_prefix, parse_number, state_key
 from registry.lifecycle import apply_event
@@ -263,6 +264,7 @@ class ModelLog:
                 continue
             state = apply_event(state, event, sha256(raw))
             self._save_snapshot(state, snapshot.seq, etag)
+            hooks.notify(event)
             return event, state
 
     def _save_snapshot(self, state: ModelState, stored_seq: int, etag: str | None) -> None:

@@ -67,6 +67,8 @@ class ArtifactRef(_Record):
     size: int
     format: str  # "skops", "pickle", "joblib" or "bytes"
     key: str
+    # skops: the non-default types the file holds, reviewed at registration; loads trust exactly these.
+    trusted_types: list[str] | None = None
 
 
 class ReportRef(_Record):
@@ -146,6 +148,9 @@ class ModelState(BaseModel):
     updated_at: datetime | None = None
     # SHA-256 of the current report of each gate recorded after registration, per version.
     reports: dict[int, dict[str, str]] = Field(default_factory=dict)
+    # The approval policy (``policy_set`` events; see registry.policy) and the stages each version was approved for.
+    policy: dict[str, Any] | None = None
+    approvals: dict[int, list[str]] = Field(default_factory=dict)
 
     def stage_of(self, version: int) -> str:
         """The stage of ``version`` (``none`` when never staged)."""
@@ -176,6 +181,10 @@ def describe(event: Event) -> str:
         "approved": f"{v} approved",
         "rejected": f"{v} rejected",
         "approval_timed_out": f"{v} approval timed out (no decision)",
+        "policy_set": f"approval policy set: {d.get('stages')} need approval"
+        + (f", reviewers {d.get('reviewers')}" if d.get("reviewers") else "")
+        + (", four-eyes" if d.get("four_eyes") else ""),
+        "break_glass": f"BREAK-GLASS {v} {d.get('from')} -> {d.get('to')} without the approval the policy requires",
         "rolled_back": f"rolled back v{d.get('from')} -> v{d.get('to')}"
         + (f" (moved {', '.join(d['aliases'])})" if d.get("aliases") else ""),
     }.get(event.type, f"{event.type} {v}".strip())

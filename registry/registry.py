@@ -39,7 +39,7 @@ from registry.errors import (
     VersionNotFound,
 )
 from registry.idempotency import Claims, op_fingerprint, request_fingerprint
-from registry.lifecycle import plan_rollback, plan_stage_change
+from registry.lifecycle import plan_rollback, plan_stage_change, rules_of
 from registry.lineage import complete_lineage
 from registry.log import Draft, ModelLog
 from registry.models import (
@@ -53,6 +53,7 @@ from registry.models import (
     utcnow,
 )
 from registry.names import STAGES, check_alias, check_model_name, check_stage, parse_model_uri
+from registry.policy import ApprovalRules, check_reviewer
 from registry.store.base import ObjectStore, open_store
 
 
@@ -142,6 +143,7 @@ class Registry:
             InvalidName, InvalidMetadata: bad input; nothing is written.
             DatasetUnavailable: the lineage names a dataset that cannot be read (see ``allow_missing_dataset``).
             IdempotencyConflict: the key was used before for a registration with other metadata.
+            UntrustedArtifact: a skops artifact holds a type that may run code or touch files when loaded.
 
         """
         check_model_name(name)
@@ -155,18 +157,19 @@ class Registry:
             raise InvalidMetadata("idempotency_key and operation_key differ: give one")
         op_key = check_op_key(operation_key if operation_key is not None else idempotency_key)
         actor = _actor(actor)
+        reviewed = artifacts.review_types(bytes(artifact), fmt)  # refuses code-running types before any write
         info = info.model_copy(
             update={"lineage": complete_lineage(info.lineage, allow_missing_dataset=allow_missing_dataset)}
         )
         if op_key is None:
-            mv = self._register(name, bytes(artifact), info, fmt, actor, None)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed)
             versions.announce(self.store, mv, actor)
             return mv
         existing, claim, _ = self._claims.claim_registration(name, op_key, request_fingerprint(name, fmt, info))
         if existing is not None:
             return existing
         try:
-            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key, reviewed)
         except BaseException:
             self._claims.abandon(name, op_key, claim)
             raise
@@ -175,13 +178,22 @@ class Registry:
         return mv
 
     def _register(
-        self, name: str, artifact: bytes, info: VersionInfo, fmt: str, actor: str, op_key: str | None
+        self,
+        name: str,
+        artifact: bytes,
+        info: VersionInfo,
+        fmt: str,
+        actor: str,
+        op_key: str | None,
+        reviewed: list[str] | None,
     ) -> ModelVersion:
         digest = versions.put_blob(self.store, artifact)
         reports = {gate: self._put_report(report) for gate, report in info.reports.items()}
         manifest_fields: dict[str, Any] = {
             "name": name,
-            "artifact": ArtifactRef(sha256=digest, size=len(artifact), format=fmt, key=keys.blob_key(digest)),
+            "artifact": ArtifactRef(
+                sha256=digest, size=len(artifact), format=fmt, key=keys.blob_key(digest), trusted_types=reviewed
+            ),
             "metrics": info.metrics,
             "params": info.params,
             "tags": info.tags,
@@ -328,10 +340,23 @@ class Registry:
         artifacts.verify_bytes(data, mv.artifact.sha256, f"artifact of {mv.uri}")
         return mv, data
 
-    def load(self, uri: str, *, trusted: Iterable[str] = ()) -> Any:
-        """Load the model at ``uri``, refusing bytes whose SHA-256 differs from the manifest."""
+    def load(self, uri: str, *, trusted: Iterable[str] = (), allow_pickle: bool = False) -> Any:
+        """Load the model at ``uri``: its bytes must match the manifest's SHA-256 and its types the reviewed ones.
+
+        Args:
+            uri: model URI.
+            trusted: extra skops types the caller vouches for (never code-running ones).
+            allow_pickle: load a pickle or joblib artifact (they can run any code).
+
+        Raises:
+            IntegrityError: the bytes differ from the registered ones.
+            UntrustedArtifact: unreviewed or code-running types, or pickle/joblib without ``allow_pickle``.
+
+        """
         mv, data = self.load_bytes(uri)
-        return artifacts.deserialize(data, mv.artifact.format, trusted=trusted)
+        return artifacts.deserialize(
+            data, mv.artifact.format, reviewed=mv.artifact.trusted_types, trusted=trusted, allow_pickle=allow_pickle
+        )
 
     def lineage(self, name: str, version: int) -> list[ModelVersion]:
         """The version and its ancestors via ``parent_version``, newest first."""
@@ -405,26 +430,45 @@ class Registry:
         reason: str = "",
         run_id: str | None = None,
         operation_key: str | None = None,
+        break_glass: bool = False,
     ) -> Event:
         """Move ``version`` to stage ``to`` in one atomic log append (archiving the old production one).
 
         With ``operation_key``, a retry after a crash at any point returns the event that landed.
 
+        Args:
+            name: model name.
+            version: the version to move.
+            to: target stage.
+            actor: who promotes.
+            reason: why (kept in the audit log).
+            run_id: the flow run doing it, if any.
+            operation_key: a retry with the same key returns the event that landed.
+            break_glass: for incidents: promote without the approval the model's policy requires. The change is
+                logged as a ``break_glass`` event with its reason (required); gates and rejections still block.
+
         Raises:
             InvalidTransition, PromotionBlocked, VersionNotFound, ModelNotFound.
+            ApprovalRequired: the policy protects ``to`` and no approval is recorded.
 
         """
         check_stage(to)
+        check_flag(break_glass, "break_glass")
         op_key = check_op_key(operation_key)
         actor = _actor(actor)
         _texts(reason=reason, run_id=run_id)
+        if break_glass and not reason.strip():
+            raise InvalidMetadata("a break-glass promotion needs a reason (it goes into the audit log)")
         self.get_version(name, version)
+        kind = "break_glass" if break_glass else "stage_changed"
         event = self._claims.append(
             name,
             op_key,
             "promote",
-            op_fingerprint("promote", version=version, to=to),
-            lambda st: Draft("stage_changed", version, actor, reason, run_id, plan_stage_change(st, version, to)),
+            op_fingerprint("promote", version=version, to=to, **({"break_glass": True} if break_glass else {})),
+            lambda st: Draft(
+                kind, version, actor, reason, run_id, plan_stage_change(st, version, to, break_glass=break_glass)
+            ),
         )
         assert event is not None
         return event
@@ -593,7 +637,8 @@ class Registry:
         """Log a reviewer's approval or rejection of ``version``; a rejection blocks promotion.
 
         Raises:
-            ApprovalRefused: the reviewer is not allowed, or is the registrant while four-eyes is on.
+            ApprovalRefused: the reviewer is not allowed, or is the registrant while four-eyes is on (by the
+                arguments or by the model's own policy, see :meth:`set_policy`).
             InvalidMetadata: no reviewer, or a rejection without a comment.
 
         """
@@ -617,6 +662,7 @@ class Registry:
             raise ApprovalRefused(f"{reviewer!r} is not an allowed reviewer of {name}")
         if four_eyes and reviewer == mv.created_by:
             raise ApprovalRefused(f"four-eyes rule: {reviewer!r} registered {name} v{version} and cannot approve it")
+        check_reviewer(self.policy(name), name, version, reviewer, mv.created_by)
         kind = "approved" if approved else "rejected"
         request = op_fingerprint("decision", version=version, kind=kind, reviewer=reviewer, target=target_stage)
         event = self._claims.append(
@@ -654,3 +700,53 @@ class Registry:
         )
         assert event is not None
         return event
+
+    # -- approval policy ------------------------------------------------------------------------------
+    def policy(self, name: str) -> ApprovalRules | None:
+        """The approval policy of ``name`` (``None`` when none was set: no stage needs an approval)."""
+        self._require_model(name)
+        return rules_of(self._log(name).state())
+
+    def set_policy(
+        self,
+        name: str,
+        rules: ApprovalRules,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+        only_if_unset: bool = False,
+        operation_key: str | None = None,
+    ) -> Event | None:
+        """Keep an approval policy for ``name`` in its audit log; every later promotion is checked against it.
+
+        Args:
+            name: model name.
+            rules: which stages need an approval, who may approve, four-eyes, first-version exemption.
+            actor: who sets it.
+            reason: why (kept in the audit log).
+            only_if_unset: do nothing when the model already has a policy (how a pipeline records its default
+                without loosening what an administrator set).
+            operation_key: a retry with the same key returns the event that landed.
+
+        Returns:
+            The ``policy_set`` event, or ``None`` when nothing changed.
+
+        """
+        check_model_name(name)
+        if not isinstance(rules, ApprovalRules):
+            raise InvalidMetadata("rules must be an ApprovalRules")
+        for reviewer in rules.reviewers or []:
+            check_text(reviewer, "a reviewer", max_len=256)
+        check_flag(only_if_unset, "only_if_unset")
+        op_key = check_op_key(operation_key)
+        actor = _actor(actor)
+        _texts(reason=reason)
+        self._require_model(name)
+        data = rules.model_dump(mode="json")
+
+        def plan(st: ModelState) -> Draft | None:
+            if st.policy == data or (only_if_unset and st.policy is not None):
+                return None
+            return Draft("policy_set", None, actor, reason, None, data)
+
+        return self._claims.append(name, op_key, "set_policy", op_fingerprint("set_policy", **data), plan)

@@ -1,0 +1,61 @@
+"""Listeners told about every audit event that lands, whoever wrote it (a flow, ``pmr``, a direct API call).
+
+The registry imports nothing here: sinks register through the ``pmr.event_sinks`` entry-point group (this
+package's own sends ``model.*`` events to Prefect, see :mod:`flows.events`) or with :func:`add_listener`. A
+listener is best effort: the event already landed, so the operation has happened whatever a listener does; its
+errors are logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from importlib import metadata
+
+from registry.models import Event
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Event], None]
+
+_listeners: list[Listener] = []
+_loaded = False
+_lock = threading.Lock()
+
+
+def add_listener(listener: Listener) -> None:
+    """Call ``listener(event)`` after each event this process appends."""
+    with _lock:
+        if listener not in _listeners:
+            _listeners.append(listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    """Stop calling ``listener``."""
+    with _lock:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+
+def _load_entry_points() -> None:
+    global _loaded
+    with _lock:
+        if _loaded:
+            return
+        _loaded = True
+    for ep in metadata.entry_points(group="pmr.event_sinks"):
+        try:
+            add_listener(ep.load())
+        except Exception as exc:  # a broken plug-in must not break registry writes
+            log.warning("event sink %s could not be loaded: %s", ep.name, exc)
+
+
+def notify(event: Event) -> None:
+    """Tell every listener about ``event`` (never raises)."""
+    _load_entry_points()
+    for listener in list(_listeners):
+        try:
+            listener(event)
+        except Exception as exc:
+            log.warning("event listener %r failed on %s event %d: %s", listener, event.type, event.seq, exc)
