@@ -8,6 +8,8 @@ from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from registry.policy import ApprovalRules
+
 
 class ApprovalPolicy(BaseModel):
     """Who must decide, and how long to wait."""
@@ -25,6 +27,10 @@ class ApprovalPolicy(BaseModel):
         "the flow from the top on resume, where registration is idempotent.",
     )
     max_attempts: int = Field(default=3, ge=1, description="Refused decisions (e.g. four-eyes) before giving up.")
+
+    def rules(self) -> ApprovalRules:
+        """The policy as the registry keeps it (recorded once per model; an administrator's policy wins)."""
+        return ApprovalRules(stages=list(self.required_for), reviewers=self.reviewers, four_eyes=self.four_eyes)
 
 
 # The rules live in the JSON schema too: Prefect checks a resume against the schema (the UI and the API

@@ -40,10 +40,6 @@ def promote_version(
         run_id=flow_run.id,
         operation_key=operation_key(model_name, f"v{version}", "promote", stage),
     )
-    archived = event.data["archived"]
-    publish.emit("promoted", model_name, version, stage=stage, actor=actor, reason=reason, archived=archived)
-    for old in archived:
-        publish.emit("archived", model_name, old, actor=actor, replaced_by=version)
     for alias in (["champion"] if stage == "production" else []) if aliases is None else aliases:
         reg.set_alias(
             model_name,
@@ -100,7 +96,7 @@ def archive_model(
         actor: who archives (default ``PMR_ACTOR`` or the deployment).
     """
     reg, who = Registry.open(registry), run_actor(actor)
-    event = reg.archive(
+    reg.archive(
         model_name,
         version,
         actor=who,
@@ -108,7 +104,6 @@ def archive_model(
         run_id=flow_run.id,
         operation_key=operation_key(model_name, f"v{version}", "promote", "archived"),
     )
-    publish.emit("archived", model_name, version, actor=who, reason=reason, previous_stage=event.data["from"])
     publish.overview(reg)
     return {"model": model_name, "version": version, "stage": "archived"}
 
@@ -138,7 +133,6 @@ def rollback_model(
     )
     old, new = event.data["from"], event.data["to"]
     moved = list(event.data.get("aliases", []))
-    publish.emit("rolled-back", model_name, new, actor=who, reason=reason, aliases=moved, **{"from": old, "to": new})
     publish.overview(reg)
     get_run_logger().info("%s", event)
     return {"from": old, "to": new, "aliases": moved}
@@ -178,7 +172,6 @@ def decide_model(
         four_eyes=four_eyes,
         operation_key=operation_key(model_name, f"v{version}", "decision"),
     )
-    publish.emit(event.type, model_name, version, reviewer=reviewer, comment=comment)
     stage = reg.state(model_name).stage_of(version)
     if approve and promote:
         promote_model.fn(

@@ -12,6 +12,7 @@ from flows import evidence, publish
 from flows.approval import ApprovalPolicy, wait_for_decision
 from flows.errors import ApprovalRejected, ApprovalTimedOut, GateFailed
 from flows.lifecycle import promote_version
+from flows.opkeys import operation_key
 from flows.tasks import (
     check_data_quality,
     check_drift,
@@ -26,6 +27,7 @@ from flows.tasks import (
 )
 from registry import Registry, VersionInfo
 from registry.errors import ApprovalRefused
+from registry.lifecycle import approval_needed
 from validations.report import GateReport
 
 
@@ -102,7 +104,6 @@ def retrain(
         },
     )
     mv = register_version(registry, model_name, model, info, who)
-    publish.emit("registered", model_name, mv.version, actor=who, metrics=metrics)
     log.info("registered %s", mv.uri)
     for report in (thresholds_report, comparison):
         record_gate(registry, mv, report, who)
@@ -118,17 +119,27 @@ def retrain(
     links = publish.version_evidence(reg, mv, reports, "none")
     if blocking:
         gates = ", ".join(r.gate for r in blocking)
-        publish.emit("gate-failed", model_name, mv.version, gate=gates)
         publish.overview(reg)
         raise GateFailed(gates, f"{mv.uri} registered but blocked: {gates} failed", mv.version)
 
+    # The registry keeps the model's policy and enforces it for every caller; this run's policy is recorded
+    # only when the model has none, and a stage either policy protects waits for a reviewer.
+    reg.set_policy(
+        model_name,
+        policy.rules(),
+        actor=who,
+        reason="default of the retraining pipeline",
+        only_if_unset=True,
+        operation_key=operation_key(model_name, "policy"),
+    )
     stage = "none"
     for next_stage in ("staging", "production")[: 1 if target_stage == "staging" else 2]:
-        if reg.state(model_name).stage_of(mv.version) == next_stage:
+        state = reg.state(model_name)
+        if state.stage_of(mv.version) == next_stage:
             stage = next_stage  # an earlier attempt of this run got here (re-run after a suspend)
             continue
         reason = "gates passed; no approval required for this stage by policy"
-        if next_stage in policy.required_for:
+        if next_stage in policy.required_for or approval_needed(state, mv.version, next_stage):
             reason = f"gates passed; approved by {_approve(reg, mv, reports, links, policy, next_stage)}"
         promote_version(reg, model_name, mv.version, next_stage, actor=who, reason=reason, aliases=[])
         stage = next_stage
@@ -158,12 +169,11 @@ def _approve(
             kept = reg.state(mv.name).stage_of(mv.version)
             reason = f"no decision within {policy.timeout_seconds}s; the version stays {kept}"
             reg.record_timeout(mv.name, mv.version, actor="pmr-approval", reason=reason, run_id=flow_run.id)
-            publish.emit("approval-timed-out", mv.name, mv.version, stage=stage)
             publish.overview(reg)
             get_run_logger().error("approval of %s timed out: %s", mv.uri, reason)
             raise ApprovalTimedOut(f"{mv.uri}: {reason}") from None
         try:
-            event = reg.record_decision(
+            reg.record_decision(
                 mv.name,
                 mv.version,
                 approved=decision.approve,
@@ -178,7 +188,6 @@ def _approve(
             note = f"> ⚠️ The last decision was refused: {exc}. Another reviewer must decide."
             publish.emit("approval-refused", mv.name, mv.version, reviewer=decision.reviewer, reason=str(exc))
             continue
-        publish.emit(event.type, mv.name, mv.version, reviewer=decision.reviewer, comment=decision.comment)
         if not decision.approve:
             publish.overview(reg)
             raise ApprovalRejected(f"{mv.uri} rejected by {decision.reviewer}: {decision.comment}")

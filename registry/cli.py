@@ -293,9 +293,28 @@ def promote(
     to: Annotated[str, typer.Option("--to", help="staging, production, archived or none.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
     key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    break_glass: Annotated[
+        bool,
+        typer.Option(
+            "--break-glass", help="Incidents only: skip the approval the model's policy requires (logged as such)."
+        ),
+    ] = False,
 ) -> None:
-    """Move a version to a stage; promoting to production archives the current one atomically."""
-    event = _reg().promote(name, version, to, actor=OPTS.actor, reason=reason, operation_key=_op_key(key, "promote"))
+    """Move a version to a stage; promoting to production archives the current one atomically.
+
+    A stage the model's approval policy protects (`pmr policy show`) needs a recorded approval (`pmr approve`)
+    first; --break-glass overrides that for an incident and is logged as a `break_glass` event with the reason.
+    Gates that failed and rejections still block.
+    """
+    event = _reg().promote(
+        name,
+        version,
+        to,
+        actor=OPTS.actor,
+        reason=reason,
+        operation_key=_op_key(key, "promote"),
+        break_glass=break_glass,
+    )
     _emit(event.model_dump(mode="json"), str(event))
 
 
@@ -394,6 +413,10 @@ def verify(
         _out().print(summary)
     if not report.ok:
         raise typer.Exit(1)
+
+
+# Commands kept in their own modules register themselves on ``app``.
+from registry import cli_policy  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> None:

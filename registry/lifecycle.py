@@ -11,7 +11,7 @@ from typing import Any
 from registry.errors import InvalidTransition, NothingToRollBack, PromotionBlocked
 from registry.models import Event, ModelState
 from registry.names import check_stage
-from registry.policy import ApprovalRules, check_promotion
+from registry.policy import ApprovalRules, check_promotion, needs_approval
 
 #: Which stage a version may move to from each stage. ``archived -> production`` only through rollback.
 ALLOWED: dict[str, frozenset[str]] = {
@@ -25,6 +25,11 @@ ALLOWED: dict[str, frozenset[str]] = {
 def rules_of(state: ModelState) -> ApprovalRules | None:
     """The model's approval policy, if one was set."""
     return ApprovalRules.model_validate(state.policy) if state.policy is not None else None
+
+
+def approval_needed(state: ModelState, version: int, to: str) -> bool:
+    """Whether the model's own policy requires a recorded approval before ``version`` may enter ``to``."""
+    return needs_approval(rules_of(state), state.approvals, bool(state.production_history), version, to)
 
 
 def plan_stage_change(state: ModelState, version: int, to: str, *, break_glass: bool = False) -> dict[str, Any]:

@@ -32,6 +32,15 @@ class ApprovalRules(BaseModel):
     )
 
 
+def needs_approval(
+    rules: ApprovalRules | None, approvals: dict[int, list[str]], had_production: bool, version: int, to: str
+) -> bool:
+    """Whether moving ``version`` to ``to`` still needs a recorded approval under ``rules``."""
+    if rules is None or to not in rules.stages or to in approvals.get(version, []):
+        return False
+    return not (rules.first_version_exempt and not had_production)
+
+
 def check_promotion(
     rules: ApprovalRules | None, approvals: dict[int, list[str]], had_production: bool, name: str, version: int, to: str
 ) -> None:
@@ -41,11 +50,7 @@ def check_promotion(
         ApprovalRequired: no recorded approval for this version and stage.
 
     """
-    if rules is None or to not in rules.stages:
-        return
-    if to in approvals.get(version, []):
-        return
-    if rules.first_version_exempt and not had_production:
+    if not needs_approval(rules, approvals, had_production, version, to):
         return
     raise ApprovalRequired(
         f"{name} v{version} needs a recorded approval to enter {to} (policy of {name}); "

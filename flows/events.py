@@ -1,0 +1,109 @@
+"""The Prefect side of the registry's event hooks: every audit event becomes a ``model.*`` Prefect event.
+
+Registered as the ``pmr.event_sinks`` entry point, so it runs after each event that lands, whoever appended it: a
+flow, ``pmr promote``/``rollback``/``alias``, or a direct :class:`registry.Registry` call. Automations and
+deployment triggers (``model.rolled-back`` in ``deployments/prefect.yaml``) therefore fire whatever made the
+change, and a flow does not emit its lifecycle events itself (they would arrive twice).
+
+Outside a Prefect run, events are sent only when a Prefect API is configured (``PREFECT_API_URL`` in the
+environment or the active profile). With none, the sink returns without importing Prefect: ``pmr`` stays fast,
+silent and never starts an ephemeral server.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from registry.models import Event
+
+#: Registry event type -> Prefect event names (``stage_changed`` depends on the target stage).
+_NAMES = {
+    "registered": "model.registered",
+    "alias_set": "model.alias-set",
+    "alias_removed": "model.alias-removed",
+    "approved": "model.approved",
+    "rejected": "model.rejected",
+    "approval_timed_out": "model.approval-timed-out",
+    "policy_set": "model.policy-set",
+    "rolled_back": "model.rolled-back",
+}
+
+
+def prefect_events(event: Event) -> list[tuple[str, int | None, dict[str, Any]]]:
+    """The Prefect events (name, version, payload) one registry event stands for.
+
+    A promotion to production that archived the old version is ``model.promoted`` plus one ``model.archived``
+    per archived version; a break-glass promotion is also ``model.break-glass``; a failed gate is
+    ``model.gate-failed``.
+    """
+    base: dict[str, Any] = {"actor": event.actor, "reason": event.reason, "seq": event.seq, **event.data}
+    if event.run_id:
+        base["run_id"] = event.run_id
+    out: list[tuple[str, int | None, dict[str, Any]]] = []
+    if event.type in ("stage_changed", "break_glass"):
+        to = event.data.get("to")
+        out.append(("model.archived" if to == "archived" else "model.promoted", event.version, {**base, "stage": to}))
+        for old in event.data.get("archived", []):
+            out.append(("model.archived", old, {**base, "replaced_by": event.version}))
+        if event.type == "break_glass":
+            out.append(("model.break-glass", event.version, base))
+    elif event.type == "validated":
+        if not event.data.get("passed", False):
+            out.append(("model.gate-failed", event.version, base))
+    elif event.type in _NAMES:
+        out.append((_NAMES[event.type], event.version, base))
+    if event.type == "registered" and event.data.get("failed_gates"):
+        out.append(("model.gate-failed", event.version, {**base, "gate": ", ".join(event.data["failed_gates"])}))
+    return out
+
+
+def _profile_api_url() -> str | None:
+    """``PREFECT_API_URL`` of the active profile, read without importing Prefect."""
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    value = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return value if isinstance(value, str) and value else None
+
+
+def _in_prefect_run() -> bool:
+    if "prefect" not in sys.modules:  # a flow or task run always has Prefect imported
+        return False
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+def _api_configured() -> bool:
+    if os.environ.get("PREFECT_API_URL") or _profile_api_url():
+        return True
+    if "prefect" in sys.modules:  # e.g. a test harness or a settings context set it in-process
+        from prefect.settings import PREFECT_API_URL
+
+        return bool(PREFECT_API_URL.value())
+    return False
+
+
+def send(event: Event) -> None:
+    """Emit the Prefect events for ``event`` when in a Prefect run or a Prefect API is configured."""
+    if not (_in_prefect_run() or _api_configured()):
+        return
+    from prefect.events import emit_event
+
+    for name, version, payload in prefect_events(event):
+        resource = {
+            "prefect.resource.id": f"pmr.model.{event.model}",
+            "prefect.resource.name": event.model,
+            "pmr.model": event.model,
+        }
+        if version is not None:
+            resource["pmr.version"] = str(version)
+        emit_event(event=name, resource=resource, payload={"model": event.model, "version": version, **payload})

@@ -1,0 +1,106 @@
+"""``pmr policy`` and the reviewer commands ``pmr approve`` / ``pmr reject`` (registered on :mod:`registry.cli`).
+
+The approval policy lives in each model's audit log (see :mod:`registry.policy`); the lifecycle enforces it for
+every caller. A decision recorded here is the same ``approved``/``rejected`` event a reviewer makes in the Prefect
+UI, with the ``--actor`` (or ``PMR_ACTOR``) as the reviewer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from registry.cli import _KEY_HELP, OPTS, _emit, _op_key, _reg, app
+from registry.errors import InvalidMetadata
+from registry.policy import ApprovalRules
+from registry.registry import default_actor
+
+policy_app = typer.Typer(help="Show or set a model's approval policy (kept in its audit log).", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("show")
+def show_policy(name: str) -> None:
+    """Print the model's approval policy (none: no stage needs an approval)."""
+    rules = _reg().policy(name)
+    if rules is None:
+        _emit(None, f"{name}: no approval policy (any caller may promote; set one with `pmr policy set`)")
+        return
+    text = (
+        f"{name}: approval needed for {', '.join(rules.stages) or 'no stage'}; "
+        f"reviewers {', '.join(rules.reviewers) if rules.reviewers is not None else 'anyone'}"
+        + ("; four-eyes" if rules.four_eyes else "")
+        + ("; the first production version is exempt" if rules.first_version_exempt else "")
+    )
+    _emit(rules.model_dump(mode="json"), text)
+
+
+@policy_app.command("set")
+def set_policy(
+    name: str,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    stage: Annotated[
+        list[str] | None, typer.Option("--stage", help="A stage that needs an approval (repeat; default production).")
+    ] = None,
+    no_stages: Annotated[bool, typer.Option("--no-stages", help="No stage needs an approval.")] = False,
+    reviewer: Annotated[list[str] | None, typer.Option("--reviewer", help="Who may approve (repeat).")] = None,
+    four_eyes: Annotated[bool, typer.Option("--four-eyes", help="The registrant may not approve.")] = False,
+    first_version_exempt: Annotated[
+        bool, typer.Option(help="A model's first production version needs no approval.")
+    ] = True,
+    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+) -> None:
+    """Record NAME's approval policy; every later promotion, by anyone, is checked against it."""
+    if no_stages and stage:
+        raise InvalidMetadata("--no-stages and --stage contradict each other")
+    try:
+        rules = ApprovalRules(
+            stages=[] if no_stages else (stage or ["production"]),  # type: ignore[arg-type]
+            reviewers=reviewer or None,
+            four_eyes=four_eyes,
+            first_version_exempt=first_version_exempt,
+        )
+    except ValueError as exc:
+        raise InvalidMetadata(f"bad policy: {str(exc).splitlines()[-1].strip()}") from None
+    event = _reg().set_policy(name, rules, actor=OPTS.actor, reason=reason, operation_key=_op_key(key, "policy"))
+    if event is None:
+        _emit(None, f"{name}: policy unchanged")
+    else:
+        _emit(event.model_dump(mode="json"), str(event))
+
+
+def _decide(name: str, version: int, approved: bool, comment: str, stage: str, key: str | None) -> None:
+    event = _reg().record_decision(
+        name,
+        version,
+        approved=approved,
+        reviewer=OPTS.actor or default_actor(),
+        comment=comment,
+        target_stage=stage,
+        operation_key=_op_key(key, "decision"),
+    )
+    _emit(event.model_dump(mode="json"), str(event))
+
+
+@app.command()
+def approve(
+    name: str,
+    version: int,
+    comment: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
+    stage: Annotated[str, typer.Option(help="The stage the approval is for.")] = "production",
+    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+) -> None:
+    """Approve VERSION for a stage, as the reviewer given by --actor / PMR_ACTOR (then `pmr promote` it)."""
+    _decide(name, version, True, comment, stage, key)
+
+
+@app.command()
+def reject(
+    name: str,
+    version: int,
+    comment: Annotated[str, typer.Option(help="Why (required; kept in the audit log).")],
+    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+) -> None:
+    """Reject VERSION: it can no longer be promoted."""
+    _decide(name, version, False, comment, "production", key)
