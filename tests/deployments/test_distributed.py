@@ -76,10 +76,6 @@ class Launched:
 @pytest.fixture(scope="module")
 def launched(stack: Stack, api: None) -> Iterator[Launched]:
     """Start every scenario that needs a flow run; the tests below wait for and check one each."""
-    from prefect.events.worker import EventsWorker
-
-    from flows import publish
-
     bg = Launched(stack)
     try:
         m = bg.models = {
@@ -121,12 +117,34 @@ def launched(stack: Stack, api: None) -> Iterator[Launched]:
         bad = stack.tmp / "corrupted.csv"
         bad.write_text("mean radius,target\nnot-a-number,7\n")
         bg.start("local-bad", *retrain, m["local"] + "-bad", "--local", "--dataset", bad)
-        # Exactly what rollback-model emits after a rollback; the deployment trigger must pick it up.
-        publish.emit("rolled-back", m["trigger"], 1, actor="pytest", reason="bad predictions", **{"from": 2, "to": 1})
-        EventsWorker.drain_all()
+        # The README's one-command rollback, from the terminal: the registry's event sink must emit
+        # model.rolled-back to the stack's Prefect API, and the deployment trigger must pick it up.
+        roll_back_from_the_terminal(stack, m["trigger"])
         yield bg
     finally:
         bg.stop()
+
+
+def roll_back_from_the_terminal(stack: Stack, model: str) -> None:
+    """Register two real models, put each in production with ``pmr``, then ``pmr rollback`` (all subprocesses)."""
+    import numpy as np
+    import skops.io as sio
+    from sklearn.dummy import DummyClassifier
+
+    artifact = stack.tmp / "dummy.skops"
+    sio.dump(DummyClassifier(strategy="prior").fit(np.zeros((4, 1)), [0, 1, 1, 0]), artifact)
+    for version in (1, 2):
+        steps = [
+            ("register", model, artifact, "--dataset", stack.dataset, "--metric", f"roc_auc=0.{version}"),
+            ("promote", model, str(version), "--to", "staging", "--reason", "test setup"),
+            ("promote", model, str(version), "--to", "production", "--reason", "test setup"),
+        ]
+        for step in steps:
+            done = stack.cli("pmr", *step)
+            assert done.returncode == 0, f"pmr {step[0]}: {done.stdout}{done.stderr}"
+    done = stack.cli("pmr", "rollback", model, "--reason", "bad predictions")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert Registry.open(stack.registry, create=False).state(model).production == 1
 
 
 def wait_final(flow_run_id: Any, timeout: float = 240) -> Any:
@@ -210,7 +228,9 @@ def test_rollback_event_triggers_the_retraining_deployment(stack: Stack, launche
     run = wait_final(triggered[0].id, timeout=420)
     stack.track_worker_children()
     assert run.state.is_completed(), f"{run.state.name}: {run.state.message}\n{stack.worker_log()}"
-    assert Registry.open(stack.registry, create=False).state(model).stage_of(1) == "staging"
+    # The triggered retrain registered v3 and staged it; the restored v1 stays in production.
+    state = Registry.open(stack.registry, create=False).state(model)
+    assert (state.stage_of(3), state.production) == ("staging", 1)
 
 
 def test_ci_retrain_exits_0_on_success_and_checks_the_registry(launched: Launched) -> None:
