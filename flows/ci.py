@@ -192,6 +192,8 @@ def retrain(
     from flows.config import RetrainConfig, read_config_file
     from flows.errors import ConfigError
 
+    if model is None and config is None:
+        raise typer.BadParameter("give MODEL, or a --config whose model_name says which", param_hint="MODEL")
     overrides = parse_params(param or [])
     if model is not None:
         overrides["model_name"] = model

@@ -145,7 +145,7 @@ def task_runner_for(cfg: RetrainConfig) -> Any:
 
     if cfg.dask_address:
         return DaskTaskRunner(address=cfg.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "dashboard_address": None})
+    return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "dashboard_address": "127.0.0.1:0"})
 
 
 def _recorded(cfg: RetrainConfig) -> dict[str, Any]:
