@@ -24,6 +24,7 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -141,10 +142,16 @@ def failure_reason(state: State) -> str:
 
 @app.command("retrain")
 def retrain(
-    model: Annotated[str, typer.Argument(help="Registry model name to retrain.")],
+    model: Annotated[
+        str | None, typer.Argument(help="Registry model name to retrain (default: the config's model_name).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Retraining config (YAML, see flows/config.py) over the deployment's."),
+    ] = None,
     dataset: Annotated[
         str | None,
-        typer.Option("--dataset", "-d", help="Training data URI (s3://… or a path). Default: the deployment's."),
+        typer.Option("--dataset", "-d", help="Training data URI (s3://… or a path). Default: the config's."),
     ] = None,
     deployment: Annotated[
         str, typer.Option("--deployment", envvar="PMR_CI_DEPLOYMENT", help="FLOW/DEPLOYMENT to run.")
@@ -154,7 +161,9 @@ def retrain(
     ] = False,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="Flow parameter KEY=VALUE (VALUE as JSON), repeatable."),
+        typer.Option(
+            "--param", "-p", help="Config field KEY=VALUE (VALUE as JSON; a.b=… sets a nested field), repeatable."
+        ),
     ] = None,
     expect_stage: Annotated[
         Stage | None,
@@ -174,30 +183,66 @@ def retrain(
 ) -> None:
     """Retrain MODEL and wait: exit 0 when the run completed, 1 when it failed, 3 when the wait timed out.
 
-    Runs the retraining deployment (a worker must serve its work pool), or the flow in this process (--local).
+    The run's config is the deployment's, then --config, then --param, MODEL and --dataset over it; it is
+    checked here first (exit 2 with the field named). Runs the retraining deployment (a worker must serve its
+    work pool), or the flow in this process (--local).
 
     Prefect settings come from the environment: PREFECT_API_URL, and PREFECT_API_AUTH_STRING or PREFECT_API_KEY.
     """
-    params = parse_params(param or [])
-    params["model_name"] = model
+    from flows.config import RetrainConfig, read_config_file
+    from flows.errors import ConfigError
+
+    if model is None and config is None:
+        raise typer.BadParameter("give MODEL, or a --config whose model_name says which", param_hint="MODEL")
+    overrides = parse_params(param or [])
+    if model is not None:
+        overrides["model_name"] = model
     if dataset is not None:
-        params["dataset_uri"] = dataset
-    if OPTS.actor and "actor" not in params:
-        params["actor"] = OPTS.actor
+        overrides["dataset_uri"] = dataset
+    if OPTS.actor:
+        overrides.setdefault("actor", OPTS.actor)
+    if local and OPTS.registry:
+        overrides.setdefault("registry", OPTS.registry)
+    try:
+        layers = [read_config_file(config) if config else {}, overrides]
+        if local:
+            cfg = RetrainConfig.parse(merge_config({}, *layers), source=str(config or "the options"))
+            cfg.preflight()
+    except ConfigError as exc:
+        say(f"ERROR: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
     if local:
-        if "dataset_uri" not in params:
-            raise typer.BadParameter("--local needs --dataset (there is no deployment default)", param_hint="--dataset")
-        if OPTS.registry and "registry" not in params:
-            params["registry"] = OPTS.registry
-        code, run_id = _run_local(params, timeout, traceback=traceback)
+        code, run_id = _run_local(cfg, timeout, traceback=traceback)
+        name = cfg.model_name
     else:
-        code, run_id = _run_deployment(deployment, params, timeout, poll)
+        code, run_id, name = _run_deployment(deployment, layers, timeout, poll)
     if code == EXIT_OK and expect_stage is not None and run_id is not None:
-        code = _check_registry(model, run_id, expect_stage.value)
+        code = _check_registry(name, run_id, expect_stage.value)
     raise typer.Exit(code)
 
 
-def _run_local(params: dict[str, Any], timeout: float, *, traceback: bool = False) -> tuple[int, UUID | None]:
+def merge_config(base: dict[str, Any], *layers: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with each layer merged over it: nested mappings merge, other values replace.
+
+    Dotted keys (``split.test_size``) set a nested field.
+    """
+    merged = json.loads(json.dumps(base))
+    for layer in layers:
+        for key, value in layer.items():
+            target, parts = merged, key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(target.get(part), dict):
+                    target[part] = {}
+                target = target[part]
+            leaf = parts[-1]
+            if isinstance(value, dict) and isinstance(target.get(leaf), dict):
+                target[leaf] = merge_config(target[leaf], value)
+            else:
+                target[leaf] = value
+    return merged
+
+
+def _run_local(cfg: Any, timeout: float, *, traceback: bool = False) -> tuple[int, UUID | None]:
     """Run the retraining flow in this process (logs go to the console through Prefect's handler)."""
     # The temporary API this starts must not try to reach a telemetry service (no network; "database is locked").
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -206,8 +251,8 @@ def _run_local(params: dict[str, Any], timeout: float, *, traceback: bool = Fals
     if not traceback:
         quiet_expected_failures()
 
-    say(f"running retrain-model in this process for {params['model_name']} (timeout {timeout:g}s)")
-    state = retrain_flow.with_options(timeout_seconds=timeout)(**params, return_state=True)
+    say(f"running retrain-model in this process for {cfg.model_name} (timeout {timeout:g}s)")
+    state = retrain_flow.with_options(timeout_seconds=timeout)(cfg, return_state=True)
     run_id = state.state_details.flow_run_id
     if state.is_completed():
         result = state.result(raise_on_failure=False)
@@ -220,27 +265,45 @@ def _run_local(params: dict[str, Any], timeout: float, *, traceback: bool = Fals
     return EXIT_FAILED, run_id
 
 
-def _run_deployment(name: str, params: dict[str, Any], timeout: float, poll: float) -> tuple[int, UUID | None]:
-    """Create a run of deployment ``name`` and follow it to a final state or the timeout."""
+def _run_deployment(
+    name: str, layers: list[dict[str, Any]], timeout: float, poll: float
+) -> tuple[int, UUID | None, str]:
+    """Create a run of deployment ``name`` with its config merged with ``layers``, and follow it to the end.
+
+    Returns:
+        The exit code, the flow run id (if a run was created) and the model name.
+    """
     from prefect import get_client
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
     from prefect.settings import get_current_settings
     from prefect.utilities.urls import url_for
 
+    from flows.config import RetrainConfig
+    from flows.errors import ConfigError
+
     api = get_current_settings().api.url
+    model = str(merge_config({}, *layers).get("model_name", "?"))
     try:
-        run = run_deployment(name, parameters=params, timeout=0, as_subflow=False)
+        with get_client(sync_client=True) as client:
+            defaults = client.read_deployment_by_name(name).parameters.get("config") or {}
+        # The server would replace the deployment's whole config with the run's: send the merged one.
+        merged = merge_config(defaults, *layers)
+        model = RetrainConfig.parse(merged, source=f"the config of {name}").model_name
+        run = run_deployment(name, parameters={"config": merged}, timeout=0, as_subflow=False)
+    except ConfigError as exc:
+        say(f"ERROR: {exc}")
+        return EXIT_USAGE, None, model
     except ObjectNotFound:
         say(f"ERROR: deployment {name!r} not found on {api or 'the ephemeral API'} (prefect deploy first?)")
-        return EXIT_USAGE, None
+        return EXIT_USAGE, None, model
     except PrefectHTTPStatusError as exc:
         detail = exc.response.text if exc.response is not None else str(exc)
         say(f"ERROR: the server refused the run of {name!r}: {detail}")
-        return EXIT_USAGE, None
+        return EXIT_USAGE, None, model
     except Exception as exc:  # unreachable API, bad credentials ...: one clear line, not a traceback
         say(f"ERROR: could not start a run of {name!r} on {api or 'the ephemeral API'}: {exc!r}")
-        return EXIT_FAILED, None
+        return EXIT_FAILED, None, model
     url = url_for(run) or f"flow run {run.id}"
     say(f"started {name} run {run.name!r} ({run.id}): {url}")
     deadline = time.monotonic() + timeout
@@ -258,7 +321,7 @@ def _run_deployment(name: str, params: dict[str, Any], timeout: float, poll: flo
                 unreachable_since = unreachable_since or now
                 if now - unreachable_since > API_GRACE_SECONDS:
                     say(f"ERROR: lost the Prefect API for {API_GRACE_SECONDS}s ({exc!r}); the run goes on: {url}")
-                    return EXIT_FAILED, run.id
+                    return EXIT_FAILED, run.id, model
                 time.sleep(poll)
                 continue
             unreachable_since = None
@@ -276,13 +339,13 @@ def _run_deployment(name: str, params: dict[str, Any], timeout: float, poll: flo
                 say("no worker has picked the run up yet: is a worker running for the deployment's work pool?")
             if time.monotonic() > deadline:
                 say(f"TIMED OUT after {timeout:g}s: the run is still {last_state}; it goes on: {url}")
-                return EXIT_TIMEOUT, run.id
+                return EXIT_TIMEOUT, run.id, model
             time.sleep(poll)
     if state.is_completed():
         say(f"Completed: {url}")
-        return EXIT_OK, run.id
+        return EXIT_OK, run.id, model
     say(f"{state.name.upper()}: {failure_reason(state)}: {state.message}")
-    return EXIT_FAILED, run.id
+    return EXIT_FAILED, run.id, model
 
 
 class _LogTail:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from flows.ci import app as ci_app
 from registry.cli import app, main
+from validations.cli import app as suite_app
 
 app.add_typer(ci_app, name="ci")
+app.add_typer(suite_app, name="suite")
 
 __all__ = ["app", "main"]
 

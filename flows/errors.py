@@ -15,6 +15,14 @@ class EstimatorError(PipelineError, ValueError):
     """The estimator class path or hyperparameters are not usable."""
 
 
+class TrainerError(EstimatorError):
+    """A trainer function is not allowed, cannot be imported, or did not return a usable estimator."""
+
+
+class ConfigError(PipelineError, ValueError):
+    """A retraining configuration is invalid; the message names the field."""
+
+
 class GateFailed(PipelineError, RuntimeError):
     """A data-quality or metric gate failed; the report says which checks."""
 

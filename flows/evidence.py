@@ -9,7 +9,9 @@ from typing import Any
 from registry import ModelVersion, Registry
 from validations.report import GateReport, format_value
 
-_GATE_ORDER = ("data_quality", "drift", "thresholds", "champion_challenger")
+_GATE_ORDER = ("data_quality", "drift", "metrics", "thresholds", "champion_challenger")
+#: Reports that are not gates (shown in sections of their own).
+_NOT_GATES = ("sweep",)
 
 
 def artifact_key(*parts: object) -> str:
@@ -28,7 +30,8 @@ def _verdict(report: GateReport | None) -> str:
 def gate_summary(reports: Mapping[str, GateReport]) -> str:
     """A Markdown table with one line per gate: verdict and the failing checks."""
     lines = ["| Gate | Verdict | Failed checks |", "|---|---|---|"]
-    for gate in sorted(reports, key=lambda g: (_GATE_ORDER.index(g) if g in _GATE_ORDER else 99, g)):
+    gates = [g for g in reports if g not in _NOT_GATES]
+    for gate in sorted(gates, key=lambda g: (_GATE_ORDER.index(g) if g in _GATE_ORDER else 99, g)):
         report = reports[gate]
         failed = "; ".join(f"{c.name}: observed {c.observed}" for c in report.failed_checks[:5]) or "-"
         failed = failed.replace("|", "\\|")
@@ -102,10 +105,26 @@ def model_card(mv: ModelVersion, reports: Mapping[str, GateReport], stage: str) 
             "## Holdout metrics\n\n| Metric | Value |\n|---|---|\n" + metrics,
             "## Gates\n\n" + gate_summary(reports),
             "## Against the current production model\n\n" + champion_markdown(reports.get("champion_challenger")),
+            *([sweep_markdown(reports["sweep"])] if "sweep" in reports else []),
             "## Parameters\n\n| Parameter | Value |\n|---|---|\n" + params,
             "## Lineage\n\n" + lineage_markdown(mv),
         ]
     )
+
+
+def sweep_markdown(report: GateReport) -> str:
+    """The sweep's candidates: parameters and every holdout metric, the chosen one marked."""
+    rows = [c.details for c in report.checks]
+    names = sorted({m for row in rows for m in row.get("metrics", {})})
+    head = "| Candidate | Parameters | " + " | ".join(names) + " |"
+    lines = [f"## Sweep: {len(rows)} candidates, best on {report.summary.get('primary')}", "", head]
+    lines.append("|---|---|" + "---|" * len(names))
+    for i, row in enumerate(rows, 1):
+        params = ", ".join(f"{k}={v}" for k, v in row.get("params", {}).items()).replace("|", "\\|")
+        label = f"**{i} (chosen)**" if row.get("best") else str(i)
+        values = " | ".join(format_value(row.get("metrics", {}).get(m)) for m in names)
+        lines.append(f"| {label} | `{params}` | {values} |")
+    return "\n".join(lines)
 
 
 def approval_description(
@@ -131,7 +150,8 @@ def approval_description(
     def mark(report: GateReport) -> str:
         return "✓" if report.passed else "✗"
 
-    ordered = sorted(reports, key=lambda g: (_GATE_ORDER.index(g) if g in _GATE_ORDER else 99, g))
+    gate_names = [g for g in reports if g not in _NOT_GATES]
+    ordered = sorted(gate_names, key=lambda g: (_GATE_ORDER.index(g) if g in _GATE_ORDER else 99, g))
     dq = reports.get("data_quality")
     if dq is None:
         dq_line = "not run"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import sys
+from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import evidence, publish
 from flows.approval import ApprovalPolicy, wait_for_decision
-from flows.errors import ApprovalRejected, ApprovalTimedOut, GateFailed
+from flows.config import RetrainConfig
+from flows.errors import ApprovalRejected, ApprovalTimedOut, ConfigError, GateFailed
 from flows.lifecycle import promote_version
 from flows.opkeys import operation_key
 from flows.tasks import (
@@ -20,135 +23,140 @@ from flows.tasks import (
     lineage_for,
     load_dataset,
     metric_gates,
-    record_gate,
     register_version,
     run_actor,
-    train,
+    split_dataset,
+    train_candidate,
 )
+from flows.training import Split
 from registry import Registry, VersionInfo
 from registry.errors import ApprovalRefused
 from registry.lifecycle import approval_needed
+from validations import policy
 from validations.report import GateReport
 
 
 @flow(name="retrain-model", log_prints=True)
-def retrain(
-    model_name: str,
-    dataset_uri: str,
-    dataset: str = "breast_cancer",
-    target: str = "target",
-    estimator: str = "sklearn.linear_model.LogisticRegression",
-    params: dict[str, Any] | None = None,
-    standardize: bool = True,
-    test_size: float = 0.25,
-    random_state: int = 42,
-    min_improvement: float = -0.005,
-    drift_blocks: bool = False,
-    target_stage: Literal["staging", "production"] = "production",
-    aliases: list[str] | None = None,
-    approval: ApprovalPolicy | None = None,
-    registry: str | None = None,
-    actor: str | None = None,
-) -> dict[str, Any]:
-    """Retrain ``model_name`` on ``dataset_uri`` and take it as far as ``target_stage`` if every gate passes.
+def retrain(config: RetrainConfig) -> dict[str, Any]:
+    """Retrain a model and take it as far as ``config.target_stage`` if every blocking gate passes.
+
+    Data quality -> split -> train (one candidate, or a sweep) -> metrics, thresholds and champion/challenger
+    -> register (with every gate report in the manifest) -> staging -> approval -> production.
 
     Args:
-        model_name: registry model name.
-        dataset_uri: training data (CSV/Parquet; local path or s3://).
-        dataset: name of the data-quality suite and threshold config (validations/suites, /thresholds).
-        target: label column.
-        estimator: scikit-learn class path.
-        params: the estimator's hyperparameters.
-        standardize: put a StandardScaler in front of the estimator.
-        test_size: holdout share.
-        random_state: seed of the split (and of estimators that take one through ``params``).
-        min_improvement: required gain of the primary metric over the champion (negative tolerates a loss).
-        drift_blocks: a drift failure blocks promotion (otherwise it is shown to the reviewer only).
-        target_stage: how far to take the version.
-        aliases: aliases moved to the version when it reaches production (default ``["champion"]``).
-        approval: who must approve which stage, and how long to wait.
-        registry: registry location (default ``PMR_REGISTRY_URI`` or .pmr/registry).
-        actor: who registers (default ``PMR_ACTOR`` or the deployment).
+        config: the whole run, see :class:`flows.config.RetrainConfig` (loadable from YAML).
     """
+    cfg = RetrainConfig.parse(config)
+    cfg.preflight()  # suite, thresholds and trainer load before any data is read or model trained
     log = get_run_logger()
-    policy = approval or ApprovalPolicy()
-    who = run_actor(actor)
-    data = load_dataset(dataset_uri)
-    dq = check_data_quality(data, dataset)
-    publish.data_quality(model_name, dq)
+    approvals, gates = cfg.approval, cfg.gates
+    who = run_actor(cfg.actor)
+    data = load_dataset(cfg.dataset_uri)
+    dq = check_data_quality(data, cfg.suite_ref)
+    publish.data_quality(cfg.model_name, dq)
     if not dq.passed:
         failed = ", ".join(c.name for c in dq.failed_checks[:5])
-        publish.emit("gate-failed", model_name, None, gate="data_quality", failed=failed, dataset=dataset_uri)
-        raise GateFailed("data_quality", f"data-quality gate failed on {dataset_uri}: {failed}; nothing registered")
+        publish.emit("gate-failed", cfg.model_name, None, gate="data_quality", failed=failed, dataset=cfg.dataset_uri)
+        raise GateFailed("data_quality", f"data-quality gate failed on {cfg.dataset_uri}: {failed}; nothing registered")
 
-    model, split, metrics = train(data, target, estimator, params or {}, standardize, test_size, random_state)
-    champ_mv, champ_model = current_champion(registry, model_name)
-    thresholds_report, comparison = metric_gates(model, champ_model, split, metrics, dataset, min_improvement)
-    drift_report = check_drift(data, champ_mv.lineage.dataset_uri if champ_mv else None)
-    registration_reports = {"data_quality": dq} | ({"drift": drift_report} if drift_report else {})
-    info = VersionInfo(
-        metrics=metrics,
-        params={
-            "estimator": estimator,
-            "standardize": standardize,
-            "test_size": test_size,
-            "random_state": random_state,
-            **(params or {}),
-        },
-        description=f"retrained on {dataset_uri}",
-        lineage=lineage_for(data, champ_mv.version if champ_mv else None),
-        # Drift is shown to the reviewer; it blocks promotion only when drift_blocks is set.
-        reports={
-            gate: r.to_dict() | ({"advisory": True} if gate == "drift" and not drift_blocks else {})
-            for gate, r in registration_reports.items()
-        },
+    split = split_dataset(data, cfg.target, cfg.split.test_size, cfg.split.random_state)
+    model, metrics, params, sweep = _train(cfg, split)
+    champ_mv, champ_model = current_champion(cfg.registry, cfg.model_name)
+    metrics_report, thresholds_report, comparison = metric_gates(
+        model, champ_model, split, metrics, cfg.thresholds_ref, gates
     )
-    mv = register_version(registry, model_name, model, info, who)
-    log.info("registered %s", mv.uri)
-    for report in (thresholds_report, comparison):
-        record_gate(registry, mv, report, who)
+    drift_report = check_drift(data, champ_mv.lineage.dataset_uri if champ_mv else None)
     reports: dict[str, GateReport] = {
-        **registration_reports,
+        "data_quality": dq,
+        **({"drift": drift_report} if drift_report else {}),
+        "metrics": metrics_report,
         "thresholds": thresholds_report,
         "champion_challenger": comparison,
+        **({"sweep": sweep} if sweep else {}),
     }
-    reg = Registry.open(registry)
-    blocking = [r for r in (thresholds_report, comparison) if not r.passed]
-    if drift_blocks and drift_report is not None and not drift_report.passed:
-        blocking.append(drift_report)
+    verdict = policy.decide(gates, reports)
+    info = VersionInfo(
+        metrics=policy.finite_metrics(metrics),  # an undefined metric is a failed gate, never a crash
+        params={"trainer" if cfg.trainer else "estimator": cfg.trainer or cfg.estimator, **_recorded(cfg), **params},
+        description=f"retrained on {cfg.dataset_uri}",
+        lineage=lineage_for(data, champ_mv.version if champ_mv else None),
+        # Every verdict of the run lands with the version: no crash or retry can separate them.
+        reports=policy.manifest_reports(gates, reports),
+    )
+    mv = register_version(cfg.registry, cfg.model_name, model, info, who)
+    log.info("registered %s", mv.uri)
+    reg = Registry.open(cfg.registry)
     links = publish.version_evidence(reg, mv, reports, "none")
-    if blocking:
-        gates = ", ".join(r.gate for r in blocking)
+    if not verdict.passed:
+        blocking = ", ".join(verdict.blocking)
+        why = "; ".join(_first_failure(reports[g]) for g in verdict.blocking)
         publish.overview(reg)
-        raise GateFailed(gates, f"{mv.uri} registered but blocked: {gates} failed", mv.version)
+        raise GateFailed(blocking, f"{mv.uri} registered but blocked: {blocking} failed ({why})", mv.version)
 
     # The registry keeps the model's policy and enforces it for every caller; this run's policy is recorded
     # only when the model has none, and a stage either policy protects waits for a reviewer.
     reg.set_policy(
-        model_name,
-        policy.rules(),
+        cfg.model_name,
+        approvals.rules(),
         actor=who,
         reason="default of the retraining pipeline",
         only_if_unset=True,
-        operation_key=operation_key(model_name, "policy"),
+        operation_key=operation_key(cfg.model_name, "policy"),
     )
     stage = "none"
-    for next_stage in ("staging", "production")[: 1 if target_stage == "staging" else 2]:
-        state = reg.state(model_name)
+    for next_stage in policy.stage_path(cfg.target_stage):
+        state = reg.state(cfg.model_name)
         if state.stage_of(mv.version) == next_stage:
             stage = next_stage  # an earlier attempt of this run got here (re-run after a suspend)
             continue
         reason = "gates passed; no approval required for this stage by policy"
-        if next_stage in policy.required_for or approval_needed(state, mv.version, next_stage):
-            reason = f"gates passed; approved by {_approve(reg, mv, reports, links, policy, next_stage)}"
-        promote_version(reg, model_name, mv.version, next_stage, actor=who, reason=reason, aliases=[])
+        if next_stage in approvals.required_for or approval_needed(state, mv.version, next_stage):
+            reason = f"gates passed; approved by {_approve(reg, mv, reports, links, approvals, next_stage)}"
+        promote_version(reg, cfg.model_name, mv.version, next_stage, actor=who, reason=reason, aliases=[])
         stage = next_stage
     if stage == "production":  # also after a re-run that found the promotion done
-        for alias in aliases if aliases is not None else ["champion"]:
-            reg.set_alias(model_name, alias, mv.version, actor=who, reason="promoted", run_id=flow_run.id)
+        for alias in cfg.aliases:
+            reg.set_alias(cfg.model_name, alias, mv.version, actor=who, reason="promoted", run_id=flow_run.id)
     publish.version_evidence(reg, mv, reports, stage)
     publish.overview(reg)
-    return {"model": model_name, "version": mv.version, "stage": stage, "metrics": metrics}
+    return {"model": cfg.model_name, "version": mv.version, "stage": stage, "metrics": info.metrics}
+
+
+def _train(cfg: RetrainConfig, split: Split) -> tuple[Any, dict[str, float], dict[str, Any], GateReport | None]:
+    """Train the one candidate, or sweep ``cfg.candidates`` on the selected task runner and keep the best."""
+    if not cfg.candidates:
+        model, metrics = train_candidate(split, cfg, cfg.params)
+        return model, metrics, dict(cfg.params), None
+    candidates = [cfg.params | c for c in cfg.candidates]
+    with task_runner_for(cfg) as runner:
+        futures = runner.map(train_candidate, {"data": unmapped(split), "config": unmapped(cfg), "params": candidates})
+        results = [f.result() for f in futures]
+    scored = [(params, metrics) for params, (_, metrics) in zip(candidates, results, strict=True)]
+    best, report = policy.sweep_report(scored, policy.primary_metric(gates=cfg.gates, model=results[0][0]))
+    get_run_logger().info("sweep: candidate %d of %d is the best (%s)", best + 1, len(candidates), cfg.task_runner)
+    return results[best][0], results[best][1], candidates[best], report
+
+
+def task_runner_for(cfg: RetrainConfig) -> Any:
+    """The task runner of a sweep: threads here, or Dask (a scheduler's address, else a local 2-worker cluster)."""
+    if cfg.task_runner == "local":
+        return ThreadPoolTaskRunner(max_workers=min(4, len(cfg.candidates)))
+    from prefect_dask import DaskTaskRunner
+
+    if cfg.dask_address:
+        return DaskTaskRunner(address=cfg.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "dashboard_address": "127.0.0.1:0"})
+
+
+def _recorded(cfg: RetrainConfig) -> dict[str, Any]:
+    """The run settings a version records beside its hyperparameters."""
+    extra = {"preprocessing": cfg.preprocessing} if not cfg.trainer else {}
+    return {**extra, "test_size": cfg.split.test_size, "random_state": cfg.split.random_state}
+
+
+def _first_failure(report: GateReport) -> str:
+    failed = report.failed_checks
+    return f"{report.gate}: {failed[0].name}: {failed[0].observed}" if failed else report.gate
 
 
 def _approve(
@@ -195,9 +203,22 @@ def _approve(
     raise ApprovalRejected(f"{mv.uri}: {policy.max_attempts} decisions were refused; nothing promoted")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.pipeline --config retrain.yaml``: run one retraining in this process."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m flows.pipeline", description=main.__doc__)
+    parser.add_argument("--config", required=True, help="retraining config (YAML), see flows/config.py")
+    args = parser.parse_args(argv)
+    try:
+        cfg = RetrainConfig.from_file(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    state = retrain(cfg, return_state=True)
+    print(f"{state.name}: {state.message or state.result(raise_on_failure=False)}")
+    return 0 if state.is_completed() else 1
+
+
 if __name__ == "__main__":
-    retrain(
-        model_name="breast-cancer",
-        dataset_uri="flows/data/breast_cancer_batch1.csv",
-        approval=ApprovalPolicy(required_for=[]),
-    )
+    sys.exit(main())

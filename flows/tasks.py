@@ -10,11 +10,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
 from flows import training
-from flows.opkeys import operation_key
+from flows.config import RetrainConfig
 from registry import Lineage, ModelVersion, Registry, VersionInfo
 from registry.errors import AliasNotFound, ModelNotFound
 from registry.lineage import complete_lineage
-from validations import champion, data_quality, drift, metrics, thresholds
+from validations import champion, data_quality, drift, metrics, policy, thresholds
+from validations.policy import GatePolicy
 from validations.report import GateReport
 
 
@@ -67,19 +68,28 @@ def check_drift(dataset: training.Dataset, reference_uri: str | None) -> GateRep
 
 
 @task(cache_policy=NO_CACHE)
-def train(
-    dataset: training.Dataset,
-    target: str,
-    estimator: str,
-    params: dict[str, Any],
-    standardize: bool,
-    test_size: float,
-    random_state: int,
-) -> tuple[Any, training.Split, dict[str, float]]:
-    """Split, fit the estimator and evaluate it on the holdout."""
-    data = training.split(dataset.frame, target, test_size=test_size, random_state=random_state)
-    model = training.fit(training.build_estimator(estimator, params, standardize=standardize), data)
-    return model, data, metrics.evaluate(model, data.X_test, data.y_test)
+def split_dataset(dataset: training.Dataset, target: str, test_size: float, random_state: int) -> training.Split:
+    """Draw the holdout every candidate and the champion are scored on."""
+    return training.split(dataset.frame, target, test_size=test_size, random_state=random_state)
+
+
+@task(cache_policy=NO_CACHE)
+def train_candidate(
+    data: training.Split, config: RetrainConfig, params: dict[str, Any]
+) -> tuple[Any, dict[str, float]]:
+    """Fit one candidate and score it on the holdout.
+
+    The candidate is the user's trainer, or the estimator class behind the default preprocessing.
+    """
+    model = training.train(
+        data,
+        config.target,
+        params,
+        trainer=config.trainer,
+        estimator=config.estimator,
+        preprocessing=config.preprocessing,
+    )
+    return model, metrics.evaluate(model, data.X_test, data.y_test)
 
 
 @task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
@@ -99,14 +109,25 @@ def metric_gates(
     champion_model: Any,
     data: training.Split,
     candidate_metrics: dict[str, float],
-    dataset: str,
-    min_improvement: float,
-) -> tuple[GateReport, GateReport]:
-    """Thresholds (absolute, and relative to the champion) and champion/challenger on the same holdout."""
-    comparison = champion.compare(candidate, champion_model, data.X_test, data.y_test, min_improvement=min_improvement)
-    config = thresholds.load_thresholds(dataset)
+    thresholds_ref: str,
+    gates: GatePolicy,
+) -> tuple[GateReport, GateReport, GateReport]:
+    """The metric gates: defined metrics, thresholds, and champion/challenger on the same holdout.
+
+    Thresholds are absolute, and relative to the champion's metrics on that holdout.
+    """
+    comparison = champion.compare(
+        candidate,
+        champion_model,
+        data.X_test,
+        data.y_test,
+        primary=gates.primary_metric,
+        min_improvement=gates.min_improvement,
+    )
+    config = thresholds.load_thresholds(thresholds_ref)
     champion_metrics = comparison.summary.get("champion") or None
-    return thresholds.check_thresholds(candidate_metrics, config, champion_metrics=champion_metrics), comparison
+    checked = thresholds.check_thresholds(candidate_metrics, config, champion_metrics=champion_metrics)
+    return policy.metrics_report(candidate_metrics), checked, comparison
 
 
 @task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
@@ -114,18 +135,3 @@ def register_version(registry: str | None, name: str, model: Any, info: VersionI
     """Register the model; a retry of this task (same flow run) gets the same version back."""
     key = f"{flow_run.id or 'local'}:{name}:register"
     return Registry.open(registry).register_model(name, model, info, actor=actor, idempotency_key=key)
-
-
-@task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
-def record_gate(registry: str | None, mv: ModelVersion, report: GateReport, actor: str) -> None:
-    """Store a gate report beside the version and log its verdict (a failure blocks promotion)."""
-    Registry.open(registry).record_report(
-        mv.name,
-        mv.version,
-        report.gate,
-        report.to_dict(),
-        passed=report.passed,
-        actor=actor,
-        run_id=flow_run.id,
-        operation_key=operation_key(mv.name, f"v{mv.version}", "report", report.gate),
-    )

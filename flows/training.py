@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import importlib
 import io
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from flows.errors import DatasetError, EstimatorError
+from flows.errors import DatasetError, EstimatorError, TrainerError
 from registry.errors import DatasetUnavailable
 from registry.lineage import fingerprint_bytes, read_dataset_bytes
 
 #: Module prefixes an estimator class may come from (parameters can come from the UI: no arbitrary imports).
 ALLOWED_ESTIMATOR_MODULES = ("sklearn.",)
+#: Environment variable holding the modules a trainer function may come from (comma-separated).
+TRAINER_MODULES_ENV = "PMR_TRAINER_MODULES"
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,20 @@ def read_dataset(uri: str) -> Dataset:
     return Dataset(frame=frame, uri=uri, fingerprint=fingerprint_bytes(raw))
 
 
-def build_estimator(class_path: str, params: Mapping[str, Any] | None = None, *, standardize: bool = True) -> Any:
-    """Instantiate ``class_path`` with ``params``, behind a StandardScaler when ``standardize``.
+def build_estimator(
+    class_path: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    preprocessing: str = "auto",
+    features: pd.DataFrame | None = None,
+) -> Any:
+    """Instantiate ``class_path`` with ``params``, behind the default preprocessing when ``preprocessing="auto"``.
+
+    Args:
+        class_path: a scikit-learn estimator class, e.g. ``sklearn.ensemble.HistGradientBoostingClassifier``.
+        params: its hyperparameters.
+        preprocessing: ``"auto"`` (:func:`default_preprocessor` of ``features``) or ``"none"``.
+        features: the training features (without the target); needed for ``"auto"``.
 
     Raises:
         EstimatorError: not an allowed module, no such class, or parameters it does not take.
@@ -91,12 +108,91 @@ def build_estimator(class_path: str, params: Mapping[str, Any] | None = None, *,
         estimator = cls(**dict(params or {}))
     except TypeError as exc:
         raise EstimatorError(f"{class_name} does not take these parameters: {exc}") from None
-    if not standardize:
+    if preprocessing == "none":
         return estimator
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    if preprocessing != "auto" or features is None:
+        raise EstimatorError(f"preprocessing {preprocessing!r} needs to be 'auto' (with the features) or 'none'")
+    from sklearn.pipeline import Pipeline
 
-    return make_pipeline(StandardScaler(), estimator)
+    return Pipeline([("preprocess", default_preprocessor(features)), ("model", estimator)])
+
+
+def default_preprocessor(features: pd.DataFrame) -> Any:
+    """The preprocessing for a mixed table with gaps.
+
+    Numeric columns get median imputation and scaling; the others (strings, categories, booleans) get
+    most-frequent imputation and a one-hot encoding that ignores categories unseen in training.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [c for c in features.columns if pd.api.types.is_numeric_dtype(features[c].dtype)]
+    numeric = [c for c in numeric if not pd.api.types.is_bool_dtype(features[c].dtype)]
+    categorical = [c for c in features.columns if c not in numeric]
+    parts: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        parts.append(
+            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric)
+        )
+    if categorical:
+        encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        impute = SimpleImputer(strategy="most_frequent")
+        parts.append(("categorical", Pipeline([("impute", impute), ("encode", encode)]), categorical))
+    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+
+
+def allowed_trainer_modules(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Modules a trainer function may come from: ``PMR_TRAINER_MODULES``, comma-separated.
+
+    The deployment or the operator sets it; never run parameters, which anyone can edit in the UI.
+    """
+    raw = (os.environ if env is None else env).get(TRAINER_MODULES_ENV, "")
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def load_trainer(spec: str, allowed: Sequence[str] | None = None) -> Callable[..., Any]:
+    """Import the trainer ``module:function`` if its module is on the allow-list.
+
+    Raises:
+        TrainerError: malformed, not allowed (nothing is imported), missing, or not callable.
+
+    """
+    module_name, sep, func_name = spec.partition(":")
+    if not sep or not _DOTTED.fullmatch(module_name) or not func_name.isidentifier():
+        raise TrainerError(f"trainer {spec!r} must look like 'my_package.module:function'")
+    allowed = allowed_trainer_modules() if allowed is None else tuple(allowed)
+    if not any(module_name == a or module_name.startswith(a + ".") for a in allowed):
+        listed = ", ".join(allowed) or "nothing"
+        raise TrainerError(
+            f"trainer module {module_name!r} is not allowed: {TRAINER_MODULES_ENV} allows {listed} "
+            f"(the deployment or operator sets it; run parameters cannot)"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TrainerError(f"trainer module {module_name!r} cannot be imported: {exc}") from None
+    fn = getattr(module, func_name, None)
+    if not callable(fn):
+        raise TrainerError(f"{module_name} has no function {func_name!r}")
+    return fn
+
+
+def run_trainer(fn: Callable[..., Any], data: Split, target: str, params: Mapping[str, Any]) -> Any:
+    """Call a user trainer with the training frame (features and target), the target name and the params.
+
+    Raises:
+        TrainerError: it returned something without ``predict``.
+
+    """
+    frame = data.X_train.assign(**{target: data.y_train})
+    model = fn(frame, target, dict(params))
+    if not callable(getattr(model, "predict", None)):
+        raise TrainerError(
+            f"trainer {fn.__module__}.{fn.__name__} returned {type(model).__name__}, not a fitted estimator"
+        )
+    return model
 
 
 def split(frame: pd.DataFrame, target: str, *, test_size: float = 0.25, random_state: int = 42) -> Split:
@@ -112,7 +208,9 @@ def split(frame: pd.DataFrame, target: str, *, test_size: float = 0.25, random_s
         raise DatasetError(f"target column {target!r} is not in the dataset (columns: {list(frame.columns)[:8]}…)")
     X = frame.drop(columns=[target])
     y = frame[target]
-    stratify = y if y.nunique() <= 20 else None
+    # Stratify class labels when every class can be split; a regression target (many values) is not stratified.
+    counts = y.value_counts()
+    stratify = y if len(counts) <= 20 and counts.min() >= 2 else None
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=test_size, random_state=random_state, stratify=stratify
     )
@@ -125,3 +223,24 @@ def fit(estimator: Any, data: Split) -> Any:
         return estimator.fit(data.X_train, data.y_train)
     except ValueError as exc:
         raise EstimatorError(f"fitting failed: {exc}") from None
+
+
+def train(
+    data: Split,
+    target: str,
+    params: Mapping[str, Any],
+    *,
+    trainer: str | None = None,
+    estimator: str = "sklearn.linear_model.LogisticRegression",
+    preprocessing: str = "auto",
+) -> Any:
+    """Fit one model on the training part: the user's ``trainer`` if given, else ``estimator`` (preprocessed).
+
+    Raises:
+        TrainerError: the trainer is not allowed, missing, or returned no estimator.
+        EstimatorError: the estimator class or its parameters are unusable, or fitting failed.
+
+    """
+    if trainer:
+        return run_trainer(load_trainer(trainer), data, target, params)
+    return fit(build_estimator(estimator, params, preprocessing=preprocessing, features=data.X_train), data)

@@ -129,6 +129,16 @@ def _resolve(suite: str | Path | gx.ExpectationSuite) -> tuple[gx.ExpectationSui
     return load_suite(path), display_path(path)
 
 
+def load_suite_ref(suite: str | Path) -> gx.ExpectationSuite:
+    """Load a suite given as a file path or a bundled name (strictly: every expectation kept).
+
+    Raises:
+        SuiteError: missing, unreadable or invalid.
+
+    """
+    return _resolve(suite)[0]
+
+
 def suite_columns(suite: gx.ExpectationSuite) -> list[str]:
     """Return the columns a suite names (per-column, column-pair and column-set kwargs), in suite order.
 

@@ -117,3 +117,16 @@ def test_local_failure_is_a_few_readable_lines(tmp_path) -> None:
 
     out = subprocess.run([*pmr, *args, "--traceback"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "Traceback" in out.stderr and "GateFailed" in out.stderr
+
+
+def test_overrides_merge_over_the_deployments_config() -> None:
+    from flows.ci import merge_config
+
+    deployed = {"model_name": "bc", "split": {"test_size": 0.25, "random_state": 1}, "approval": {"four_eyes": True}}
+    merged = merge_config(deployed, {"split": {"test_size": 0.3}}, {"model_name": "churn", "approval.mode": "suspend"})
+    assert merged == {
+        "model_name": "churn",
+        "split": {"test_size": 0.3, "random_state": 1},
+        "approval": {"four_eyes": True, "mode": "suspend"},
+    }
+    assert deployed["split"]["test_size"] == 0.25  # the deployment's value is not changed in place

@@ -93,8 +93,12 @@ def test_the_trigger_matches_what_the_rollback_flow_emits(monkeypatch: pytest.Mo
     assert event.event in trigger["expect"]
     pattern = trigger["match"]["prefect.resource.id"]
     assert re.fullmatch(pattern.replace(".", r"\.").replace("*", ".*"), event.resource.id)
-    rendered = {k: jinja2.Template(v).render(event=event) for k, v in trigger["parameters"].items()}
-    assert rendered == {"model_name": "churn"}
+    # A run's config replaces the deployment's whole config: the trigger sends all of it, with the model's name.
+    config = dict(trigger["parameters"]["config"])
+    assert jinja2.Template(config.pop("model_name")).render(event=event) == "churn"
+    deployed = dict(by_name("retrain-after-rollback")["parameters"]["config"])
+    deployed.pop("model_name")
+    assert config == deployed
 
 
 def test_nothing_machine_specific() -> None:

@@ -70,7 +70,7 @@ def wait_for_paused(model_name: str, timeout: float = 180, after: int = 0) -> An
             )
             for run in runs:
                 if (
-                    run.parameters.get("model_name") == model_name
+                    (run.parameters.get("config") or {}).get("model_name") == model_name
                     and run.state.state_details.pause_key
                     and (
                         int(run.state.state_details.pause_key.rsplit("-", 1)[-1]) > after

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from flows.approval import ApprovalPolicy
+from flows.config import RetrainConfig
 from flows.lifecycle import rollback_model
 from flows.pipeline import retrain
 from tests.flows.conftest import BATCH1, BATCH2, model_events
@@ -20,9 +21,10 @@ def test_artifacts_and_events_are_published(tmp_path: Path, model_name: str) -> 
 
     location = str(tmp_path / "registry")
     no_approval = ApprovalPolicy(required_for=[])
-    retrain(model_name=model_name, dataset_uri=BATCH1, registry=location, approval=no_approval)
+    retrain(RetrainConfig(model_name=model_name, dataset_uri=BATCH1, registry=location, approval=no_approval))
     state = retrain(
-        model_name=model_name, dataset_uri=BATCH2, registry=location, approval=no_approval, return_state=True
+        RetrainConfig(model_name=model_name, dataset_uri=BATCH2, registry=location, approval=no_approval),
+        return_state=True,
     )
     rollback_model(model_name=model_name, reason="test", registry=location)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from flows.approval import ApprovalPolicy
+from flows.config import RetrainConfig
 from flows.lifecycle import archive_model, decide_model, promote_model, rollback_model
 from flows.pipeline import retrain
 from registry import Registry
@@ -21,19 +22,23 @@ def two_versions(tmp_path: Path, model_name: str) -> str:
     """v1 in production, v2 staged (approval timed out)."""
     location = str(tmp_path / "registry")
     assert retrain(
-        model_name=model_name,
-        dataset_uri=BATCH1,
-        registry=location,
-        actor="ci-bot",
-        approval=ApprovalPolicy(required_for=[]),
+        RetrainConfig(
+            model_name=model_name,
+            dataset_uri=BATCH1,
+            registry=location,
+            actor="ci-bot",
+            approval=ApprovalPolicy(required_for=[]),
+        ),
         return_state=True,
     ).is_completed()
     retrain(
-        model_name=model_name,
-        dataset_uri=BATCH2,
-        registry=location,
-        actor="ci-bot",
-        approval=ApprovalPolicy(timeout_seconds=1, poll_interval_seconds=1),
+        RetrainConfig(
+            model_name=model_name,
+            dataset_uri=BATCH2,
+            registry=location,
+            actor="ci-bot",
+            approval=ApprovalPolicy(timeout_seconds=1, poll_interval_seconds=1),
+        ),
         return_state=True,
     )
     assert Registry.open(location).state(model_name).stage_of(2) == "staging"
@@ -112,10 +117,9 @@ def test_retried_registration_task_does_not_create_a_second_version(
     monkeypatch.setattr(LocalStore, "put", flaky_put)
     location = str(tmp_path / "registry")
     state = retrain(
-        model_name=model_name,
-        dataset_uri=BATCH1,
-        registry=location,
-        approval=ApprovalPolicy(required_for=[]),
+        RetrainConfig(
+            model_name=model_name, dataset_uri=BATCH1, registry=location, approval=ApprovalPolicy(required_for=[])
+        ),
         return_state=True,
     )
     assert state.is_completed(), state.message

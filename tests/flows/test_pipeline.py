@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from flows.approval import ApprovalPolicy
+from flows.config import RetrainConfig
 from flows.pipeline import retrain
 from registry import Registry
 from tests.flows.conftest import BATCH1, BATCH2, Background, model_events, wait_for_paused
+from validations.policy import GatePolicy
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -32,11 +34,9 @@ def first_version(tmp_path: Path, model_name: str) -> str:
     """A registry where v1 of ``model_name`` is in production (no approval needed for the first)."""
     location = str(tmp_path / "registry")
     state = retrain(
-        model_name=model_name,
-        dataset_uri=BATCH1,
-        approval=NO_APPROVAL,
-        registry=location,
-        actor="ci-bot",
+        RetrainConfig(
+            model_name=model_name, dataset_uri=BATCH1, approval=NO_APPROVAL, registry=location, actor="ci-bot"
+        ),
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -48,11 +48,9 @@ def test_happy_path_with_approval(first_version: str, model_name: str) -> None:
     assert reg.state(model_name).production == 1
     run = Background(
         retrain,
-        model_name=model_name,
-        dataset_uri=BATCH2,
-        registry=first_version,
-        actor="ci-bot",
-        approval=fast_policy(),
+        config=RetrainConfig(
+            model_name=model_name, dataset_uri=BATCH2, registry=first_version, actor="ci-bot", approval=fast_policy()
+        ),
     )
     paused = wait_for_paused(model_name)
     assert reg.state(model_name).stage_of(2) == "staging"  # staged while waiting
@@ -75,7 +73,10 @@ def test_happy_path_with_approval(first_version: str, model_name: str) -> None:
 
 
 def test_rejection_promotes_nothing(first_version: str, model_name: str) -> None:
-    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=fast_policy())
+    run = Background(
+        retrain,
+        config=RetrainConfig(model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=fast_policy()),
+    )
     _resume(wait_for_paused(model_name), approve=False, reviewer="erin", comment="wait for the Q4 data")
     state = run.join()
     assert state.is_failed() and "rejected by erin" in state.message
@@ -87,7 +88,10 @@ def test_rejection_promotes_nothing(first_version: str, model_name: str) -> None
 
 
 def test_invalid_decision_is_refused_and_run_stays_paused(first_version: str, model_name: str) -> None:
-    run = Background(retrain, model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=fast_policy())
+    run = Background(
+        retrain,
+        config=RetrainConfig(model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=fast_policy()),
+    )
     paused = wait_for_paused(model_name)
     with pytest.raises(RuntimeError, match="comment"):
         _resume(paused, approve=False, reviewer="erin", comment="")  # a rejection needs a reason
@@ -97,10 +101,9 @@ def test_invalid_decision_is_refused_and_run_stays_paused(first_version: str, mo
 
 def test_timeout_leaves_version_staged(first_version: str, model_name: str) -> None:
     state = retrain(
-        model_name=model_name,
-        dataset_uri=BATCH2,
-        registry=first_version,
-        approval=fast_policy(timeout_seconds=2),
+        RetrainConfig(
+            model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=fast_policy(timeout_seconds=2)
+        ),
         return_state=True,
     )
     assert state.is_failed()  # Prefect words the state message of a pause timeout itself
@@ -113,11 +116,13 @@ def test_timeout_leaves_version_staged(first_version: str, model_name: str) -> N
 def test_four_eyes_refuses_the_registrant(first_version: str, model_name: str) -> None:
     run = Background(
         retrain,
-        model_name=model_name,
-        dataset_uri=BATCH2,
-        registry=first_version,
-        actor="ci-bot",
-        approval=fast_policy(four_eyes=True),
+        config=RetrainConfig(
+            model_name=model_name,
+            dataset_uri=BATCH2,
+            registry=first_version,
+            actor="ci-bot",
+            approval=fast_policy(four_eyes=True),
+        ),
     )
     paused = wait_for_paused(model_name)
     _resume(paused, approve=True, reviewer="ci-bot", comment="self-approval")
@@ -139,7 +144,8 @@ def test_data_quality_failure_registers_nothing(first_version: str, model_name: 
     reg = Registry.open(first_version)
     before = {k: reg.store.get(k).data for k in reg.store.list(f"models/{model_name}/")}
     state = retrain(
-        model_name=model_name, dataset_uri=str(path), registry=first_version, approval=NO_APPROVAL, return_state=True
+        RetrainConfig(model_name=model_name, dataset_uri=str(path), registry=first_version, approval=NO_APPROVAL),
+        return_state=True,
     )
     assert state.is_failed() and "data-quality gate failed" in state.message and "mean radius" in state.message
     after = {k: reg.store.get(k).data for k in reg.store.list(f"models/{model_name}/")}
@@ -148,32 +154,39 @@ def test_data_quality_failure_registers_nothing(first_version: str, model_name: 
 
 def test_threshold_failure_registers_but_blocks(first_version: str, model_name: str) -> None:
     state = retrain(
-        model_name=model_name,
-        dataset_uri=BATCH2,
-        registry=first_version,
-        approval=NO_APPROVAL,
-        estimator="sklearn.dummy.DummyClassifier",
-        standardize=False,
+        RetrainConfig(
+            model_name=model_name,
+            dataset_uri=BATCH2,
+            registry=first_version,
+            approval=NO_APPROVAL,
+            estimator="sklearn.dummy.DummyClassifier",
+            preprocessing="none",
+        ),
         return_state=True,
     )
     assert state.is_failed() and "blocked" in state.message
     reg = Registry.open(first_version)
     assert reg.latest_version(model_name) == 2 and reg.state(model_name).production == 1
     assert "gate:thresholds" in reg.state(model_name).blocked[2]
-    failed = [e for e in reg.history(model_name) if e.type == "validated" and not e.data["passed"]]
-    assert any("accuracy" in e.reason for e in failed)
+    # The verdict came with the version: in its manifest, in the same write that made it.
+    assert "thresholds" in reg.get_version(model_name, 2).reports  # a ReportRef: hash-checked blob
+    thresholds = reg.reports(model_name, 2)["thresholds"]
+    assert not thresholds["passed"] and any("accuracy" in c["name"] and not c["passed"] for c in thresholds["checks"])
+    assert "accuracy" in state.message
 
 
 def test_champion_better_blocks(first_version: str, model_name: str) -> None:
     # A shallow tree passes the absolute floors on this data but loses to the logistic-regression champion.
     state = retrain(
-        model_name=model_name,
-        dataset_uri=BATCH2,
-        registry=first_version,
-        approval=NO_APPROVAL,
-        min_improvement=0.0,
-        estimator="sklearn.tree.DecisionTreeClassifier",
-        params={"max_depth": 2, "random_state": 0},
+        RetrainConfig(
+            model_name=model_name,
+            dataset_uri=BATCH2,
+            registry=first_version,
+            approval=NO_APPROVAL,
+            gates=GatePolicy(min_improvement=0.0),
+            estimator="sklearn.tree.DecisionTreeClassifier",
+            params={"max_depth": 2, "random_state": 0},
+        ),
         return_state=True,
     )
     assert state.is_failed()
@@ -192,11 +205,13 @@ def test_drift_is_shown_and_blocks_only_when_asked(
     path = tmp_path / "shifted.csv"
     shifted.to_csv(path, index=False)
     state = retrain(
-        model_name=model_name,
-        dataset_uri=str(path),
-        registry=first_version,
-        approval=NO_APPROVAL,
-        drift_blocks=drift_blocks,
+        RetrainConfig(
+            model_name=model_name,
+            dataset_uri=str(path),
+            registry=first_version,
+            approval=NO_APPROVAL,
+            gates=GatePolicy(advisory=[] if drift_blocks else ["drift"]),
+        ),
         return_state=True,
     )
     reg = Registry.open(first_version)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from flows.approval import ApprovalPolicy
+from flows.config import RetrainConfig
 from flows.pipeline import retrain
 from registry import Registry
 from registry.verify import verify
@@ -24,19 +25,23 @@ def test_pipeline_on_s3(s3_server, model_name: str) -> None:
     location = f"s3://{BUCKET}/{prefix}/registry"
     data = f"s3://{BUCKET}/{prefix}/data"
     first = retrain(
-        model_name=model_name,
-        dataset_uri=f"{data}/breast_cancer_batch1.csv",
-        registry=location,
-        approval=ApprovalPolicy(required_for=[]),
+        RetrainConfig(
+            model_name=model_name,
+            dataset_uri=f"{data}/breast_cancer_batch1.csv",
+            registry=location,
+            approval=ApprovalPolicy(required_for=[]),
+        ),
         return_state=True,
     )
     assert first.is_completed(), first.message
     run = Background(
         retrain,
-        model_name=model_name,
-        dataset_uri=f"{data}/breast_cancer_batch2.csv",
-        registry=location,
-        approval=ApprovalPolicy(poll_interval_seconds=1, timeout_seconds=120),
+        config=RetrainConfig(
+            model_name=model_name,
+            dataset_uri=f"{data}/breast_cancer_batch2.csv",
+            registry=location,
+            approval=ApprovalPolicy(poll_interval_seconds=1, timeout_seconds=120),
+        ),
     )
     from prefect.flow_runs import resume_flow_run
 

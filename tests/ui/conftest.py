@@ -120,7 +120,7 @@ class PipelineProcess:
                     code = self.proc.returncode
                     raise AssertionError(f"the pipeline exited ({code}) before pausing:\n{self.output()}")
                 for run in client.read_flow_runs(flow_run_filter=paused):
-                    if run.parameters.get("model_name") == self.model_name:
+                    if (run.parameters.get("config") or {}).get("model_name") == self.model_name:
                         return run
                 time.sleep(0.5)
         raise AssertionError(f"no paused run of {self.model_name} within {timeout}s:\n{self.output()}")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from flows.approval import ApprovalPolicy
+from flows.config import RetrainConfig
 from flows.pipeline import retrain
 
 DATA = Path(__file__).resolve().parents[2] / "flows" / "data"
@@ -19,22 +20,26 @@ BATCH2 = str(DATA / "breast_cancer_batch2.csv")
 
 def main(model_name: str, registry: str) -> int:
     first = retrain(
-        model_name=model_name,
-        dataset_uri=BATCH1,
-        registry=registry,
-        actor="ci-bot",
-        approval=ApprovalPolicy(required_for=[]),
+        RetrainConfig(
+            model_name=model_name,
+            dataset_uri=BATCH1,
+            registry=registry,
+            actor="ci-bot",
+            approval=ApprovalPolicy(required_for=[]),
+        ),
         return_state=True,
     )
     if not first.is_completed():
         print(f"v1 did not complete: {first.message}", flush=True)
         return 2
     second = retrain(
-        model_name=model_name,
-        dataset_uri=BATCH2,
-        registry=registry,
-        actor="ci-bot",
-        approval=ApprovalPolicy(poll_interval_seconds=1, timeout_seconds=300),
+        RetrainConfig(
+            model_name=model_name,
+            dataset_uri=BATCH2,
+            registry=registry,
+            actor="ci-bot",
+            approval=ApprovalPolicy(poll_interval_seconds=1, timeout_seconds=300),
+        ),
         return_state=True,
     )
     print(f"v2 final state: {second.type.value}: {second.message}", flush=True)

@@ -50,7 +50,7 @@ def open_resume_dialog(page: Any, server: LocalPrefectServer, pipeline: Pipeline
     expect(table).to_contain_text("Champion")
     expect(table.get_by_role("row").filter(has_text="roc_auc (primary)")).to_have_count(1)
     expect(dialog).to_contain_text("Data quality: ✓ passed")
-    expect(dialog).to_contain_text("Gates: ✓ data quality · ✓ drift · ✓ thresholds · ✓ champion/challenger")
+    expect(dialog).to_contain_text("Gates: ✓ data quality · ✓ drift · ✓ metrics · ✓ thresholds · ✓ champion/challenger")
     expect(dialog).to_contain_text("parent v1")
     for title, heading in (
         ("Model card", f"Model card: {pipeline.model_name} v2"),

@@ -1,0 +1,201 @@
+"""One typed configuration for a retraining run: what the flow takes, a deployment holds and a YAML file carries.
+
+Every field has a title and a description, so the Prefect UI's custom run dialog shows a readable form. A bad
+configuration is refused with one line naming the field (:class:`flows.errors.ConfigError`), and
+:meth:`RetrainConfig.preflight` loads the suite, the thresholds and the trainer before any data is read or any
+model trained, so a typo costs seconds, not a training run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flows.approval import ApprovalPolicy
+from flows.errors import ConfigError
+from validations.policy import GatePolicy
+
+
+class SplitConfig(BaseModel):
+    """How the holdout is drawn (stratified on class labels when every class can be split)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    test_size: float = Field(default=0.25, gt=0, lt=1, title="Holdout share", description="Share of rows held out.")
+    random_state: int = Field(default=42, title="Seed", description="Seed of the split.")
+
+
+class RetrainConfig(BaseModel):
+    """Everything a retraining run needs: data, checks, training code, gates, approval and where to register."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_name: str = Field(title="Model name", description="Registry model name, e.g. churn.")
+    dataset_uri: str = Field(title="Training data", description="CSV or Parquet: a local path or s3://bucket/key.")
+    target: str = Field(default="target", title="Target column", description="The column to predict.")
+    dataset: str = Field(
+        default="breast_cancer",
+        title="Bundled checks",
+        description="Name of the bundled suite and thresholds (validations/suites, validations/thresholds), "
+        "used for whichever of suite/thresholds is not set.",
+    )
+    suite: str | None = Field(
+        default=None,
+        title="Data-quality suite",
+        description="Path to a Great Expectations suite file (YAML/JSON), or a bundled suite name.",
+    )
+    thresholds: str | None = Field(
+        default=None, title="Metric thresholds", description="Path to a thresholds file, or a bundled name."
+    )
+    trainer: str | None = Field(
+        default=None,
+        title="Trainer function",
+        description="module:function that gets (train frame, target, params) and returns a fitted estimator. "
+        "Its module must be allowed by PMR_TRAINER_MODULES, which the deployment sets.",
+    )
+    estimator: str = Field(
+        default="sklearn.linear_model.LogisticRegression",
+        title="Estimator class",
+        description="scikit-learn class path, used when no trainer is given.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, title="Parameters", description="Hyperparameters of the estimator (or the trainer)."
+    )
+    preprocessing: Literal["auto", "none"] = Field(
+        default="auto",
+        title="Preprocessing",
+        description="auto: impute and scale numeric columns, impute and one-hot encode the others "
+        "(estimator class only; a trainer does its own).",
+    )
+    candidates: list[dict[str, Any]] = Field(
+        default_factory=list,
+        title="Sweep candidates",
+        description="Parameter sets merged over params; each is trained as a task and the best on the primary "
+        "metric goes through the gates.",
+    )
+    task_runner: Literal["local", "dask"] = Field(
+        default="local",
+        title="Sweep runner",
+        description="local: threads in the flow's process; dask: prefect-dask's DaskTaskRunner.",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        title="Dask scheduler",
+        description="tcp://host:8786 of a running Dask scheduler; empty starts a local cluster of 2 workers.",
+    )
+    split: SplitConfig = Field(default_factory=SplitConfig, title="Holdout split")
+    gates: GatePolicy = Field(default_factory=GatePolicy, title="Gate policy")
+    target_stage: Literal["staging", "production"] = Field(
+        default="production", title="Take it as far as", description="The last stage a passing version goes to."
+    )
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, title="Approval")
+    aliases: list[str] = Field(
+        default_factory=lambda: ["champion"],
+        title="Aliases",
+        description="Moved to the version when it reaches production.",
+    )
+    registry: str | None = Field(
+        default=None, title="Registry", description="s3://bucket/prefix or a directory (default PMR_REGISTRY_URI)."
+    )
+    actor: str | None = Field(
+        default=None, title="Actor", description="Who registers (default PMR_ACTOR, else the deployment)."
+    )
+
+    @field_validator("model_name", "dataset_uri", "target")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def suite_ref(self) -> str:
+        """The suite to run: ``suite`` if set, else the bundled one of ``dataset``."""
+        return self.suite or self.dataset
+
+    @property
+    def thresholds_ref(self) -> str:
+        """The thresholds to apply: ``thresholds`` if set, else the bundled ones of ``dataset``."""
+        return self.thresholds or self.dataset
+
+    @classmethod
+    def parse(cls, data: Any, *, source: str = "config") -> RetrainConfig:
+        """Validate a mapping (a YAML document, a deployment's parameter).
+
+        Raises:
+            ConfigError: one line naming the first wrong field (and how many more there are).
+
+        """
+        if isinstance(data, RetrainConfig):
+            return data
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of fields, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe_error(exc, source)) from None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> RetrainConfig:
+        """Load a YAML (or JSON) file, with top-level ``overrides`` applied over it.
+
+        Raises:
+            ConfigError: unreadable, not YAML, or a wrong field (named).
+
+        """
+        return cls.parse(read_config_file(path) | overrides, source=str(path))
+
+    def preflight(self) -> None:
+        """Load the suite, the thresholds and the trainer now, before any data is read or model trained.
+
+        Raises:
+            ConfigError: the field whose file or function is unusable, with why.
+
+        """
+        from flows import training
+        from validations import data_quality, thresholds
+
+        checks: list[tuple[str, Any]] = [
+            ("suite", lambda: data_quality.load_suite_ref(self.suite_ref)),
+            ("thresholds", lambda: thresholds.load_thresholds(self.thresholds_ref)),
+        ]
+        if self.trainer:
+            checks.append(("trainer", lambda: training.load_trainer(self.trainer or "")))
+        for field, check in checks:
+            try:
+                check()
+            except Exception as exc:  # each loader raises its own typed error; the field is what matters here
+                raise ConfigError(f"config field {field!r}: {exc}") from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML/JSON config file.
+
+    Raises:
+        ConfigError: unreadable, not YAML, or not a mapping.
+
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: expected a mapping of fields, got {type(data).__name__}")
+    return data
+
+
+def describe_error(exc: ValidationError, source: str = "config") -> str:
+    """One line for a validation error: the first wrong field, what is wrong, and how many more."""
+    errors = exc.errors()
+    first = errors[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field (check the spelling)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{source}: field {field!r}: {message}{more}"
