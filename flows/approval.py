@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from prefect import get_run_logger
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from registry.policy import ApprovalRules
+from registry.models import ModelState
+from registry.policy import ApprovalRules, needs_approval
 
 
 class ApprovalPolicy(BaseModel):
@@ -27,10 +29,23 @@ class ApprovalPolicy(BaseModel):
         "the flow from the top on resume, where registration is idempotent.",
     )
     max_attempts: int = Field(default=3, ge=1, description="Refused decisions (e.g. four-eyes) before giving up.")
+    first_version_exempt: bool = Field(
+        default=True,
+        description="A model's first production version needs no approval (nothing in production to protect).",
+    )
 
     def rules(self) -> ApprovalRules:
         """The policy as the registry keeps it (recorded once per model; an administrator's policy wins)."""
-        return ApprovalRules(stages=list(self.required_for), reviewers=self.reviewers, four_eyes=self.four_eyes)
+        return ApprovalRules(
+            stages=list(self.required_for),
+            reviewers=self.reviewers,
+            four_eyes=self.four_eyes,
+            first_version_exempt=self.first_version_exempt,
+        )
+
+    def wants_review(self, state: ModelState, version: int, stage: str) -> bool:
+        """Whether this run's policy asks a reviewer before ``version`` enters ``stage`` (none recorded yet)."""
+        return needs_approval(self.rules(), state.approvals, bool(state.production_history), version, stage)
 
 
 # The rules live in the JSON schema too: Prefect checks a resume against the schema (the UI and the API
@@ -80,6 +95,7 @@ def wait_for_decision(description: str, policy: ApprovalPolicy, key: str) -> App
     # Only the description: initial values passed here would replace the fields (Prefect rebuilds them from the
     # bare type), dropping their titles, hints and the reviewer's pattern from the schema the server checks.
     form = ApprovalDecision.with_initial_data(description=description)
+    get_run_logger().warning("waiting for a reviewer's decision: %s", where_to_decide())
     if policy.mode == "suspend":
         decision = suspend_flow_run(wait_for_input=form, timeout=policy.timeout_seconds, key=key)
     else:
@@ -88,3 +104,25 @@ def wait_for_decision(description: str, policy: ApprovalPolicy, key: str) -> App
         )
     assert decision is not None
     return decision
+
+
+def where_to_decide() -> str:
+    """Where a reviewer decides on the current paused run: the UI's address, else the API and a command.
+
+    A run started without ``PREFECT_API_URL`` pauses on a temporary API that lives only as long as its process;
+    printing its address is the only way for a person to reach it.
+    """
+    from prefect.context import FlowRunContext
+    from prefect.utilities.urls import url_for
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return "no flow run (nothing to decide)"
+    run_id = ctx.flow_run.id
+    api = str(ctx.client.api_url).rstrip("/")
+    ui = url_for(ctx.flow_run)
+    resume = (
+        f'PREFECT_API_URL={api} python -c "from prefect.flow_runs import resume_flow_run; '
+        f"resume_flow_run('{run_id}', run_input={{'approve': True, 'reviewer': 'YOUR NAME', 'comment': '...'}})\""
+    )
+    return f"Resume in the Prefect UI: {ui}; or from a shell: {resume}" if ui else f"from a shell: {resume}"

@@ -28,6 +28,7 @@ _NAMES = {
     "approved": "model.approved",
     "rejected": "model.rejected",
     "approval_timed_out": "model.approval-timed-out",
+    "decision_refused": "model.approval-refused",
     "policy_set": "model.policy-set",
     "rolled_back": "model.rolled-back",
 }

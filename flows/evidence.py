@@ -11,7 +11,7 @@ from validations.report import GateReport, format_value
 
 _GATE_ORDER = ("data_quality", "drift", "metrics", "thresholds", "champion_challenger")
 #: Reports that are not gates (shown in sections of their own).
-_NOT_GATES = ("sweep",)
+_NOT_GATES = ("sweep", "drift_reference")
 
 
 def artifact_key(*parts: object) -> str:
@@ -22,6 +22,8 @@ def artifact_key(*parts: object) -> str:
 def _verdict(report: GateReport | None) -> str:
     if report is None:
         return "not run"
+    if report.summary.get("checked") is False:
+        return f"➖ not checked: {report.summary.get('why', '')}"
     if report.passed:
         return "✅ passed"
     return f"❌ FAILED ({len(report.failed_checks)} of {len(report.checks)} checks)"

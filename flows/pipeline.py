@@ -32,7 +32,7 @@ from flows.training import Split
 from registry import Registry, VersionInfo
 from registry.errors import ApprovalRefused
 from registry.lifecycle import approval_needed
-from validations import policy
+from validations import drift, policy
 from validations.report import GateReport
 
 
@@ -65,7 +65,7 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
     metrics_report, thresholds_report, comparison = metric_gates(
         model, champ_model, split, metrics, cfg.thresholds_ref, gates
     )
-    drift_report = check_drift(data, champ_mv.lineage.dataset_uri if champ_mv else None)
+    drift_report = check_drift(data, cfg.registry, champ_mv)
     reports: dict[str, GateReport] = {
         "data_quality": dq,
         **({"drift": drift_report} if drift_report else {}),
@@ -73,6 +73,8 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
         "thresholds": thresholds_report,
         "champion_challenger": comparison,
         **({"sweep": sweep} if sweep else {}),
+        # Kept with the version, so the next run checks drift against it whatever its file holds by then.
+        "drift_reference": drift.profile_report(drift.reference_profile(data.frame)),
     }
     verdict = policy.decide(gates, reports)
     info = VersionInfo(
@@ -110,7 +112,7 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
             stage = next_stage  # an earlier attempt of this run got here (re-run after a suspend)
             continue
         reason = "gates passed; no approval required for this stage by policy"
-        if next_stage in approvals.required_for or approval_needed(state, mv.version, next_stage):
+        if approvals.wants_review(state, mv.version, next_stage) or approval_needed(state, mv.version, next_stage):
             reason = f"gates passed; approved by {_approve(reg, mv, reports, links, approvals, next_stage)}"
         promote_version(reg, cfg.model_name, mv.version, next_stage, actor=who, reason=reason, aliases=[])
         stage = next_stage
@@ -193,9 +195,21 @@ def _approve(
                 target_stage=stage,
             )
         except ApprovalRefused as exc:
+            # Logged in the run and in the audit log (model.approval-refused reaches automations from there).
             note = f"> ⚠️ The last decision was refused: {exc}. Another reviewer must decide."
-            publish.emit("approval-refused", mv.name, mv.version, reviewer=decision.reviewer, reason=str(exc))
+            get_run_logger().warning("decision on %s by %r REFUSED: %s; waiting again", mv.uri, decision.reviewer, exc)
+            reg.record_refusal(
+                mv.name,
+                mv.version,
+                reviewer=decision.reviewer,
+                reason=str(exc),
+                run_id=flow_run.id,
+                operation_key=operation_key(mv.name, f"v{mv.version}", stage, "refusal", str(attempt)),
+            )
             continue
+        get_run_logger().info(
+            "decision accepted: %s %s by %s", mv.uri, "approved" if decision.approve else "rejected", decision.reviewer
+        )
         if not decision.approve:
             publish.overview(reg)
             raise ApprovalRejected(f"{mv.uri} rejected by {decision.reviewer}: {decision.comment}")

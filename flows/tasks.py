@@ -15,6 +15,7 @@ from registry import Lineage, ModelVersion, Registry, VersionInfo
 from registry.errors import AliasNotFound, ModelNotFound
 from registry.lineage import complete_lineage
 from validations import champion, data_quality, drift, metrics, policy, thresholds
+from validations.errors import MissingColumnsError
 from validations.policy import GatePolicy
 from validations.report import GateReport
 
@@ -56,15 +57,33 @@ def check_data_quality(dataset: training.Dataset, suite: str) -> GateReport:
 
 
 @task(cache_policy=NO_CACHE)
-def check_drift(dataset: training.Dataset, reference_uri: str | None) -> GateReport | None:
-    """Compare the batch with the production model's training data, when that is still readable."""
-    if not reference_uri or reference_uri == dataset.uri:
-        return None
+def check_drift(dataset: training.Dataset, registry: str | None, champion: ModelVersion | None) -> GateReport | None:
+    """Compare the batch with the production version's training data; say why when that cannot be done.
+
+    The production version's stored drift profile is used first: it holds whatever its file holds today (a
+    ``latest.csv`` overwritten every night still gets a drift report). Older versions have no profile: their
+    file is read, and used only if its fingerprint still matches the one the version recorded.
+    """
+    if champion is None:
+        return None  # a first model: nothing to drift from
     try:
-        reference = training.read_dataset(reference_uri)
-    except training.DatasetError:
-        return None
-    return drift.drift_report(reference.frame, dataset.frame)
+        stored = Registry.open(registry).reports(champion.name, champion.version).get("drift_reference")
+        if stored:
+            return drift.drift_report_from_profile(stored["summary"], dataset.frame)
+        uri, recorded = champion.lineage.dataset_uri, champion.lineage.dataset_fingerprint
+        if not uri:
+            return drift.not_checked(f"v{champion.version} records no training data and no drift profile")
+        try:
+            reference = training.read_dataset(uri)
+        except training.DatasetError as exc:
+            return drift.not_checked(f"v{champion.version}'s training data cannot be read ({exc}); no profile stored")
+        if recorded and reference.fingerprint != recorded:
+            return drift.not_checked(
+                f"{uri} has changed since v{champion.version} was trained on it, and that version stored no profile"
+            )
+        return drift.drift_report(reference.frame, dataset.frame)
+    except (MissingColumnsError, ValueError) as exc:
+        return drift.not_checked(f"the batch cannot be compared with v{champion.version}'s data: {exc}")
 
 
 @task(cache_policy=NO_CACHE)

@@ -208,10 +208,17 @@ def versions(name: str, limit: Annotated[int, typer.Option(help="Newest N versio
     by_version: dict[int, list[str]] = {}
     for alias, v in st.aliases.items():
         by_version.setdefault(v, []).append(alias)
-    data = [{**mv.model_dump(mode="json"), "stage": st.stage_of(mv.version)} for mv in found]
+    data = [
+        {**mv.model_dump(mode="json"), "stage": st.stage_of(mv.version), "blocked": st.blocked.get(mv.version, [])}
+        for mv in found
+    ]
     table = Table("version", "stage", "aliases", "metrics", "created by", "created at (UTC)")
     for mv in found:
-        table.add_row(*_version_row(mv, st.stage_of(mv.version), sorted(by_version.get(mv.version, []))))
+        row = _version_row(mv, st.stage_of(mv.version), sorted(by_version.get(mv.version, [])))
+        blocked = st.blocked.get(mv.version)
+        if blocked:  # a version that cannot be promoted says so, and why (failed gates, a rejection)
+            row[1] = f"{row[1]} [red](blocked: {', '.join(blocked)})[/red]"
+        table.add_row(*row)
     _emit(data, table)
 
 

@@ -181,6 +181,7 @@ def describe(event: Event) -> str:
         "approved": f"{v} approved",
         "rejected": f"{v} rejected",
         "approval_timed_out": f"{v} approval timed out (no decision)",
+        "decision_refused": f"{v} decision REFUSED (the policy does not let this reviewer decide)",
         "policy_set": f"approval policy set: {d.get('stages')} need approval"
         + (f", reviewers {d.get('reviewers')}" if d.get("reviewers") else "")
         + (", four-eyes" if d.get("four_eyes") else ""),

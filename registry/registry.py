@@ -701,6 +701,36 @@ class Registry:
         assert event is not None
         return event
 
+    def record_refusal(
+        self,
+        name: str,
+        version: int,
+        *,
+        reviewer: str,
+        reason: str,
+        run_id: str | None = None,
+        operation_key: str | None = None,
+    ) -> Event:
+        """Log a decision the rules refused (not an allowed reviewer, four-eyes): who tried, and why it failed.
+
+        Changes nothing else; the version waits for another decision. The flows call it when
+        :meth:`record_decision` raises :class:`ApprovalRefused`, so a refused reviewer shows in the history.
+        """
+        check_model_name(name)
+        op_key = check_op_key(operation_key)
+        reviewer = check_text(reviewer if reviewer is not None else "", "reviewer", max_len=256).strip() or "unknown"
+        _texts(reason=reason, run_id=run_id)
+        self.get_version(name, version)
+        event = self._claims.append(
+            name,
+            op_key,
+            "record_refusal",
+            op_fingerprint("record_refusal", version=version, reviewer=reviewer),
+            lambda _st: Draft("decision_refused", version, reviewer, reason, run_id, {}),
+        )
+        assert event is not None
+        return event
+
     # -- approval policy ------------------------------------------------------------------------------
     def policy(self, name: str) -> ApprovalRules | None:
         """The approval policy of ``name`` (``None`` when none was set: no stage needs an approval)."""

@@ -22,7 +22,7 @@ listed in the report summary. Nulls are ignored here; the data-quality suite che
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from validations._gx import build_suite, result_to_checks, run_suite
@@ -150,16 +150,45 @@ def drift_report(
 
     """
     _check_frame(reference, "reference")
-    _check_frame(batch, "batch")
+    cols = list(reference.columns) if columns is None else list(columns)
+    missing = [c for c in cols if c not in reference.columns]
+    if missing:
+        raise MissingColumnsError(missing, where="the reference DataFrame")
+    profile = reference_profile(
+        reference,
+        columns=cols,
+        bins=bins,
+        kl_threshold=kl_threshold,
+        mean_tolerance=mean_tolerance,
+        max_categories=max_categories,
+    )
+    return drift_report_from_profile(profile, batch)
+
+
+def reference_profile(
+    reference: pd.DataFrame,
+    *,
+    columns: Sequence[str] | None = None,
+    bins: int = DEFAULT_BINS,
+    kl_threshold: float = DEFAULT_KL_THRESHOLD,
+    mean_tolerance: float = DEFAULT_MEAN_TOLERANCE,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+) -> dict[str, Any]:
+    """The drift profile of a training set: small, JSON-safe, kept with the version it trained.
+
+    A later batch is compared with it (:func:`drift_report_from_profile`) even when the file the version was
+    trained on has since been overwritten, as the ``latest.csv`` pattern does every night.
+
+    Raises:
+        TypeError, EmptyDataError, ValueError: as :func:`drift_report`.
+
+    """
+    _check_frame(reference, "reference")
     if bins < 2 or kl_threshold < 0 or mean_tolerance < 0 or max_categories < 1:
         raise ValueError("need bins >= 2, kl_threshold >= 0, mean_tolerance >= 0, max_categories >= 1")
-    cols = list(reference.columns) if columns is None else list(columns)
+    cols = [str(c) for c in (reference.columns if columns is None else columns)]
     if not cols:
         raise ValueError("no columns to compare")
-    for frame, where in ((reference, "reference"), (batch, "batch")):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise MissingColumnsError(missing, where=f"the {where} DataFrame")
     specs, skipped = drift_expectations(
         reference,
         cols,
@@ -168,23 +197,58 @@ def drift_report(
         mean_tolerance=mean_tolerance,
         max_categories=max_categories,
     )
+    return {
+        "specs": jsonable(specs),
+        "skipped": skipped,
+        "columns": [c for c in cols if c not in skipped],
+        "rows": len(reference.index),
+        "kl_threshold": kl_threshold,
+        "mean_tolerance_std": mean_tolerance,
+    }
+
+
+def drift_report_from_profile(profile: Mapping[str, Any], batch: pd.DataFrame) -> GateReport:
+    """Check ``batch`` against a stored :func:`reference_profile`; return the ``drift`` gate report.
+
+    Raises:
+        TypeError: ``batch`` is not a DataFrame.
+        EmptyDataError: ``batch`` has no rows.
+        MissingColumnsError: ``batch`` lacks a profiled column.
+        ValueError: the profile compares no column.
+
+    """
+    _check_frame(batch, "batch")
+    specs = list(profile.get("specs") or [])
     if not specs:
-        raise ValueError(f"none of the columns can be compared for drift (skipped: {skipped})")
+        raise ValueError(f"none of the columns can be compared for drift (skipped: {profile.get('skipped')})")
+    missing = [c for c in profile.get("columns", []) if c not in batch.columns]
+    if missing:
+        raise MissingColumnsError(missing, where="the batch DataFrame")
     suite = build_suite("drift", specs, source="drift profile")
     result = run_suite(batch, suite)
     checks = tuple(result_to_checks(result))
     drifted = sorted({str(c.details.get("kwargs", {}).get("column")) for c in checks if not c.passed})
+    skipped = list(profile.get("skipped") or [])
     summary: dict[str, Any] = {
-        "reference_rows": len(reference.index),
+        "reference_rows": profile.get("rows"),
         "batch_rows": len(batch.index),
-        "columns": len(cols) - len(skipped),
+        "columns": len(profile.get("columns", [])),
         "evaluated": len(checks),
         "failed": sum(not c.passed for c in checks),
         "drifted_columns": drifted,
-        "kl_threshold": kl_threshold,
-        "mean_tolerance_std": mean_tolerance,
+        "kl_threshold": profile.get("kl_threshold"),
+        "mean_tolerance_std": profile.get("mean_tolerance_std"),
     }
     if skipped:
         summary["skipped_columns"] = ", ".join(skipped)
-    passed = bool(result.success) and not drifted
-    return GateReport(gate="drift", passed=passed, checks=checks, summary=summary)
+    return GateReport(gate="drift", passed=bool(result.success) and not drifted, checks=checks, summary=summary)
+
+
+def not_checked(why: str) -> GateReport:
+    """A ``drift`` report that says why drift could not be checked (it never blocks; the reviewer sees why)."""
+    return GateReport(gate="drift", passed=True, checks=(), summary={"checked": False, "why": why})
+
+
+def profile_report(profile: Mapping[str, Any]) -> GateReport:
+    """The training data's drift profile as a ``drift_reference`` report stored in the manifest (not a gate)."""
+    return GateReport(gate="drift_reference", passed=True, checks=(), summary=dict(profile))

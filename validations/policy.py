@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from validations.report import CheckResult, GateReport, format_value
 
 #: Gates a retraining run produces, in the order a reviewer reads them.
-GATES = ("data_quality", "drift", "metrics", "thresholds", "champion_challenger", "sweep")
+GATES = ("data_quality", "drift", "metrics", "thresholds", "champion_challenger", "sweep", "drift_reference")
 Stage = Literal["staging", "production"]
 
 

@@ -25,8 +25,12 @@ from tests.deployments.conftest import BIN, POOL, ROOT, Stack
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 
 NO_APPROVAL = json.dumps({"required_for": []})
-QUICK_APPROVAL = json.dumps({"required_for": ["production"], "poll_interval_seconds": 1, "timeout_seconds": 300})
-SUSPEND_APPROVAL = json.dumps({"required_for": ["production"], "mode": "suspend", "timeout_seconds": 600})
+QUICK_APPROVAL = json.dumps(
+    {"required_for": ["production"], "poll_interval_seconds": 1, "timeout_seconds": 300, "first_version_exempt": False}
+)
+SUSPEND_APPROVAL = json.dumps(
+    {"required_for": ["production"], "mode": "suspend", "timeout_seconds": 600, "first_version_exempt": False}
+)
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,24 @@ def fit(frame, target, params):
 '''
 
 
+HGB_TRAINER = '''
+"""Categorical histogram gradient boosting: the model holds a functools.partial, reviewed at registration."""
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OrdinalEncoder
+
+
+def fit(frame, target, params):
+    X, y = frame.drop(columns=[target]), frame[target]
+    text = make_column_selector(dtype_exclude="number")
+    encode = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
+    columns = ColumnTransformer([("text", encode, text)], remainder="passthrough", verbose_feature_names_out=False)
+    model = HistGradientBoostingClassifier(categorical_features=[0, 1, 2], max_iter=50, random_state=0)
+    return make_pipeline(columns.set_output(transform="pandas"), model).fit(X, y)
+'''
+
+
 @pytest.fixture
 def own_checks(tmp_path: Path) -> tuple[str, str]:
     """A suite and thresholds for the churn table, written outside the package (as `pmr suite init` does)."""
@@ -67,6 +85,7 @@ def team_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / "train.py").write_text(TRAINER)
+    (package / "hgb.py").write_text(HGB_TRAINER)
     # Importing this module would leave a mark: the refusal test proves it is never imported.
     mark = f"open({str(tmp_path / 'imported')!r}, 'w').write('ran')\n"
     (package.parent / "not_allowed.py").write_text(mark + "def fit(frame, target, params):\n    raise SystemExit\n")
@@ -304,3 +323,32 @@ def test_config_loads_from_yaml_with_defaults_kept(tmp_path: Path) -> None:
         and cfg.split.test_size == 0.25
         and math.isclose(cfg.gates.min_improvement, -0.005)
     )
+
+
+def test_categorical_boosting_retrained_twice_then_served_in_a_fresh_process_without_trusted_types(
+    tmp_path: Path, model_name: str, own_checks: tuple[str, str], team_package: str
+) -> None:
+    suite, limits = own_checks
+    registry = str(tmp_path / "registry")
+    cfg = RetrainConfig(
+        model_name=model_name,
+        dataset_uri=CHURN,
+        target="churned",
+        suite=suite,
+        thresholds=limits,
+        trainer="team_churn.hgb:fit",
+        registry=registry,
+        approval=NO_APPROVAL,
+    )
+    for version in (1, 2):  # the second run loads v1 as its champion: the reviewed types, no list by hand
+        state = retrain(cfg, return_state=True)
+        assert state.is_completed(), state.message
+        assert Registry.open(registry).state(model_name).production == version
+    assert "functools.partial" in Registry.open(registry).get_version(model_name, 2).artifact.trusted_types
+    serve = (
+        "import pandas as pd; from registry import Registry; "
+        f"m = Registry.open({registry!r}).load('models:/{model_name}@production'); "
+        f"print(m.predict(pd.read_csv({CHURN!r}).drop(columns=['churned']).head(4)).tolist())"
+    )
+    done = subprocess.run([sys.executable, "-c", serve], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("["), done.stderr[-2000:]

@@ -23,6 +23,14 @@ def fast_policy(**kw) -> ApprovalPolicy:
     return ApprovalPolicy(poll_interval_seconds=1, timeout_seconds=kw.pop("timeout_seconds", 120), **kw)
 
 
+def _decide(*args: str):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    return CliRunner().invoke(app, ["ci", "decide", *args])
+
+
 def _resume(run, **decision) -> None:
     from prefect.flow_runs import resume_flow_run
 
@@ -125,12 +133,19 @@ def test_four_eyes_refuses_the_registrant(first_version: str, model_name: str) -
         ),
     )
     paused = wait_for_paused(model_name)
-    _resume(paused, approve=True, reviewer="ci-bot", comment="self-approval")
+    # From the terminal, as a reviewer without a browser: the caller learns that the decision was refused.
+    refused = _decide(str(paused.id), "--approve", "--reviewer", "ci-bot", "--comment", "self-approval")
+    assert refused.exit_code == 1 and "REFUSED" in refused.output and "four-eyes" in refused.output, refused.output
     again = wait_for_paused(model_name, after=1)  # asked again, with the refusal in the description
     reg = Registry.open(first_version)
     assert reg.state(model_name).production == 1
     assert "approved" not in [e.type for e in reg.history(model_name)]
-    _resume(again, approve=True, reviewer="frank", comment="second pair of eyes")
+    # The refused decision is in the history: who tried, why it was refused, from which run.
+    (refused,) = [e for e in reg.history(model_name) if e.type == "decision_refused"]
+    assert (refused.version, refused.actor, refused.run_id) == (2, "ci-bot", str(paused.id))
+    assert "four-eyes" in refused.reason and "REFUSED" in str(refused)
+    accepted = _decide(str(again.id), "--approve", "--reviewer", "frank", "--comment", "second pair of eyes")
+    assert accepted.exit_code == 0 and "accepted" in accepted.output, accepted.output
     assert run.join().is_completed()
     assert reg.state(model_name).production == 2
 
@@ -222,3 +237,56 @@ def test_drift_is_shown_and_blocks_only_when_asked(
     else:
         assert state.is_completed(), state.message
         assert reg.state(model_name).production == 2
+
+
+def test_a_first_model_goes_to_production_without_a_reviewer_unless_the_policy_says_so(
+    tmp_path: Path, model_name: str
+) -> None:
+    registry = str(tmp_path / "registry")
+    # Default policy: production needs a reviewer, but not for a model's first version (nothing to protect).
+    state = retrain(
+        RetrainConfig(
+            model_name=model_name, dataset_uri=BATCH1, registry=registry, approval=fast_policy(timeout_seconds=3)
+        ),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    reg = Registry.open(registry)
+    assert reg.state(model_name).production == 1 and reg.policy(model_name).first_version_exempt
+    strict = f"{model_name}-strict"
+    state = retrain(
+        RetrainConfig(
+            model_name=strict,
+            dataset_uri=BATCH1,
+            registry=registry,
+            approval=fast_policy(timeout_seconds=3, first_version_exempt=False),
+        ),
+        return_state=True,
+    )
+    assert state.is_failed()  # it paused for a reviewer, and nobody came
+    assert reg.state(strict).production is None and reg.state(strict).stage_of(1) == "staging"
+
+
+def test_drift_is_checked_when_every_run_reads_the_same_latest_csv(tmp_path: Path, model_name: str) -> None:
+    # The nightly pattern: one path, overwritten with each day's data. The stored profile of v1's data is the
+    # reference, whatever the file holds when v2 trains.
+    latest = tmp_path / "latest.csv"
+    latest.write_bytes(Path(BATCH1).read_bytes())
+    registry = str(tmp_path / "registry")
+    first = retrain(
+        RetrainConfig(model_name=model_name, dataset_uri=str(latest), registry=registry, approval=NO_APPROVAL),
+        return_state=True,
+    )
+    assert first.is_completed(), first.message
+    shifted = pd.read_csv(BATCH2)
+    for column in ("mean radius", "mean perimeter", "mean area", "worst radius"):
+        shifted[column] = shifted[column] * 1.3
+    shifted.to_csv(latest, index=False)
+    second = retrain(
+        RetrainConfig(model_name=model_name, dataset_uri=str(latest), registry=registry, approval=NO_APPROVAL),
+        return_state=True,
+    )
+    assert second.is_completed(), second.message  # drift advises by default
+    report = Registry.open(registry).reports(model_name, 2)["drift"]
+    assert report["summary"].get("checked", True) and report["checks"]
+    assert not report["passed"] and "mean radius" in report["summary"]["drifted_columns"]

@@ -157,3 +157,17 @@ def test_console_script_store_failures_are_one_line_exit_1(s3_server, env: dict[
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_versions_shows_a_blocked_version_and_why(tmp_path: Path, capsys) -> None:
+    from registry import VersionInfo
+
+    reg = Registry.open(str(tmp_path / "reg"))
+    failed = {"gate": "thresholds", "passed": False, "checks": [], "summary": {}}
+    reg.register_model("m", LogisticRegression(), VersionInfo(reports={"thresholds": failed}), idempotency_key="k1")
+    reg.register_model("m", LogisticRegression(), VersionInfo(), idempotency_key="k2")
+    code, out, _ = pmr(capsys, "--registry", str(tmp_path / "reg"), "versions", "m")
+    assert code == 0 and "blocked: gate:thresholds" in out
+    code, out, _ = pmr(capsys, "--registry", str(tmp_path / "reg"), "--json", "versions", "m")
+    rows = {row["version"]: row["blocked"] for row in json.loads(out)}
+    assert rows == {1: ["gate:thresholds"], 2: []}
