@@ -38,6 +38,10 @@ class Lineage(_Record):
 
     dataset_uri: str | None = None
     dataset_fingerprint: str | None = None
+    # The training data kept in the registry (content-addressed blob ``blobs/sha256/<hex>``), or why it was not.
+    dataset_snapshot: str | None = None
+    dataset_size: int | None = None
+    dataset_snapshot_note: str | None = None
     code_version: str | None = None
     code_dirty: bool | None = None
     python_version: str | None = None
