@@ -6,6 +6,7 @@ only when they run, so ``pmr models`` stays fast.
 
 from __future__ import annotations
 
+import flows.scoring_cli  # noqa: F401  (registers `pmr explain-prediction`)
 from flows.ci import app as ci_app
 from registry.cli import app, main
 from validations.cli import app as suite_app

@@ -264,6 +264,26 @@ def dataset(
 
 
 @app.command()
+def predictions(
+    name: str, version: Annotated[int | None, typer.Option("--version", help="Only this version's runs.")] = None
+) -> None:
+    """List the scoring runs that used NAME's versions: run, version, rows, input and output."""
+    runs = _reg().scoring_runs(name, version)
+    data = [{"version": e.version, "at": e.at.isoformat(), "actor": e.actor, **e.data} for e in runs]
+    table = Table("version", "scored at (UTC)", "run", "rows", "input", "output")
+    for row in data:
+        table.add_row(
+            str(row["version"]),
+            row["at"][:19],
+            str(row.get("run")),
+            str(row.get("rows")),
+            str(row.get("input_uri")),
+            str(row.get("output_uri")),
+        )
+    _emit(data, table if data else f"no scoring run used {name}" + (f" v{version}" if version else ""))
+
+
+@app.command()
 def lineage(name: str, version: int) -> None:
     """Show where a version came from, and its ancestors through parent versions."""
     chain = _reg().lineage(name, version)

@@ -62,6 +62,8 @@ class VersionInfo(_Record):
     lineage: Lineage = Field(default_factory=Lineage)
     # Gate reports known at registration (e.g. data quality), stored as blobs beside the version.
     reports: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # The model's input signature: the training columns, in order, as {"name": ..., "dtype": ...}.
+    signature: list[dict[str, str]] = Field(default_factory=list)
 
 
 class ArtifactRef(_Record):
@@ -97,6 +99,7 @@ class ModelVersion(_Record):
     description: str = ""
     lineage: Lineage = Field(default_factory=Lineage)
     reports: dict[str, ReportRef] = Field(default_factory=dict)
+    signature: list[dict[str, str]] = Field(default_factory=list)
     created_by: str
     created_at: datetime
     idempotency_key: str | None = None
@@ -186,6 +189,7 @@ def describe(event: Event) -> str:
         "rejected": f"{v} rejected",
         "approval_timed_out": f"{v} approval timed out (no decision)",
         "decision_refused": f"{v} decision REFUSED (the policy does not let this reviewer decide)",
+        "scored": f"{v} scored a batch",
         "policy_set": f"approval policy set: {d.get('stages')} need approval"
         + (f", reviewers {d.get('reviewers')}" if d.get("reviewers") else "")
         + (", four-eyes" if d.get("four_eyes") else ""),

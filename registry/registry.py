@@ -224,6 +224,7 @@ class Registry:
             "description": info.description,
             "lineage": info.lineage,
             "reports": reports,
+            "signature": info.signature,
             "created_by": actor,
             "created_at": utcnow(),
             "idempotency_key": op_key,
@@ -769,6 +770,38 @@ class Registry:
         )
         assert event is not None
         return event
+
+    # -- scoring runs ---------------------------------------------------------------------------------
+    def record_scoring(self, name: str, version: int, record: Mapping[str, Any], *, actor: str | None = None) -> Event:
+        """Log that a scoring run used ``version`` (``record``: run id, input fingerprint, output, row count).
+
+        The run id is the operation key: a retried scoring task logs its run once.
+
+        Raises:
+            InvalidMetadata: the record lacks a ``run`` or is not plain JSON.
+
+        """
+        check_model_name(name)
+        if not isinstance(record, Mapping) or not isinstance(record.get("run"), str) or not record["run"]:
+            raise InvalidMetadata("a scoring record needs its run id ('run')")
+        check_report(dict(record), "scoring record")
+        actor = _actor(actor)
+        self.get_version(name, version)
+        op_key = check_op_key(f"scoring:{record['run']}")
+        data = dict(record)
+        event = self._claims.append(
+            name,
+            op_key,
+            "record_scoring",
+            op_fingerprint("record_scoring", version=version, run=record["run"]),
+            lambda _st: Draft("scored", version, actor, f"{data.get('rows', '?')} rows", data["run"], data),
+        )
+        assert event is not None
+        return event
+
+    def scoring_runs(self, name: str, version: int | None = None) -> list[Event]:
+        """The ``scored`` events of ``name`` (of one version if given), oldest first."""
+        return [e for e in self.history(name) if e.type == "scored" and (version is None or e.version == version)]
 
     # -- approval policy ------------------------------------------------------------------------------
     def policy(self, name: str) -> ApprovalRules | None:
