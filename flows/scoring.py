@@ -150,3 +150,26 @@ def score_batch(model_uri: str, input_uri: str, output_uri: str, registry: str |
         output_uri,
     )
     return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.scoring MODEL_URI INPUT OUTPUT [--registry R]``: run score-batch in this process."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m flows.scoring", description=main.__doc__)
+    parser.add_argument("model_uri")
+    parser.add_argument("input_uri")
+    parser.add_argument("output_uri")
+    parser.add_argument("--registry", default=None)
+    args = parser.parse_args(argv)
+    state = score_batch(args.model_uri, args.input_uri, args.output_uri, args.registry, return_state=True)
+    if not state.is_completed():
+        print(f"error: {state.message}", file=sys.stderr)
+        return 1
+    print(state.result())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
