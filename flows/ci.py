@@ -237,65 +237,16 @@ def decide(
     """
     from uuid import UUID
 
-    from prefect import get_client
-    from prefect.exceptions import PrefectHTTPStatusError
-    from prefect.flow_runs import resume_flow_run
+    from flows import reviews
 
     try:
-        flow_run_id = UUID(run_id)
+        UUID(run_id)
     except ValueError:
         raise typer.BadParameter(f"not a flow run id: {run_id!r}", param_hint="RUN_ID") from None
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(flow_run_id)
-        if run.state is None or not run.state.is_paused():
-            say(f"ERROR: run {run.name!r} is {run.state.name if run.state else 'unknown'}, not paused for a decision")
-            raise typer.Exit(EXIT_USAGE)
-        key = run.state.state_details.pause_key
-        try:
-            resume_flow_run(flow_run_id, run_input={"approve": approve, "reviewer": reviewer, "comment": comment})
-        except (PrefectHTTPStatusError, RuntimeError, ValueError) as exc:
-            say(f"ERROR: the run refused the input: {exc}")
-            raise typer.Exit(EXIT_USAGE) from None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            state = client.read_flow_run(flow_run_id).state
-            if state is None:
-                continue
-            if state.is_paused() and state.state_details.pause_key != key:
-                why = None
-                for _ in range(20):  # the run's logs reach the server in batches: its reason may lag the pause
-                    why = _last_refusal(client, flow_run_id)
-                    if why:
-                        break
-                    time.sleep(0.5)
-                say(f"REFUSED: {why or 'the decision was refused'}; the run waits again")
-                raise typer.Exit(EXIT_FAILED)
-            if state.is_final() or (state.is_running() and _decided(client, flow_run_id)):
-                say(f"accepted: {'approved' if approve else 'rejected'} by {reviewer}; the run is {state.name}")
-                raise typer.Exit(EXIT_OK)
-    say(f"TIMED OUT: the run did not answer within {timeout:g}s")
-    raise typer.Exit(EXIT_TIMEOUT)
-
-
-def _run_logs(client: SyncPrefectClient, flow_run_id: UUID) -> list[str]:
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.client.schemas.sorting import LogSort
-
-    logs = client.read_logs(
-        log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), sort=LogSort.TIMESTAMP_DESC, limit=50
-    )
-    return [log.message for log in logs]
-
-
-def _last_refusal(client: SyncPrefectClient, flow_run_id: UUID) -> str | None:
-    """The run's own line about the refusal (logged before it paused again)."""
-    return next((m for m in _run_logs(client, flow_run_id) if "REFUSED" in m), None)
-
-
-def _decided(client: SyncPrefectClient, flow_run_id: UUID) -> bool:
-    """Whether the run logged that it promoted after the decision (it may keep running: aliases, artifacts)."""
-    return any(m.startswith(("promoted", "decision accepted")) for m in _run_logs(client, flow_run_id))
+    code, why = reviews.resume_and_wait(run_id, approve, reviewer, comment, timeout)
+    label = {reviews.OK: "accepted", reviews.REFUSED: "REFUSED", reviews.BAD_INPUT: "ERROR"}.get(code, "TIMED OUT")
+    say(f"{label}: {why}" + ("; the run waits again" if code == reviews.REFUSED else ""))
+    raise typer.Exit(code)
 
 
 def merge_config(base: dict[str, Any], *layers: dict[str, Any]) -> dict[str, Any]:

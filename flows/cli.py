@@ -6,11 +6,16 @@ only when they run, so ``pmr models`` stays fast.
 
 from __future__ import annotations
 
+import flows.scoring_cli  # noqa: F401  (registers `pmr explain-prediction`)
+from flows import reviews
 from flows.ci import app as ci_app
 from registry.cli import app, main
+from registry.hooks import add_decision_router
 from validations.cli import app as suite_app
 
 app.add_typer(ci_app, name="ci")
+# `pmr approve`/`reject` decide on the run that waits for the version, when one does (registers `pmr pending` too).
+add_decision_router(reviews.route_decision)
 app.add_typer(suite_app, name="suite")
 
 __all__ = ["app", "main"]

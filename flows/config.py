@@ -97,6 +97,12 @@ class RetrainConfig(BaseModel):
         title="Aliases",
         description="Moved to the version when it reaches production.",
     )
+    snapshot_dataset: bool = Field(
+        default=True,
+        title="Keep the training data",
+        description="Store a copy of the training data in the registry (restorable with pmr dataset; up to "
+        "PMR_SNAPSHOT_MAX_BYTES, 100 MiB by default).",
+    )
     registry: str | None = Field(
         default=None, title="Registry", description="s3://bucket/prefix or a directory (default PMR_REGISTRY_URI)."
     )

@@ -70,12 +70,12 @@ def run_lifecycle(registry: str) -> None:
 
     from flows.approval import ApprovalPolicy
     from flows.ci import quiet_expected_failures
+    from flows.cli import main as pmr  # every pmr command, explain-prediction included
     from flows.config import RetrainConfig
     from flows.evidence import champion_markdown, gate_summary
     from flows.lifecycle import rollback_model
     from flows.pipeline import retrain
     from registry import Registry
-    from registry.cli import main as pmr
     from validations.report import GateReport
 
     quiet_expected_failures()  # an expected gate failure is one line, not a Prefect traceback
@@ -144,7 +144,30 @@ def run_lifecycle(registry: str) -> None:
     )
     console.print(f"rolled back v{back['from']} -> v{back['to']}; moved aliases: {', '.join(back['aliases']) or '-'}")
 
-    step("5. The registry, v2's lineage and the audit log (pmr)")
+    step("5. Score a batch with production, then trace a prediction back to its version and its training data")
+    import pandas as pd
+
+    from flows.scoring import score_batch
+
+    batch = ROOT / "to-score.csv"
+    pd.read_csv(DATA / "breast_cancer_batch2.csv").drop(columns=["target"]).head(50).to_csv(batch, index=False)
+    scored = score_batch(f"models:/{MODEL}@production", str(batch), str(ROOT / "scored.csv"), registry)
+    console.print(f"scored {scored['rows']} rows with v{scored['version']} into {ROOT / 'scored.csv'}")
+    restored = ROOT / "restored-training-data.csv"
+    for args in (
+        ["explain-prediction", str(ROOT / "scored.csv"), "--row", "0"],
+        ["dataset", MODEL, str(scored["version"]), "-o", str(restored), "--force"],
+    ):
+        console.print(f"$ pmr --registry {registry} {' '.join(args)}", style="dim")
+        try:
+            pmr(["--registry", registry, *args])
+        except SystemExit as exc:
+            if exc.code:
+                raise
+    same = restored.read_bytes() == (DATA / "breast_cancer_batch1.csv").read_bytes()
+    console.print(f"restored training data identical to the file v{scored['version']} was trained on: {same}")
+
+    step("6. The registry, v2's lineage and the audit log (pmr)")
     for args in (["models"], ["versions", MODEL], ["lineage", MODEL, "2"], ["history", MODEL], ["verify"]):
         console.print(f"$ pmr --registry {registry} {' '.join(args)}", style="dim")
         try:

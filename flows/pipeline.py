@@ -10,7 +10,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import evidence, publish
+from flows import evidence, publish, training
 from flows.approval import ApprovalPolicy, wait_for_decision
 from flows.config import RetrainConfig
 from flows.errors import ApprovalRejected, ApprovalTimedOut, ConfigError, GateFailed
@@ -84,8 +84,9 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
         lineage=lineage_for(data, champ_mv.version if champ_mv else None),
         # Every verdict of the run lands with the version: no crash or retry can separate them.
         reports=policy.manifest_reports(gates, reports),
+        signature=training.signature(split.X_train),  # what scoring checks its input against
     )
-    mv = register_version(cfg.registry, cfg.model_name, model, info, who)
+    mv = register_version(cfg.registry, cfg.model_name, model, info, who, cfg.snapshot_dataset)
     log.info("registered %s", mv.uri)
     reg = Registry.open(cfg.registry)
     links = publish.version_evidence(reg, mv, reports, "none")

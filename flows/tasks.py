@@ -150,7 +150,11 @@ def metric_gates(
 
 
 @task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
-def register_version(registry: str | None, name: str, model: Any, info: VersionInfo, actor: str) -> ModelVersion:
-    """Register the model; a retry of this task (same flow run) gets the same version back."""
+def register_version(
+    registry: str | None, name: str, model: Any, info: VersionInfo, actor: str, snapshot_dataset: bool = True
+) -> ModelVersion:
+    """Register the model (and a snapshot of its data); a retry of this task gets the same version back."""
     key = f"{flow_run.id or 'local'}:{name}:register"
-    return Registry.open(registry).register_model(name, model, info, actor=actor, idempotency_key=key)
+    return Registry.open(registry).register_model(
+        name, model, info, actor=actor, idempotency_key=key, snapshot_dataset=snapshot_dataset
+    )

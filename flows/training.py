@@ -244,3 +244,8 @@ def train(
     if trainer:
         return run_trainer(load_trainer(trainer), data, target, params)
     return fit(build_estimator(estimator, params, preprocessing=preprocessing, features=data.X_train), data)
+
+
+def signature(features: pd.DataFrame) -> list[dict[str, str]]:
+    """A model's input signature: its training columns, in order, with their dtypes."""
+    return [{"name": str(column), "dtype": str(dtype)} for column, dtype in features.dtypes.items()]

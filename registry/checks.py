@@ -112,6 +112,7 @@ def check_info(info: object) -> VersionInfo:
     check_tags(info.tags)
     check_text(info.description, "description")
     check_json(info.lineage.model_dump(mode="json"), "lineage")
+    check_json(info.signature, "signature")
     if not isinstance(info.reports, Mapping):
         raise InvalidMetadata("reports must be a mapping of gate name to report")
     for gate, report in info.reports.items():

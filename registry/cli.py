@@ -142,6 +142,10 @@ def register(
     allow_missing_dataset: Annotated[
         bool, typer.Option(help="Register even if --dataset cannot be read (recorded without a fingerprint).")
     ] = False,
+    snapshot: Annotated[
+        bool,
+        typer.Option(help="Keep a copy of --dataset in the registry (up to PMR_SNAPSHOT_MAX_BYTES, 100 MiB)."),
+    ] = True,
 ) -> None:
     """Register a model file trained outside the flows (a notebook, a CI job).
 
@@ -177,6 +181,7 @@ def register(
             actor=OPTS.actor,
             idempotency_key=idempotency_key,
             allow_missing_dataset=allow_missing_dataset,
+            snapshot_dataset=snapshot,
         )
     for warning in caught:
         err.print(f"[yellow]warning:[/yellow] {warning.message}")
@@ -235,6 +240,47 @@ def show(uri: str) -> None:
         "blocked": st.blocked.get(mv.version, []),
     }
     _emit(data, json.dumps(data, indent=2, default=str) if not OPTS.json else None)
+
+
+@app.command()
+def dataset(
+    name: str,
+    version: int,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the bytes.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Restore the exact training data of NAME VERSION from its snapshot in the registry (hash-checked)."""
+    if out.exists() and not force:
+        raise InvalidMetadata(f"{out} exists; pass --force to overwrite it")
+    reg = _reg()
+    mv = reg.get_version(name, version)
+    data = reg.load_dataset(mv.uri)
+    out.write_bytes(data)
+    info = {"version": mv.uri, "dataset_uri": mv.lineage.dataset_uri, "sha256": mv.lineage.dataset_snapshot}
+    _emit(
+        info | {"out": str(out), "bytes": len(data)},
+        f"wrote {out}: {len(data)} bytes, the data {mv.uri} was trained on",
+    )
+
+
+@app.command()
+def predictions(
+    name: str, version: Annotated[int | None, typer.Option("--version", help="Only this version's runs.")] = None
+) -> None:
+    """List the scoring runs that used NAME's versions: run, version, rows, input and output."""
+    runs = _reg().scoring_runs(name, version)
+    data = [{"version": e.version, "at": e.at.isoformat(), "actor": e.actor, **e.data} for e in runs]
+    table = Table("version", "scored at (UTC)", "run", "rows", "input", "output")
+    for row in data:
+        table.add_row(
+            str(row["version"]),
+            row["at"][:19],
+            str(row.get("run")),
+            str(row.get("rows")),
+            str(row.get("input_uri")),
+            str(row.get("output_uri")),
+        )
+    _emit(data, table if data else f"no scoring run used {name}" + (f" v{version}" if version else ""))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from registry import hooks
 from registry.cli import _KEY_HELP, OPTS, _emit, _op_key, _reg, app
 from registry.errors import InvalidMetadata
 from registry.policy import ApprovalRules
@@ -71,11 +72,18 @@ def set_policy(
 
 
 def _decide(name: str, version: int, approved: bool, comment: str, stage: str, key: str | None) -> None:
+    reviewer = OPTS.actor or default_actor()
+    # A run waiting for this decision gets it (so it goes on, with the same rules as the UI form); otherwise
+    # the decision is recorded here, for a version no run waits on (then `pmr promote` it).
+    routed = hooks.route_decision(name, version, approved, reviewer, comment, stage)
+    if routed is not None:
+        _emit({"resumed": True, "outcome": routed}, routed)
+        return
     event = _reg().record_decision(
         name,
         version,
         approved=approved,
-        reviewer=OPTS.actor or default_actor(),
+        reviewer=reviewer,
         comment=comment,
         target_stage=stage,
         operation_key=_op_key(key, "decision"),

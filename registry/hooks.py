@@ -59,3 +59,26 @@ def notify(event: Event) -> None:
             listener(event)
         except Exception as exc:
             log.warning("event listener %r failed on %s event %d: %s", listener, event.type, event.seq, exc)
+
+
+#: Decides ``(name, version, approved, reviewer, comment, stage)`` somewhere else (e.g. resumes the flow run that
+#: waits for it) and returns what happened, or None when it has nothing to do with this decision.
+DecisionRouter = Callable[[str, int, bool, str, str, str], "str | None"]
+
+_routers: list[DecisionRouter] = []
+
+
+def add_decision_router(router: DecisionRouter) -> None:
+    """Let ``router`` take reviewers' decisions first (``pmr approve``/``reject``); the flows add one."""
+    with _lock:
+        if router not in _routers:
+            _routers.append(router)
+
+
+def route_decision(name: str, version: int, approved: bool, reviewer: str, comment: str, stage: str) -> str | None:
+    """The first router's account of the decision, or None when none took it (record it in the registry)."""
+    for router in list(_routers):
+        outcome = router(name, version, approved, reviewer, comment, stage)
+        if outcome is not None:
+            return outcome
+    return None

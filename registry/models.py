@@ -38,6 +38,10 @@ class Lineage(_Record):
 
     dataset_uri: str | None = None
     dataset_fingerprint: str | None = None
+    # The training data kept in the registry (content-addressed blob ``blobs/sha256/<hex>``), or why it was not.
+    dataset_snapshot: str | None = None
+    dataset_size: int | None = None
+    dataset_snapshot_note: str | None = None
     code_version: str | None = None
     code_dirty: bool | None = None
     python_version: str | None = None
@@ -58,6 +62,8 @@ class VersionInfo(_Record):
     lineage: Lineage = Field(default_factory=Lineage)
     # Gate reports known at registration (e.g. data quality), stored as blobs beside the version.
     reports: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # The model's input signature: the training columns, in order, as {"name": ..., "dtype": ...}.
+    signature: list[dict[str, str]] = Field(default_factory=list)
 
 
 class ArtifactRef(_Record):
@@ -93,6 +99,7 @@ class ModelVersion(_Record):
     description: str = ""
     lineage: Lineage = Field(default_factory=Lineage)
     reports: dict[str, ReportRef] = Field(default_factory=dict)
+    signature: list[dict[str, str]] = Field(default_factory=list)
     created_by: str
     created_at: datetime
     idempotency_key: str | None = None
@@ -182,6 +189,7 @@ def describe(event: Event) -> str:
         "rejected": f"{v} rejected",
         "approval_timed_out": f"{v} approval timed out (no decision)",
         "decision_refused": f"{v} decision REFUSED (the policy does not let this reviewer decide)",
+        "scored": f"{v} scored a batch",
         "policy_set": f"approval policy set: {d.get('stages')} need approval"
         + (f", reviewers {d.get('reviewers')}" if d.get("reviewers") else "")
         + (", four-eyes" if d.get("four_eyes") else ""),

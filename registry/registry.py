@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry import artifacts, keys, versions
+from registry import artifacts, cache, keys, snapshots, versions
 from registry.checks import (
     check_flag,
     check_gate,
@@ -82,13 +82,27 @@ def _texts(**fields: object) -> None:
 class Registry:
     """A model registry over an :class:`~registry.store.ObjectStore`. No database, no server."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, cache_dir: str | os.PathLike[str] | None = None) -> None:
         self.store = store
         self._claims = Claims(store)
+        root = Path(cache_dir) if cache_dir is not None else cache.default_dir()
+        self.cache = cache.ArtifactCache(root) if root is not None else None
 
     @classmethod
-    def open(cls, location: str | os.PathLike[str] | None = None, *, create: bool = True) -> Registry:
+    def open(
+        cls,
+        location: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> Registry:
         """Open (and check) the registry at ``location``: ``s3://bucket/prefix`` or a directory.
+
+        Args:
+            location: the registry; default ``PMR_REGISTRY_URI``, else ``.pmr/registry``.
+            create: create a local registry's directory on the first write.
+            cache_dir: where verified artifacts are cached for :meth:`load` (default: see
+                :mod:`registry.cache`; ``PMR_CACHE_DIR=off`` turns the cache off).
 
         Raises:
             BucketNotFound, StoreAccessDenied, StoreUnavailable: the store cannot be used.
@@ -96,7 +110,7 @@ class Registry:
         """
         store = open_store(location, create=create)
         store.check()
-        return cls(store)
+        return cls(store, cache_dir=cache_dir)
 
     # -- keys -----------------------------------------------------------------------------------------
     @staticmethod
@@ -119,6 +133,7 @@ class Registry:
         idempotency_key: str | None = None,
         operation_key: str | None = None,
         allow_missing_dataset: bool = False,
+        snapshot_dataset: bool = True,
     ) -> ModelVersion:
         """Register serialised model bytes as the next version of ``name``.
 
@@ -135,6 +150,9 @@ class Registry:
                 attempt crashed at.
             operation_key: the same as ``idempotency_key`` (the name every other writer uses).
             allow_missing_dataset: register even if ``info.lineage.dataset_uri`` cannot be read (with a warning).
+            snapshot_dataset: keep the training data in the registry (content-addressed, stored once however many
+                versions use it) up to ``PMR_SNAPSHOT_MAX_BYTES`` (default 100 MiB); the lineage says when it was
+                not kept and why. ``False`` opts this registration out.
 
         The lineage is completed as on every registration path (code version, Python and packages, dataset
         fingerprint): see :func:`registry.lineage.complete_lineage`.
@@ -158,18 +176,21 @@ class Registry:
         op_key = check_op_key(operation_key if operation_key is not None else idempotency_key)
         actor = _actor(actor)
         reviewed = artifacts.review_types(bytes(artifact), fmt)  # refuses code-running types before any write
-        info = info.model_copy(
-            update={"lineage": complete_lineage(info.lineage, allow_missing_dataset=allow_missing_dataset)}
+        check_flag(snapshot_dataset, "snapshot_dataset")
+        snapshots.check_unset(info.lineage)
+        lineage, data = snapshots.plan(
+            complete_lineage(info.lineage, allow_missing_dataset=allow_missing_dataset), enabled=snapshot_dataset
         )
+        info = info.model_copy(update={"lineage": lineage})
         if op_key is None:
-            mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed, data)
             versions.announce(self.store, mv, actor)
             return mv
         existing, claim, _ = self._claims.claim_registration(name, op_key, request_fingerprint(name, fmt, info))
         if existing is not None:
             return existing
         try:
-            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key, reviewed)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key, reviewed, data)
         except BaseException:
             self._claims.abandon(name, op_key, claim)
             raise
@@ -186,7 +207,10 @@ class Registry:
         actor: str,
         op_key: str | None,
         reviewed: list[str] | None,
+        dataset: bytes | None = None,
     ) -> ModelVersion:
+        if dataset is not None:
+            versions.put_blob(self.store, dataset)  # content-addressed: the same data is stored once
         digest = versions.put_blob(self.store, artifact)
         reports = {gate: self._put_report(report) for gate, report in info.reports.items()}
         manifest_fields: dict[str, Any] = {
@@ -200,6 +224,7 @@ class Registry:
             "description": info.description,
             "lineage": info.lineage,
             "reports": reports,
+            "signature": info.signature,
             "created_by": actor,
             "created_at": utcnow(),
             "idempotency_key": op_key,
@@ -333,12 +358,27 @@ class Registry:
     def load_bytes(self, uri: str) -> tuple[ModelVersion, bytes]:
         """Resolve ``uri`` and return its manifest and artifact bytes, verified against the manifest hash."""
         mv = self.resolve(uri)
+        cached = self.cache.get(mv.artifact.sha256) if self.cache is not None else None
+        if cached is not None:
+            return mv, cached  # checked against the manifest's hash as it was read
         try:
             data = self.store.get(mv.artifact.key).data
         except ObjectNotFound:
             raise IntegrityError(f"artifact of {mv.uri} is missing from the store") from None
         artifacts.verify_bytes(data, mv.artifact.sha256, f"artifact of {mv.uri}")
+        if self.cache is not None:
+            self.cache.put(mv.artifact.sha256, data)
         return mv, data
+
+    def load_dataset(self, uri: str) -> bytes:
+        """The exact bytes a version was trained on, from its snapshot in the registry (hash-checked).
+
+        Raises:
+            DatasetUnavailable: the version kept no snapshot (its lineage says why).
+            IntegrityError: the snapshot is missing or its bytes do not match the recorded SHA-256.
+
+        """
+        return snapshots.read(self.store, self.resolve(uri))
 
     def load(self, uri: str, *, trusted: Iterable[str] = (), allow_pickle: bool = False) -> Any:
         """Load the model at ``uri``: its bytes must match the manifest's SHA-256 and its types the reviewed ones.
@@ -730,6 +770,38 @@ class Registry:
         )
         assert event is not None
         return event
+
+    # -- scoring runs ---------------------------------------------------------------------------------
+    def record_scoring(self, name: str, version: int, record: Mapping[str, Any], *, actor: str | None = None) -> Event:
+        """Log that a scoring run used ``version`` (``record``: run id, input fingerprint, output, row count).
+
+        The run id is the operation key: a retried scoring task logs its run once.
+
+        Raises:
+            InvalidMetadata: the record lacks a ``run`` or is not plain JSON.
+
+        """
+        check_model_name(name)
+        if not isinstance(record, Mapping) or not isinstance(record.get("run"), str) or not record["run"]:
+            raise InvalidMetadata("a scoring record needs its run id ('run')")
+        check_report(dict(record), "scoring record")
+        actor = _actor(actor)
+        self.get_version(name, version)
+        op_key = check_op_key(f"scoring:{record['run']}")
+        data = dict(record)
+        event = self._claims.append(
+            name,
+            op_key,
+            "record_scoring",
+            op_fingerprint("record_scoring", version=version, run=record["run"]),
+            lambda _st: Draft("scored", version, actor, f"{data.get('rows', '?')} rows", data["run"], data),
+        )
+        assert event is not None
+        return event
+
+    def scoring_runs(self, name: str, version: int | None = None) -> list[Event]:
+        """The ``scored`` events of ``name`` (of one version if given), oldest first."""
+        return [e for e in self.history(name) if e.type == "scored" and (version is None or e.version == version)]
 
     # -- approval policy ------------------------------------------------------------------------------
     def policy(self, name: str) -> ApprovalRules | None:

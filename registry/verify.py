@@ -233,6 +233,9 @@ class _Model:
             self.blob(key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}")
             for gate, ref in mv.reports.items():
                 self.blob(key, ref.key, ref.sha256, f"{gate} report of v{number}")
+            if mv.lineage.dataset_snapshot:  # the training data it kept: a blob like any other
+                digest = mv.lineage.dataset_snapshot
+                self.blob(key, keys.blob_key(digest), digest, f"training-data snapshot of v{number}")
         numbers.sort()
         for version in sorted(set(self.registered) - set(numbers)):
             key = keys.manifest_key(self.name, version)

@@ -12,6 +12,9 @@ import pytest
 # Before anything imports prefect: no telemetry (it also caused an SQLite "database is locked" once).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PMR_ACTOR", "pytest")
+# Tests that tamper with a stored artifact expect load to read the store: the local artifact cache is off
+# unless a test turns it on (tests/registry/test_cache.py).
+os.environ.setdefault("PMR_CACHE_DIR", "off")
 
 import flows.server
 from registry import Registry

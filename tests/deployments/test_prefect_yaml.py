@@ -63,7 +63,8 @@ def test_parameters_are_the_flows_and_validate(deployment: dict[str, Any]) -> No
         assert required <= set(given), required - set(given)
     # Concrete values (not templates) must pass the flow's own validation.
     concrete = {k: v for k, v in given.items() if not (isinstance(v, str) and "{{" in v)}
-    placeholders = {n: "x" if n in ("model_name", "dataset_uri", "reason", "reviewer") else 1 for n in required}
+    kinds = {n: str(p.annotation) for n, p in signature.parameters.items()}
+    placeholders = {n: "x" if kinds[n] == "str" else 1 for n in required}
     if "approve" in required:
         placeholders["approve"] = True
     flow.validate_parameters({**placeholders, **concrete})

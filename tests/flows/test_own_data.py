@@ -352,3 +352,23 @@ def test_categorical_boosting_retrained_twice_then_served_in_a_fresh_process_wit
     )
     done = subprocess.run([sys.executable, "-c", serve], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("["), done.stderr[-2000:]
+
+
+def test_the_flow_keeps_the_training_data_restorable_after_the_file_is_overwritten(
+    tmp_path: Path, model_name: str
+) -> None:
+    latest = tmp_path / "latest.csv"
+    original = Path(CHURN).read_bytes()
+    latest.write_bytes(original)
+    registry = str(tmp_path / "registry")
+    cfg = RetrainConfig(
+        model_name=model_name,
+        dataset_uri=str(latest),
+        dataset="churn",
+        target="churned",
+        registry=registry,
+        approval=NO_APPROVAL,
+    )
+    assert retrain(cfg, return_state=True).is_completed()
+    latest.write_bytes(b"overwritten by the next nightly export\n")
+    assert Registry.open(registry).load_dataset(f"models:/{model_name}/1") == original

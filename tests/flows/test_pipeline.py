@@ -290,3 +290,69 @@ def test_drift_is_checked_when_every_run_reads_the_same_latest_csv(tmp_path: Pat
     report = Registry.open(registry).reports(model_name, 2)["drift"]
     assert report["summary"].get("checked", True) and report["checks"]
     assert not report["passed"] and "mean radius" in report["summary"]["drifted_columns"]
+
+
+def _pmr(capsys, *args: str) -> tuple[int, str]:
+    from flows.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out = capsys.readouterr()
+    return int(info.value.code or 0), out.out + out.err
+
+
+def test_pmr_pending_and_approve_drive_the_waiting_run(first_version: str, model_name: str, capsys) -> None:
+    import json
+
+    r = ("--registry", first_version)
+    run = Background(
+        retrain,
+        config=RetrainConfig(
+            model_name=model_name,
+            dataset_uri=BATCH2,
+            registry=first_version,
+            actor="ci-bot",
+            approval=fast_policy(four_eyes=True),
+        ),
+    )
+    paused = wait_for_paused(model_name)
+    code, out = _pmr(capsys, *r, "--json", "pending", model_name)
+    (waiting,) = json.loads(out)
+    assert code == 0 and (waiting["version"], waiting["stage"], waiting["run_id"]) == (2, "production", str(paused.id))
+    # The registrant tries to approve their own version: the waiting run refuses it, and says why.
+    code, out = _pmr(capsys, *r, "--actor", "ci-bot", "approve", model_name, "2", "--comment", "mine")
+    assert code == 1 and "REFUSED" in out and "four-eyes" in out, out
+    wait_for_paused(model_name, after=1)
+    code, out = _pmr(capsys, *r, "--actor", "dana", "approve", model_name, "2", "--comment", "metrics hold up")
+    assert code == 0 and "took the decision" in out, out
+    assert run.join().is_completed()
+    reg = Registry.open(first_version)
+    assert reg.state(model_name).production == 2
+    # The same events as a decision in the UI: made by the run, with the reviewer's name and the run's id.
+    approved = [e for e in reg.history(model_name) if e.type == "approved"]
+    assert [(e.actor, e.reason, e.run_id) for e in approved] == [("dana", "metrics hold up", str(paused.id))]
+    assert [e.actor for e in reg.history(model_name) if e.type == "decision_refused"] == ["ci-bot"]
+
+
+def test_pmr_reject_drives_the_waiting_run(first_version: str, model_name: str, capsys) -> None:
+    run = Background(
+        retrain,
+        config=RetrainConfig(model_name=model_name, dataset_uri=BATCH2, registry=first_version, approval=fast_policy()),
+    )
+    wait_for_paused(model_name)
+    code, out = _pmr(
+        capsys,
+        "--registry",
+        first_version,
+        "--actor",
+        "erin",
+        "reject",
+        model_name,
+        "2",
+        "--comment",
+        "wait for the Q4 data",
+    )
+    assert code == 0 and "rejected by erin" in out, out
+    assert run.join().is_failed()
+    reg = Registry.open(first_version)
+    assert reg.state(model_name).production == 1 and "rejected" in reg.state(model_name).blocked[2]

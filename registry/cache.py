@@ -1,0 +1,69 @@
+"""A local cache of verified artifacts, keyed by SHA-256, for processes that reload models (serving).
+
+A serving process that reloads ``@production`` every few minutes should download the artifact only when the
+version changed. Entries are named by the SHA-256 of their bytes, written only after the bytes were checked
+against that hash, and checked again on every read: a corrupted or swapped file is deleted and never served,
+so the cache can only ever return the bytes the manifest names.
+
+Location: ``PMR_CACHE_DIR``, else ``$XDG_CACHE_HOME/pmr/artifacts``, else ``~/.cache/pmr/artifacts``;
+``PMR_CACHE_DIR=off`` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from registry.models import sha256
+
+CACHE_ENV = "PMR_CACHE_DIR"
+
+
+def default_dir() -> Path | None:
+    """Where the cache lives (None when turned off)."""
+    configured = os.environ.get(CACHE_ENV, "").strip()
+    if configured.lower() in ("off", "none", "0", "false"):
+        return None
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pmr" / "artifacts"
+
+
+class ArtifactCache:
+    """Verified artifact bytes by SHA-256 in a directory (safe across processes: atomic renames)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, digest: str) -> Path:
+        """The file of ``digest`` (two-level fan-out)."""
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise ValueError(f"not a SHA-256 hex digest: {digest!r}")
+        return self.root / digest[:2] / digest
+
+    def get(self, digest: str) -> bytes | None:
+        """The cached bytes of ``digest``, or None; an entry whose bytes do not hash to ``digest`` is dropped."""
+        path = self.path(digest)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if sha256(data) != digest:
+            path.unlink(missing_ok=True)  # corrupted or swapped: never served, fetched again
+            return None
+        return data
+
+    def put(self, digest: str, data: bytes) -> None:
+        """Keep ``data`` as ``digest`` if it hashes to it (best effort: a full disk only costs a download)."""
+        if sha256(data) != digest:
+            return
+        path = self.path(digest)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as tmp:
+                tmp.write(data)
+            os.replace(tmp.name, path)
+        except OSError:
+            return
