@@ -1,8 +1,8 @@
 """Searching a model's versions: by stage, tags and metric conditions, sorted by a metric.
 
 A search reads the state once and every manifest of the model (in parallel, 8 at a time), so its cost grows
-with the number of versions: about 8 ms per 100 versions on a local SeaweedFS. ``limit`` bounds the scan to the
-newest versions when no sort is asked for.
+linearly with the number of versions (local backend, measured: 14 ms at 100 versions, 166 ms at 1,000).
+``limit`` without a filter or sort reads only the newest versions, whatever the total.
 """
 
 from __future__ import annotations
