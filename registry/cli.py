@@ -205,11 +205,18 @@ def models() -> None:
 
 
 @app.command()
-def versions(name: str, limit: Annotated[int, typer.Option(help="Newest N versions.")] = 50) -> None:
-    """List the newest versions of a model with their stage, aliases and metrics."""
+def versions(
+    name: str,
+    limit: Annotated[int, typer.Option(help="At most N versions (the newest, unless --sort).")] = 50,
+    stage: Annotated[str | None, typer.Option(help="Only versions at this stage.")] = None,
+    tag: Annotated[list[str], typer.Option("--tag", help="KEY=VALUE the version must carry; repeatable.")] = [],  # noqa: B006
+    where: Annotated[list[str], typer.Option("--where", help="METRIC OP NUMBER, e.g. roc_auc>=0.9; repeatable.")] = [],  # noqa: B006
+    sort: Annotated[str | None, typer.Option(help="A metric (-roc_auc: descending), version or created_at.")] = None,
+) -> None:
+    """List versions of a model with their stage, aliases and metrics; filter and sort them."""
     reg = _reg()
     st = reg.state(name)
-    found = reg.versions(name, limit=limit)
+    found = reg.search(name, stage=stage, tags=_pairs(tag, "tag"), where=where, sort=sort, limit=limit)
     by_version: dict[int, list[str]] = {}
     for alias, v in st.aliases.items():
         by_version.setdefault(v, []).append(alias)
@@ -231,8 +238,9 @@ def versions(name: str, limit: Annotated[int, typer.Option(help="Newest N versio
 def show(uri: str) -> None:
     """Show one version: models:/NAME/VERSION, NAME@production, NAME@ALIAS, NAME/latest."""
     reg = _reg()
-    mv = reg.resolve(uri)
-    st = reg.state(mv.name)
+    registered = reg.resolve(uri)
+    st = reg.state(registered.name)
+    mv = reg.view(registered.name, registered.version, state=st)  # current description and tags
     data = {
         **mv.model_dump(mode="json"),
         "stage": st.stage_of(mv.version),
@@ -469,7 +477,7 @@ def verify(
 
 
 # Commands kept in their own modules register themselves on ``app``.
-from registry import cli_policy  # noqa: E402, F401
+from registry import cli_catalog, cli_policy  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -477,8 +485,12 @@ def main(argv: list[str] | None = None) -> None:
 
     Usage errors are typer's own (exit 2); registry errors pass through typer and are reported here.
     """
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `pmr versions NAME --json` works like `pmr --json versions NAME`: the flag is global, wherever it is given.
+    if args and "--json" in args[1:] and args[0] != "--json":
+        args = ["--json", *[a for a in args if a != "--json"]]
     try:
-        app(args=argv, prog_name="pmr")
+        app(args=args, prog_name="pmr")
     except _BAD_INPUT as exc:
         err.print(f"[red]pmr: error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -142,6 +142,15 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
     elif event.type == "rejected" and v is not None:
         _block(new, v, "rejected", True)
         new.approvals.pop(v, None)
+    elif event.type == "described":
+        if v is None:
+            new.model_description = d.get("description", "")
+        else:
+            new.descriptions[v] = d.get("description", "")
+    elif event.type == "tagged" and v is not None:
+        edits = new.tags.setdefault(v, {})
+        edits.update(d.get("set", {}))
+        edits.update(dict.fromkeys(d.get("removed", [])))  # None: removed, whatever the manifest says
     elif event.type == "policy_set":
         new.policy = dict(d)
     elif event.type == "rolled_back":

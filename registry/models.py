@@ -158,6 +158,10 @@ class ModelState(BaseModel):
     # The approval policy (``policy_set`` events; see registry.policy) and the stages each version was approved for.
     policy: dict[str, Any] | None = None
     approvals: dict[int, list[str]] = Field(default_factory=dict)
+    # Edits after registration (``described``/``tagged`` events): the manifests stay as registered.
+    descriptions: dict[int, str] = Field(default_factory=dict)
+    tags: dict[int, dict[str, str | None]] = Field(default_factory=dict)
+    model_description: str | None = None
 
     def stage_of(self, version: int) -> str:
         """The stage of ``version`` (``none`` when never staged)."""
@@ -190,6 +194,10 @@ def describe(event: Event) -> str:
         "approval_timed_out": f"{v} approval timed out (no decision)",
         "decision_refused": f"{v} decision REFUSED (the policy does not let this reviewer decide)",
         "scored": f"{v} scored a batch",
+        "described": f"{v or 'model'} description set",
+        "tagged": f"{v} tags"
+        + (f" set {', '.join(f'{k}={x}' for k, x in d.get('set', {}).items())}" if d.get("set") else "")
+        + (f" removed {', '.join(d.get('removed', []))}" if d.get("removed") else ""),
         "policy_set": f"approval policy set: {d.get('stages')} need approval"
         + (f", reviewers {d.get('reviewers')}" if d.get("reviewers") else "")
         + (", four-eyes" if d.get("four_eyes") else ""),

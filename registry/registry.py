@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from registry import artifacts, cache, keys, snapshots, versions
+from registry import search as finder
 from registry.checks import (
     check_flag,
     check_gate,
@@ -25,6 +26,7 @@ from registry.checks import (
     check_op_key,
     check_optional_text,
     check_report,
+    check_tags,
     check_text,
     check_version_number,
 )
@@ -322,6 +324,109 @@ class Registry:
         numbers = list(range(latest, 0 if limit is None else max(latest - limit, 0), -1))
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(lambda n: self.get_version(name, n), numbers))
+
+    def view(self, name: str, version: int, state: ModelState | None = None) -> ModelVersion:
+        """The version with its current description and tags (edits after registration applied).
+
+        The manifest itself never changes (``get_version`` returns it as registered, and ``verify`` checks it);
+        ``describe``/``tag``/``untag`` are audit events that reads like this one apply.
+        """
+        return _current(self.get_version(name, version), state if state is not None else self.state(name))
+
+    def search(
+        self,
+        name: str,
+        *,
+        stage: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        where: Iterable[str] = (),
+        sort: str | None = None,
+        limit: int | None = None,
+    ) -> list[ModelVersion]:
+        """Versions of ``name`` (current values) by stage, tags (all must match) and metric conditions.
+
+        Args:
+            name: model name.
+            stage: only versions at this stage.
+            tags: only versions carrying every one of these tags (current values).
+            where: conditions like ``"roc_auc>=0.9"``; all must hold.
+            sort: a metric (``-roc_auc`` for descending), ``version`` or ``created_at``; default newest first.
+            limit: at most this many results; without ``sort`` only the newest ``limit`` versions are read.
+
+        Raises:
+            InvalidMetadata: a malformed condition or sort; InvalidName: a bad stage.
+
+        """
+        conditions = [finder.parse_condition(w) for w in where]
+        if sort is not None:
+            finder.sort_key(sort)
+        if stage is not None:
+            check_stage(stage)
+        state = self.state(name)
+        scan = limit if sort is None and stage is None and not tags and not conditions else None
+        found = [_current(mv, state) for mv in self.versions(name, limit=scan)]
+        chosen = finder.select(found, state.stages, stage=stage, tags=tags, where=conditions, sort=sort)
+        return chosen[:limit] if limit is not None else chosen
+
+    def describe(
+        self,
+        name: str,
+        version: int | None,
+        description: str,
+        *,
+        actor: str | None = None,
+        operation_key: str | None = None,
+    ) -> Event:
+        """Set the description of a version (or of the model, ``version=None``) as an audit event."""
+        check_model_name(name)
+        op_key = check_op_key(operation_key)
+        actor = _actor(actor)
+        check_text(description, "description")
+        if version is None:
+            self._require_model(name)
+        else:
+            self.get_version(name, version)
+        request = op_fingerprint("describe", version=version, description=description)
+        event = self._claims.append(
+            name,
+            op_key,
+            "describe",
+            request,
+            lambda _st: Draft("described", version, actor, "", None, {"description": description}),
+        )
+        assert event is not None
+        return event
+
+    def tag(
+        self,
+        name: str,
+        version: int,
+        tags: Mapping[str, str] | None = None,
+        *,
+        remove: Iterable[str] = (),
+        actor: str | None = None,
+        operation_key: str | None = None,
+    ) -> Event:
+        """Set and/or remove tags of a version as one audit event (the manifest keeps its registered tags)."""
+        check_model_name(name)
+        op_key = check_op_key(operation_key)
+        actor = _actor(actor)
+        setting = dict(tags or {})
+        check_tags(setting)
+        removing = sorted({check_text(k, "tag key", max_len=256) for k in remove})
+        if not setting and not removing:
+            raise InvalidMetadata("give tags to set or to remove")
+        self.get_version(name, version)
+        data = {"set": setting, "removed": removing}
+        event = self._claims.append(
+            name,
+            op_key,
+            "tag",
+            op_fingerprint("tag", version=version, **data),
+            lambda _st: Draft("tagged", version, actor, "", None, data),
+        )
+        assert event is not None
+        return event
 
     def state(self, name: str) -> ModelState:
         """Current stages and aliases of ``name``."""
@@ -852,3 +957,13 @@ class Registry:
             return Draft("policy_set", None, actor, reason, None, data)
 
         return self._claims.append(name, op_key, "set_policy", op_fingerprint("set_policy", **data), plan)
+
+
+def _current(mv: ModelVersion, state: ModelState) -> ModelVersion:
+    """``mv`` with the description and tags its edit events set."""
+    edits = state.tags.get(mv.version, {})
+    tags = {k: v for k, v in ({**mv.tags, **edits}).items() if v is not None}
+    description = state.descriptions.get(mv.version, mv.description)
+    if tags == mv.tags and description == mv.description:
+        return mv
+    return mv.model_copy(update={"tags": tags, "description": description})

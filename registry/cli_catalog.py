@@ -1,0 +1,100 @@
+"""``pmr describe``, ``pmr tag``, ``pmr untag`` and ``pmr diff``: edit and compare versions (registered on the CLI).
+
+Edits are audit events; the manifests stay as registered and ``verify`` keeps passing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from registry.cli import _KEY_HELP, OPTS, _emit, _op_key, _pairs, _reg, app
+from registry.models import ModelVersion
+
+
+@app.command()
+def describe(
+    name: str,
+    description: str,
+    version: Annotated[int | None, typer.Option("--version", help="A version (default: the model itself).")] = None,
+    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+) -> None:
+    """Set the description of a version (--version) or of the model, as an audit event."""
+    event = _reg().describe(name, version, description, actor=OPTS.actor, operation_key=_op_key(key, "describe"))
+    _emit(event.model_dump(mode="json"), str(event))
+
+
+@app.command()
+def tag(
+    name: str,
+    version: int,
+    tags: Annotated[list[str], typer.Argument(help="KEY=VALUE pairs.")],
+    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+) -> None:
+    """Set tags on a version (one audit event)."""
+    event = _reg().tag(name, version, _pairs(tags, "tag"), actor=OPTS.actor, operation_key=_op_key(key, "tag"))
+    _emit(event.model_dump(mode="json"), str(event))
+
+
+@app.command()
+def untag(
+    name: str,
+    version: int,
+    keys: Annotated[list[str], typer.Argument(help="Tag keys to remove.")],
+    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+) -> None:
+    """Remove tags from a version (one audit event)."""
+    event = _reg().tag(name, version, remove=keys, actor=OPTS.actor, operation_key=_op_key(key, "untag"))
+    _emit(event.model_dump(mode="json"), str(event))
+
+
+def _lineage(mv: ModelVersion) -> dict[str, Any]:
+    lin = mv.lineage
+    return {
+        "dataset": lin.dataset_uri,
+        "dataset fingerprint": lin.dataset_fingerprint,
+        "code commit": lin.code_version,
+        "code dirty": lin.code_dirty,
+        "python": lin.python_version,
+        **{f"package {k}": v for k, v in sorted(lin.packages.items())},
+        "flow run": lin.flow_run_id,
+        "parent version": lin.parent_version,
+    }
+
+
+def compare(a: ModelVersion, b: ModelVersion) -> dict[str, list[dict[str, Any]]]:
+    """Two versions side by side: metrics with deltas, params, tags and lineage (rows that differ marked)."""
+
+    def rows(left: dict[str, Any], right: dict[str, Any], delta: bool = False) -> list[dict[str, Any]]:
+        out = []
+        for field in sorted(set(left) | set(right)):
+            x, y = left.get(field), right.get(field)
+            row: dict[str, Any] = {"field": field, "a": x, "b": y, "differs": x != y}
+            if delta and isinstance(x, int | float) and isinstance(y, int | float):
+                row["delta"] = y - x
+            out.append(row)
+        return out
+
+    return {
+        "metrics": rows(a.metrics, b.metrics, delta=True),
+        "params": rows(a.params, b.params),
+        "tags": rows(a.tags, b.tags),
+        "lineage": rows(_lineage(a), _lineage(b)),
+    }
+
+
+@app.command()
+def diff(name: str, a: int, b: int) -> None:
+    """Compare versions A and B: metrics with deltas, params, tags and lineage side by side."""
+    reg = _reg()
+    state = reg.state(name)
+    left, right = reg.view(name, a, state), reg.view(name, b, state)
+    sections = compare(left, right)
+    table = Table("", "field", f"v{a}", f"v{b}", "Δ / differs")
+    for section, items in sections.items():
+        for row in items:
+            mark = f"{row['delta']:+.4g}" if "delta" in row else ("≠" if row["differs"] else "")
+            table.add_row(section, row["field"], str(row["a"]), str(row["b"]), mark)
+    _emit({"a": a, "b": b, **sections}, table)

@@ -1,0 +1,93 @@
+"""Edit, search and compare versions (issue 12): edits are events, manifests stay as registered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from registry import Registry, VersionInfo
+from registry.errors import InvalidMetadata
+from registry.verify import verify
+from tests.conftest import snapshot
+from tests.registry.test_cli import pmr
+
+
+@pytest.fixture
+def catalog(reg: Registry) -> Registry:
+    for i, (auc, team) in enumerate([(0.81, "a"), (0.93, "b"), (0.88, "b"), (0.95, "a")], start=1):
+        info = VersionInfo(metrics={"roc_auc": auc, "accuracy": 0.7 + i / 100}, tags={"team": team}, params={"C": i})
+        reg.register_model("churn", LogisticRegression(C=float(i)), info, idempotency_key=f"v{i}")
+    reg.promote("churn", 2, "staging", reason="t")
+    return reg
+
+
+def test_edits_are_events_and_reads_show_the_current_values(catalog: Registry) -> None:
+    manifest = catalog.store.get(catalog.manifest_key("churn", 2)).data
+    catalog.describe("churn", 2, "the Q3 model", actor="dana", operation_key="d1")
+    catalog.tag("churn", 2, {"owner": "dana", "team": "c"}, operation_key="t1")
+    catalog.tag("churn", 2, remove=["owner"], operation_key="t2")
+    catalog.describe("churn", None, "predicts churn within 90 days", operation_key="d2")
+    view = catalog.view("churn", 2)
+    assert view.description == "the Q3 model" and view.tags == {"team": "c"}
+    assert catalog.get_version("churn", 2).tags == {"team": "b"}  # as registered
+    assert catalog.store.get(catalog.manifest_key("churn", 2)).data == manifest
+    assert catalog.state("churn").model_description == "predicts churn within 90 days"
+    kinds = [e.type for e in catalog.history("churn")][-4:]
+    assert kinds == ["described", "tagged", "tagged", "described"]
+    assert verify(catalog).ok
+    again = catalog.tag("churn", 2, {"owner": "dana", "team": "c"}, operation_key="t1")  # a retry: same event
+    assert again.seq == catalog.history("churn")[-3].seq
+
+
+def test_bad_edits_are_refused_before_anything_is_written(catalog: Registry) -> None:
+    before = snapshot(catalog)
+    for call in (
+        lambda: catalog.tag("churn", 2, {}),
+        lambda: catalog.tag("churn", 9, {"a": "b"}),
+        lambda: catalog.describe("churn", 2, "bad \ud800"),
+        lambda: catalog.tag("churn", 2, {"k": "v\udc00"}),
+    ):
+        with pytest.raises((InvalidMetadata, LookupError)):
+            call()
+    assert snapshot(catalog) == before
+
+
+def test_search_by_stage_tags_and_metrics_sorted(catalog: Registry) -> None:
+    found = catalog.search("churn", where=["roc_auc>=0.85"], sort="-roc_auc")
+    assert [mv.version for mv in found] == [4, 2, 3]
+    assert [mv.version for mv in catalog.search("churn", tags={"team": "b"})] == [3, 2]
+    assert [mv.version for mv in catalog.search("churn", stage="staging")] == [2]
+    assert [mv.version for mv in catalog.search("churn", sort="roc_auc", limit=2)] == [1, 3]
+    catalog.tag("churn", 1, {"team": "b"}, operation_key="retag")  # search sees current tags
+    assert [mv.version for mv in catalog.search("churn", tags={"team": "b"})] == [3, 2, 1]
+    with pytest.raises(InvalidMetadata, match="METRIC OP NUMBER"):
+        catalog.search("churn", where=["roc_auc >> 1"])
+
+
+def test_cli_edit_search_diff_and_json_after_the_subcommand(tmp_path: Path, capsys) -> None:
+    location = str(tmp_path / "reg")
+    reg = Registry.open(location)
+    for i, auc in enumerate([0.8, 0.9], start=1):
+        info = VersionInfo(metrics={"roc_auc": auc}, params={"C": i}, tags={"team": "a"})
+        reg.register_model("churn", LogisticRegression(C=float(i)), info, idempotency_key=f"k{i}")
+    r = ("--registry", location)
+    assert pmr(capsys, *r, "tag", "churn", "2", "owner=dana", "tier=gold")[0] == 0
+    assert pmr(capsys, *r, "untag", "churn", "2", "tier")[0] == 0
+    assert pmr(capsys, *r, "describe", "churn", "better recall", "--version", "2")[0] == 0
+    code, out, _ = pmr(capsys, *r, "versions", "churn", "--where", "roc_auc>0.85", "--tag", "owner=dana", "--json")
+    (row,) = json.loads(out)
+    assert code == 0 and row["version"] == 2 and row["tags"] == {"team": "a", "owner": "dana"}
+    assert row["description"] == "better recall"
+    code, out, _ = pmr(capsys, *r, "diff", "churn", "1", "2", "--json")
+    body = json.loads(out)
+    auc = next(x for x in body["metrics"] if x["field"] == "roc_auc")
+    assert code == 0 and auc["delta"] == pytest.approx(0.1) and auc["a"] == 0.8
+    assert next(x for x in body["params"] if x["field"] == "C")["differs"]
+    assert any(x["field"] == "dataset fingerprint" for x in body["lineage"])
+    code, out, _ = pmr(capsys, *r, "diff", "churn", "1", "2")
+    assert code == 0 and "roc_auc" in out and "+0.1" in out
+    code, _, err = pmr(capsys, *r, "versions", "churn", "--where", "roc_auc~1")
+    assert code == 2 and "METRIC OP NUMBER" in err
