@@ -31,6 +31,8 @@ _NAMES = {
     "decision_refused": "model.approval-refused",
     "policy_set": "model.policy-set",
     "rolled_back": "model.rolled-back",
+    "deleted": "model.deleted",
+    "copied": "model.copied",
 }
 
 

@@ -196,7 +196,7 @@ def models() -> None:
     for r in rows:
         table.add_row(
             r["name"],
-            str(r["latest"]),
+            str(r["latest"]) + (" (deleted)" if r["deleted"] else ""),
             str(r["production"] or "-"),
             ", ".join(map(str, r["staging"])) or "-",
             ", ".join(f"{a}→v{v}" for a, v in r["aliases"].items()) or "-",
@@ -246,6 +246,7 @@ def show(uri: str) -> None:
         "stage": st.stage_of(mv.version),
         "aliases": sorted(a for a, v in st.aliases.items() if v == mv.version),
         "blocked": st.blocked.get(mv.version, []),
+        "deleted": mv.version in st.deleted,
     }
     _emit(data, json.dumps(data, indent=2, default=str) if not OPTS.json else None)
 
@@ -477,7 +478,7 @@ def verify(
 
 
 # Commands kept in their own modules register themselves on ``app``.
-from registry import cli_catalog, cli_policy  # noqa: E402, F401
+from registry import cli_catalog, cli_maintenance, cli_policy  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> None:

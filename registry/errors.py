@@ -35,6 +35,10 @@ class VersionNotFound(RegistryError, LookupError):
     """The model exists but not that version."""
 
 
+class VersionDeleted(VersionNotFound):
+    """The version was removed by retention (``pmr gc``): its manifest and history remain, its bytes do not."""
+
+
 class AliasNotFound(RegistryError, LookupError):
     """No version carries that alias or stage."""
 

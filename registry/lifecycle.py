@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.errors import InvalidTransition, NothingToRollBack, PromotionBlocked
+from registry.errors import InvalidTransition, NothingToRollBack, PromotionBlocked, VersionDeleted
 from registry.models import Event, ModelState
 from registry.names import check_stage
 from registry.policy import ApprovalRules, check_promotion, needs_approval
@@ -32,6 +32,12 @@ def approval_needed(state: ModelState, version: int, to: str) -> bool:
     return needs_approval(rules_of(state), state.approvals, bool(state.production_history), version, to)
 
 
+def check_not_deleted(state: ModelState, version: int) -> None:
+    """Raise :class:`VersionDeleted` if retention removed ``version``."""
+    if version in state.deleted:
+        raise VersionDeleted(f"{state.name} v{version} was deleted (see its history)")
+
+
 def plan_stage_change(state: ModelState, version: int, to: str, *, break_glass: bool = False) -> dict[str, Any]:
     """Check that ``version`` may move to ``to`` and return the event data for it.
 
@@ -52,6 +58,7 @@ def plan_stage_change(state: ModelState, version: int, to: str, *, break_glass: 
 
     """
     check_stage(to)
+    check_not_deleted(state, version)
     current = state.stage_of(version)
     if to == current:
         raise InvalidTransition(f"{state.name} v{version} is already in {to}")
@@ -151,6 +158,14 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
         edits = new.tags.setdefault(v, {})
         edits.update(d.get("set", {}))
         edits.update(dict.fromkeys(d.get("removed", [])))  # None: removed, whatever the manifest says
+    elif event.type == "deleted":
+        gone = set(d.get("versions", []))
+        new.deleted = sorted(set(new.deleted) | gone)
+        for version in gone:
+            new.stages.pop(version, None)
+        # Retention never picks a version with a stage or alias; deleting a whole model clears them all.
+        new.aliases = {a: x for a, x in new.aliases.items() if x not in gone}
+        new.production_history = [x for x in new.production_history if x not in gone]
     elif event.type == "policy_set":
         new.policy = dict(d)
     elif event.type == "rolled_back":

@@ -42,7 +42,7 @@ APPEND_BUDGET_S = 180.0
 SNAPSHOT_LAG = 8
 
 
-__all__ = ["Draft", "ModelLog", "event_key", "events_prefix", "parse_event", "state_key"]
+__all__ = ["Draft", "ModelLog", "current_snapshot", "event_key", "events_prefix", "parse_event", "state_key"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,13 @@ class Draft:
     reason: str = ""
     run_id: str | None = None
     data: dict[str, Any] | None = None
+    #: When it happened, if earlier than now (an imported history); never before the previous event.
+    at: datetime | None = None
+
+
+def current_snapshot(raw: bytes) -> bool:
+    """Whether snapshot bytes come from a release that tracks everything replay does (reports, deletions)."""
+    return b'"reports"' in raw and b'"deleted"' in raw
 
 
 def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:
@@ -77,6 +84,14 @@ def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:
     return event
 
 
+def _when(draft: Draft, state: ModelState) -> datetime:
+    """The event's time: now, or the draft's own (earlier) time kept no earlier than the event before it."""
+    now = utcnow()
+    if draft.at is None or draft.at >= now:
+        return now
+    return max(draft.at, state.updated_at) if state.updated_at is not None else draft.at
+
+
 class ModelLog:
     """Reads, replays and appends to one model's log."""
 
@@ -94,8 +109,8 @@ class ModelLog:
         except (ValidationError, ValueError):
             # A corrupt snapshot is only a cache: replay from the start (verify reports it).
             return ModelState(name=self.name), obj.etag
-        if snap.name != self.name or snap.seq < 0 or b'"reports"' not in obj.data:
-            # Unusable, or written by a release that did not track reports yet: replay (it gets rewritten).
+        if snap.name != self.name or snap.seq < 0 or not current_snapshot(obj.data):
+            # Unusable, or written by a release that did not track deletions yet: replay (it gets rewritten).
             return ModelState(name=self.name), obj.etag
         return snap, obj.etag
 
@@ -240,7 +255,7 @@ class ModelLog:
                 model=self.name,
                 version=draft.version,
                 actor=draft.actor,
-                at=utcnow(),
+                at=_when(draft, state),
                 reason=draft.reason,
                 run_id=draft.run_id,
                 data=draft.data or {},

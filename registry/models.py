@@ -50,6 +50,8 @@ class Lineage(_Record):
     flow_run_id: str | None = None
     deployment: str | None = None
     parent_version: int | None = None
+    # Where this version came from when it was copied or imported (``pmr copy``, ``pmr import-mlflow``).
+    copied_from: str | None = None
 
 
 class VersionInfo(_Record):
@@ -162,6 +164,8 @@ class ModelState(BaseModel):
     descriptions: dict[int, str] = Field(default_factory=dict)
     tags: dict[int, dict[str, str | None]] = Field(default_factory=dict)
     model_description: str | None = None
+    # Versions removed by retention (``deleted`` events): manifests and history stay, artifacts may be gone.
+    deleted: list[int] = Field(default_factory=list)
 
     def stage_of(self, version: int) -> str:
         """The stage of ``version`` (``none`` when never staged)."""
@@ -202,6 +206,9 @@ def describe(event: Event) -> str:
         + (f", reviewers {d.get('reviewers')}" if d.get("reviewers") else "")
         + (", four-eyes" if d.get("four_eyes") else ""),
         "break_glass": f"BREAK-GLASS {v} {d.get('from')} -> {d.get('to')} without the approval the policy requires",
+        "deleted": ("model deleted: " if d.get("whole_model") else "deleted ")
+        + ", ".join(f"v{x}" for x in d.get("versions", [])),
+        "copied": f"{v} copied from {d.get('source_uri')}",
         "rolled_back": f"rolled back v{d.get('from')} -> v{d.get('to')}"
         + (f" (moved {', '.join(d['aliases'])})" if d.get("aliases") else ""),
     }.get(event.type, f"{event.type} {v}".strip())

@@ -41,7 +41,7 @@ from registry.errors import (
     VersionNotFound,
 )
 from registry.idempotency import Claims, op_fingerprint, request_fingerprint
-from registry.lifecycle import plan_rollback, plan_stage_change, rules_of
+from registry.lifecycle import check_not_deleted, plan_rollback, plan_stage_change, rules_of
 from registry.lineage import complete_lineage
 from registry.log import Draft, ModelLog
 from registry.models import (
@@ -71,9 +71,13 @@ def default_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _actor(actor: str | None) -> str:
+def resolve_actor(actor: str | None) -> str:
+    """``actor``, or :func:`default_actor` when None, checked as text (refused with a typed error if unusable)."""
     # The default comes from the environment, which can hold undecodable bytes (as surrogates): check it too.
     return check_text(actor if actor is not None else default_actor(), "actor", max_len=256)
+
+
+_actor = resolve_actor
 
 
 def _texts(**fields: object) -> None:
@@ -136,6 +140,8 @@ class Registry:
         operation_key: str | None = None,
         allow_missing_dataset: bool = False,
         snapshot_dataset: bool = True,
+        dataset_bytes: bytes | None = None,
+        created_at: datetime | None = None,
     ) -> ModelVersion:
         """Register serialised model bytes as the next version of ``name``.
 
@@ -155,6 +161,10 @@ class Registry:
             snapshot_dataset: keep the training data in the registry (content-addressed, stored once however many
                 versions use it) up to ``PMR_SNAPSHOT_MAX_BYTES`` (default 100 MiB); the lineage says when it was
                 not kept and why. ``False`` opts this registration out.
+            dataset_bytes: the training data in hand, kept as the snapshot instead of reading ``dataset_uri``
+                again (``pmr copy`` passes the source's snapshot); it must match the lineage's fingerprint.
+            created_at: when the version was first made, for a history brought from elsewhere (an import);
+                with ``info.lineage.copied_from`` set, its ``registered`` event carries this time too.
 
         The lineage is completed as on every registration path (code version, Python and packages, dataset
         fingerprint): see :func:`registry.lineage.complete_lineage`.
@@ -180,19 +190,25 @@ class Registry:
         reviewed = artifacts.review_types(bytes(artifact), fmt)  # refuses code-running types before any write
         check_flag(snapshot_dataset, "snapshot_dataset")
         snapshots.check_unset(info.lineage)
+        if dataset_bytes is not None and not isinstance(dataset_bytes, bytes):
+            raise InvalidMetadata("dataset_bytes must be bytes")
+        if created_at is not None and (not isinstance(created_at, datetime) or created_at.tzinfo is None):
+            raise InvalidMetadata("created_at must be a timezone-aware datetime")
         lineage, data = snapshots.plan(
-            complete_lineage(info.lineage, allow_missing_dataset=allow_missing_dataset), enabled=snapshot_dataset
+            complete_lineage(info.lineage, dataset_bytes=dataset_bytes, allow_missing_dataset=allow_missing_dataset),
+            enabled=snapshot_dataset,
+            data=dataset_bytes,
         )
         info = info.model_copy(update={"lineage": lineage})
         if op_key is None:
-            mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed, data)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed, data, created_at)
             versions.announce(self.store, mv, actor)
             return mv
         existing, claim, _ = self._claims.claim_registration(name, op_key, request_fingerprint(name, fmt, info))
         if existing is not None:
             return existing
         try:
-            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key, reviewed, data)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key, reviewed, data, created_at)
         except BaseException:
             self._claims.abandon(name, op_key, claim)
             raise
@@ -210,6 +226,7 @@ class Registry:
         op_key: str | None,
         reviewed: list[str] | None,
         dataset: bytes | None = None,
+        created_at: datetime | None = None,
     ) -> ModelVersion:
         if dataset is not None:
             versions.put_blob(self.store, dataset)  # content-addressed: the same data is stored once
@@ -228,7 +245,7 @@ class Registry:
             "reports": reports,
             "signature": info.signature,
             "created_by": actor,
-            "created_at": utcnow(),
+            "created_at": created_at or utcnow(),
             "idempotency_key": op_key,
         }
         return versions.allocate(self.store, name, manifest_fields)
@@ -285,6 +302,7 @@ class Registry:
                     "staging": state.version_in("staging"),
                     "aliases": dict(sorted(state.aliases.items())),
                     "updated_at": state.updated_at,
+                    "deleted": bool(state.deleted) and len(state.deleted) >= state.registered,
                 }
             )
         return rows
@@ -342,6 +360,7 @@ class Registry:
         where: Iterable[str] = (),
         sort: str | None = None,
         limit: int | None = None,
+        include_deleted: bool = False,
     ) -> list[ModelVersion]:
         """Versions of ``name`` (current values) by stage, tags (all must match) and metric conditions.
 
@@ -352,6 +371,7 @@ class Registry:
             where: conditions like ``"roc_auc>=0.9"``; all must hold.
             sort: a metric (``-roc_auc`` for descending), ``version`` or ``created_at``; default newest first.
             limit: at most this many results; without ``sort`` only the newest ``limit`` versions are read.
+            include_deleted: also list versions that retention removed (their manifests remain).
 
         Raises:
             InvalidMetadata: a malformed condition or sort; InvalidName: a bad stage.
@@ -364,7 +384,8 @@ class Registry:
             check_stage(stage)
         state = self.state(name)
         scan = limit if sort is None and stage is None and not tags and not conditions else None
-        found = [_current(mv, state) for mv in self.versions(name, limit=scan)]
+        gone = set() if include_deleted else set(state.deleted)
+        found = [_current(mv, state) for mv in self.versions(name, limit=scan) if mv.version not in gone]
         chosen = finder.select(found, state.stages, stage=stage, tags=tags, where=conditions, sort=sort)
         return chosen[:limit] if limit is not None else chosen
 
@@ -460,9 +481,16 @@ class Registry:
             raise AliasNotFound(f"{ref.name} has no alias {ref.label!r}")
         return self.get_version(ref.name, version)
 
+    def _resolve_live(self, uri: str) -> ModelVersion:
+        """:meth:`resolve`, refusing a version that retention deleted (stages and aliases never point at one)."""
+        mv = self.resolve(uri)
+        if parse_model_uri(uri).version is not None:
+            check_not_deleted(self._log(mv.name).state(), mv.version)
+        return mv
+
     def load_bytes(self, uri: str) -> tuple[ModelVersion, bytes]:
         """Resolve ``uri`` and return its manifest and artifact bytes, verified against the manifest hash."""
-        mv = self.resolve(uri)
+        mv = self._resolve_live(uri)
         cached = self.cache.get(mv.artifact.sha256) if self.cache is not None else None
         if cached is not None:
             return mv, cached  # checked against the manifest's hash as it was read
@@ -483,7 +511,7 @@ class Registry:
             IntegrityError: the snapshot is missing or its bytes do not match the recorded SHA-256.
 
         """
-        return snapshots.read(self.store, self.resolve(uri))
+        return snapshots.read(self.store, self._resolve_live(uri))
 
     def load(self, uri: str, *, trusted: Iterable[str] = (), allow_pickle: bool = False) -> Any:
         """Load the model at ``uri``: its bytes must match the manifest's SHA-256 and its types the reviewed ones.
@@ -682,6 +710,7 @@ class Registry:
         self.get_version(name, version)
 
         def plan(st: ModelState) -> Draft | None:
+            check_not_deleted(st, version)
             previous = st.aliases.get(alias)
             if previous == version:
                 return None
@@ -909,6 +938,19 @@ class Registry:
         return [e for e in self.history(name) if e.type == "scored" and (version is None or e.version == version)]
 
     # -- approval policy ------------------------------------------------------------------------------
+    # -- retention (see registry.retention) ----------------------------------------------------------
+    def gc(self, name: str, **kwargs: Any) -> Any:
+        """Remove old versions of ``name`` that no rule keeps: see :func:`registry.retention.gc`."""
+        from registry import retention  # imports this module
+
+        return retention.gc(self, name, **kwargs)
+
+    def delete_model(self, name: str, **kwargs: Any) -> Any:
+        """Delete every version of ``name`` (with ``confirm=name``): see :func:`registry.retention.delete_model`."""
+        from registry import retention
+
+        return retention.delete_model(self, name, **kwargs)
+
     def policy(self, name: str) -> ApprovalRules | None:
         """The approval policy of ``name`` (``None`` when none was set: no stage needs an approval)."""
         self._require_model(name)

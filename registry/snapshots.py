@@ -49,11 +49,12 @@ def check_unset(lineage: Lineage) -> None:
         raise InvalidMetadata("the dataset snapshot fields of a lineage are set by the registry, not the caller")
 
 
-def plan(lineage: Lineage, *, enabled: bool = True) -> tuple[Lineage, bytes | None]:
+def plan(lineage: Lineage, *, enabled: bool = True, data: bytes | None = None) -> tuple[Lineage, bytes | None]:
     """The lineage with its snapshot fields, and the bytes to store (None when nothing is kept).
 
-    The bytes are read again here and kept only if they still have the fingerprint the lineage recorded: a file
-    that changed between training and registration is not the training data, and the lineage says so.
+    The bytes are read again here (unless ``data`` gives them: a copy between registries) and kept only if they
+    still have the fingerprint the lineage recorded: a file that changed between training and registration is
+    not the training data, and the lineage says so.
     """
     if not lineage.dataset_uri:
         return lineage, None
@@ -61,7 +62,7 @@ def plan(lineage: Lineage, *, enabled: bool = True) -> tuple[Lineage, bytes | No
         return lineage.model_copy(update={"dataset_snapshot_note": "not kept: opted out for this registration"}), None
     limit = max_bytes()
     try:
-        data = read_dataset_bytes(lineage.dataset_uri)
+        data = data if data is not None else read_dataset_bytes(lineage.dataset_uri)
     except DatasetUnavailable as exc:
         return lineage.model_copy(update={"dataset_snapshot_note": f"not kept: {exc}"}), None
     if lineage.dataset_fingerprint and fingerprint_bytes(data) != lineage.dataset_fingerprint:

@@ -25,7 +25,7 @@ from registry import keys, versions
 from registry.errors import IntegrityError, ObjectNotFound, RegistryError
 from registry.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
 from registry.lifecycle import apply_event
-from registry.log import parse_event
+from registry.log import current_snapshot, parse_event
 from registry.models import GENESIS, ModelState, ModelVersion, VersionInfo, sha256
 from registry.names import check_model_name
 from registry.registry import Registry
@@ -195,7 +195,7 @@ class _Model:
             self.bad(key, "snapshot is corrupt", "snapshot_corrupt")
             return
         replayed = self.states.get(snap.seq)
-        if b'"reports"' not in raw:
+        if not current_snapshot(raw):
             self.bad(
                 key, "snapshot written by an older release (readers replay the log)", "snapshot_outdated", "warning"
             )
@@ -230,9 +230,12 @@ class _Model:
             self.manifests[number] = mv
             if mv.idempotency_key is not None:
                 by_key.setdefault(mv.idempotency_key, []).append(number)
-            self.blob(key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}")
             for gate, ref in mv.reports.items():
                 self.blob(key, ref.key, ref.sha256, f"{gate} report of v{number}")
+            if number in self.state.deleted:
+                # Retention removed its bytes (a `deleted` event): missing is expected, and leftovers are orphans.
+                continue
+            self.blob(key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}")
             if mv.lineage.dataset_snapshot:  # the training data it kept: a blob like any other
                 digest = mv.lineage.dataset_snapshot
                 self.blob(key, keys.blob_key(digest), digest, f"training-data snapshot of v{number}")
@@ -279,14 +282,14 @@ class _Model:
 
     # -- pointers and caches --------------------------------------------------------------------------
     def pointers(self) -> None:
-        existing = set(self.manifests)
+        existing = set(self.manifests) - set(self.state.deleted)
         where = keys.events_prefix(self.name)
         for version, stage in self.state.stages.items():
             if version not in existing:
-                self.bad(where, f"stage {stage} points at missing v{version}", "dangling_pointer")
+                self.bad(where, f"stage {stage} points at missing or deleted v{version}", "dangling_pointer")
         for alias, version in self.state.aliases.items():
             if version not in existing:
-                self.bad(where, f"alias {alias!r} points at missing v{version}", "dangling_pointer")
+                self.bad(where, f"alias {alias!r} points at missing or deleted v{version}", "dangling_pointer")
         if len(self.state.version_in("production")) > 1:
             self.bad(where, f"several production versions: {self.state.version_in('production')}", "two_production")
 

@@ -22,12 +22,14 @@ from registry.store.base import ObjectStore
 
 
 def put_blob(store: ObjectStore, data: bytes) -> str:
-    """Store ``data`` content-addressed (a no-op when it is already there); return its SHA-256."""
+    """Store ``data`` content-addressed and return its SHA-256.
+
+    A plain (not create-only) write: the bytes are uploaded either way, and rewriting the same bytes refreshes
+    the object's modification time, which retention's grace period reads: a blob that a write in flight just
+    reused is never taken for an old, unreferenced one (see :mod:`registry.retention`).
+    """
     digest = sha256(data)
-    try:
-        store.put(keys.blob_key(digest), data, create_only=True)
-    except PreconditionFailed:
-        pass  # same content already stored
+    store.put(keys.blob_key(digest), data)
     return digest
 
 
@@ -151,7 +153,9 @@ def registered_draft(mv: ModelVersion, actor: str) -> Draft:
         "artifact_sha256": mv.artifact.sha256,
         "failed_gates": sorted(g for g, r in mv.reports.items() if r.blocking and not r.passed),
     }
-    return Draft("registered", mv.version, actor, mv.description, mv.lineage.flow_run_id, data)
+    # A copied or imported version is logged at the time it was first made (its manifest's), not the copy's.
+    at = mv.created_at if mv.lineage.copied_from else None
+    return Draft("registered", mv.version, actor, mv.description, mv.lineage.flow_run_id, data, at)
 
 
 def announce(store: ObjectStore, mv: ModelVersion, actor: str, *, op_key: str | None = None, since: int = 0) -> Event:

@@ -1,0 +1,79 @@
+"""``pmr copy``: a version from one registry into another (dev to prod), verified by hash, with its lineage.
+
+What travels: the artifact bytes (their skops types reviewed again by the target, as on any registration),
+metrics, params, the current description and tags, the signature, the full lineage, every gate report (so a
+failed blocking gate still blocks in the target) and the training-data snapshot when the source kept one.
+``lineage.copied_from`` records the source (its location, the version's URI and the SHA-256 of its manifest).
+
+What does not: stages, aliases and approvals. The target registry's own lifecycle and approval policy decide
+those; a copy into prod starts at stage ``none`` and is reviewed there like any new version.
+
+A copy carries an operation key derived from the source version, so running it again (after a crash at any
+point, or on purpose) returns the version the first run made instead of a second one.
+"""
+
+from __future__ import annotations
+
+from registry.errors import DatasetUnavailable, IntegrityError
+from registry.models import ModelVersion, VersionInfo, sha256
+from registry.names import check_model_name
+from registry.registry import Registry
+
+
+def source_ref(source: Registry, mv: ModelVersion) -> str:
+    """What ``copied_from`` records: ``<source location>#<uri>@sha256:<manifest hash>``."""
+    return f"{source.store.uri}#{mv.uri}@sha256:{sha256(mv.to_bytes())}"
+
+
+def copy_version(
+    source: Registry, uri: str, target: Registry, *, name: str | None = None, actor: str | None = None
+) -> ModelVersion:
+    """Copy the version at ``uri`` in ``source`` into ``target`` (as ``name``, default the same name).
+
+    Returns:
+        The version in ``target`` (the one an earlier run made, when run again).
+
+    Raises:
+        ModelNotFound, VersionNotFound, VersionDeleted, AliasNotFound: nothing to copy at ``uri``.
+        IntegrityError: the source bytes do not match their hash, or the copy does not match the source.
+
+    """
+    mv, artifact = source.load_bytes(uri)  # hash-checked against the source manifest
+    name = check_model_name(name) if name is not None else mv.name
+    current = source.view(mv.name, mv.version)
+    reports = source.reports(mv.name, mv.version)
+    data: bytes | None = None
+    if mv.lineage.dataset_snapshot:
+        try:
+            data = source.load_dataset(mv.uri)
+        except DatasetUnavailable:
+            data = None
+    origin = source_ref(source, mv)
+    lineage = mv.lineage.model_copy(
+        update={"dataset_snapshot": None, "dataset_size": None, "dataset_snapshot_note": None, "copied_from": origin}
+    )
+    info = VersionInfo(
+        metrics=current.metrics,
+        params=current.params,
+        tags=current.tags,
+        description=current.description,
+        lineage=lineage,
+        reports=reports,
+        signature=current.signature,
+    )
+    copied = target.register(
+        name,
+        artifact,
+        info,
+        fmt=mv.artifact.format,
+        actor=actor,
+        operation_key=f"copy:{origin}",
+        allow_missing_dataset=True,  # the source's fingerprint is kept; the file need not be readable here
+        dataset_bytes=data,  # without a source snapshot, the target tries the dataset URI (fingerprint-checked)
+    )
+    if copied.artifact.sha256 != mv.artifact.sha256:
+        raise IntegrityError(f"the copy {copied.uri} does not hold the bytes of {mv.uri}")
+    _, landed = target.load_bytes(copied.uri)  # read back from the target and checked against the hash
+    if sha256(landed) != mv.artifact.sha256:
+        raise IntegrityError(f"the copy {copied.uri} does not read back as {mv.uri}")
+    return copied
