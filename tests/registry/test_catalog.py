@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from registry import Registry, VersionInfo
 from registry.errors import InvalidMetadata
+from registry.models import ModelVersion
 from registry.verify import verify
 from tests.conftest import snapshot
 from tests.registry.test_cli import pmr
@@ -91,3 +92,49 @@ def test_cli_edit_search_diff_and_json_after_the_subcommand(tmp_path: Path, caps
     assert code == 0 and "roc_auc" in out and "+0.1" in out
     code, _, err = pmr(capsys, *r, "versions", "churn", "--where", "roc_auc~1")
     assert code == 2 and "METRIC OP NUMBER" in err
+
+
+def test_search_matches_a_brute_force_filter_over_all_manifests(reg: Registry) -> None:
+    """Random catalogs and queries: search must agree with filtering every manifest (edits applied) by hand."""
+    import operator
+    import random
+
+    rng = random.Random(12)
+    for i in range(1, 31):
+        metrics = {m: round(rng.random(), 2) for m in ("auc", "rmse") if rng.random() < 0.8}
+        tags = {k: rng.choice("xyz") for k in ("team", "env") if rng.random() < 0.7}
+        reg.register("m", b"v%d" % i, VersionInfo(metrics=metrics, tags=tags), fmt="bytes")
+    for version in rng.sample(range(1, 31), 8):  # edits after registration must count, not the manifest's tags
+        reg.tag("m", version, {"team": rng.choice("xyz")}, remove=["env"] if rng.random() < 0.5 else [])
+    for version in rng.sample(range(1, 31), 5):
+        reg.promote("m", version, "staging")
+    reg.gc("m", keep_last=28, apply=True, grace_s=0)  # deleted versions never show
+    state = reg.state("m")
+    everything = [reg.view("m", v, state) for v in range(1, reg.latest_version("m") + 1) if v not in state.deleted]
+    ops = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+    for _ in range(150):
+        stage = rng.choice([None, "staging", "none"])
+        tags = {k: rng.choice("xyz") for k in ("team", "env") if rng.random() < 0.3}
+        where = [
+            (rng.choice(["auc", "rmse"]), rng.choice(list(ops)), round(rng.random(), 2))
+            for _ in range(rng.randint(0, 2))
+        ]
+        sort = rng.choice([None, "-auc", "rmse", "version", "-version"])
+        expected = [
+            mv
+            for mv in sorted(everything, key=lambda mv: -mv.version)
+            if (stage is None or state.stage_of(mv.version) == stage)
+            and all(mv.tags.get(k) == v for k, v in tags.items())
+            and all(m in mv.metrics and ops[op](mv.metrics[m], x) for m, op, x in where)
+        ]
+        if sort is not None:
+            field, desc = sort.lstrip("-"), sort.startswith("-")
+
+            def value(mv: ModelVersion, field: str = field) -> float | None:
+                return mv.version if field == "version" else mv.metrics.get(field)
+
+            has = [mv for mv in expected if value(mv) is not None]
+            expected = sorted(has, key=value, reverse=desc) + [mv for mv in expected if value(mv) is None]
+        found = reg.search("m", stage=stage, tags=tags, where=[f"{m}{op}{x}" for m, op, x in where], sort=sort)
+        assert [mv.version for mv in found] == [mv.version for mv in expected], (stage, tags, where, sort)
+        assert all(mv.tags == e.tags for mv, e in zip(found, expected, strict=True))
