@@ -116,9 +116,7 @@ def test_a_sweep_that_fails_after_the_event_is_finished_by_the_next_run(reg: Reg
     assert first.deleted == [1, 2] and first.event_seq and "went away" in (first.sweep_error or "")
     monkeypatch.setattr(type(reg.store), "delete", real)
     second = gc(reg, "churn", keep_last=1, apply=True, grace_s=0)
-    assert second.deleted == [] and sorted(second.blobs_deleted) == sorted(
-        blob_key(sha256(b)) for b in (b"m0", b"m1")
-    )
+    assert second.deleted == [] and sorted(second.blobs_deleted) == sorted(blob_key(sha256(b)) for b in (b"m0", b"m1"))
     assert [e.type for e in reg.history("churn")].count("deleted") == 1
     assert verify(reg).ok
 
@@ -217,9 +215,10 @@ def test_gc_never_removes_a_protected_version(ops: list[tuple[str, int]], keep_l
         must_keep = _must_keep(reg)
         could_roll_back = len({*reg.state("m").production_history}) > 1
         before = snapshot(reg)
-        assert gc(reg, "m", keep_last=keep_last, grace_s=0).deleted == gc(
-            reg, "m", keep_last=keep_last, apply=True, grace_s=0
-        ).deleted
+        assert (
+            gc(reg, "m", keep_last=keep_last, grace_s=0).deleted
+            == gc(reg, "m", keep_last=keep_last, apply=True, grace_s=0).deleted
+        )
         assert {k for k in before if not k.startswith("blobs/")} <= snapshot(reg).keys()  # history stays
         state = reg.state("m")
         latest = reg.latest_version("m")
