@@ -23,13 +23,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from registry import hooks
+from registry import hooks, parallel
 from registry.errors import ConcurrencyError, IntegrityError, ObjectNotFound, PreconditionFailed, StoreError
 from registry.keys import event_key, events_prefix, parse_number, state_key
 from registry.lifecycle import apply_event
@@ -41,6 +42,8 @@ APPEND_BUDGET_S = 180.0
 #: A reader that had to replay this many events past the snapshot refreshes it.
 SNAPSHOT_LAG = 8
 
+
+T = TypeVar("T")
 
 __all__ = ["Draft", "ModelLog", "current_snapshot", "event_key", "events_prefix", "parse_event", "state_key"]
 
@@ -114,9 +117,14 @@ class ModelLog:
             return ModelState(name=self.name), obj.etag
         return snap, obj.etag
 
-    def _catch_up(self, state: ModelState, op_key: str | None = None) -> tuple[ModelState, Event | None]:
-        """Apply the events after ``state``; stop at the first one carrying ``op_key`` and return it too."""
-        for event, digest in self._events_from(state.seq + 1, state.head_hash):
+    def _catch_up(
+        self, state: ModelState, op_key: str | None = None, first: Future[bytes | None] | None = None
+    ) -> tuple[ModelState, Event | None]:
+        """Apply the events after ``state``; stop at the first one carrying ``op_key`` and return it too.
+
+        ``first`` is the read of event ``state.seq + 1`` already under way (see :meth:`_probe`).
+        """
+        for event, digest in self._events_from(state.seq + 1, state.head_hash, first):
             state = apply_event(state, event, digest)
             if op_key is not None and event.op_key == op_key:
                 return state, event
@@ -138,11 +146,23 @@ class ModelLog:
                 return event
         return None
 
-    def _events_from(self, seq: int, prev_hash: str) -> Iterator[tuple[Event, str]]:
+    def _read_event(self, seq: int) -> bytes | None:
+        try:
+            return self.store.get(event_key(self.name, seq)).data
+        except ObjectNotFound:
+            return None
+
+    def _probe(self, seq: int) -> Future[bytes | None]:
+        """Start reading event ``seq`` (usually missing: the probe that says the log ends before it)."""
+        return parallel.submit(self._read_event, seq)
+
+    def _events_from(
+        self, seq: int, prev_hash: str, first: Future[bytes | None] | None = None
+    ) -> Iterator[tuple[Event, str]]:
         while True:
-            try:
-                raw = self.store.get(event_key(self.name, seq)).data
-            except ObjectNotFound:
+            raw = first.result() if first is not None else self._read_event(seq)
+            first = None
+            if raw is None:
                 return
             event = parse_event(self.name, seq, raw, prev_hash)
             prev_hash = sha256(raw)
@@ -156,6 +176,21 @@ class ModelLog:
         if state.seq - snapshot.seq >= SNAPSHOT_LAG:
             self._save_snapshot(state, snapshot.seq, etag)
         return state
+
+    def state_then(self, follow: Callable[[ModelState], T]) -> tuple[ModelState, Future[T] | None]:
+        """The current state, with ``follow(snapshot)`` run alongside the probe for events after the snapshot.
+
+        Returns the state and, when no event followed the snapshot (the usual case), the future of ``follow``
+        on it: a read that depends on the state (a manifest an alias names) costs no extra round trip. When
+        events followed, the future is None and the caller runs ``follow`` on the returned state itself.
+        """
+        snapshot, etag = self._snapshot()
+        probe = self._probe(snapshot.seq + 1)
+        ahead = parallel.submit(follow, snapshot)
+        state, _ = self._catch_up(snapshot, first=probe)
+        if state.seq - snapshot.seq >= SNAPSHOT_LAG:
+            self._save_snapshot(state, snapshot.seq, etag)
+        return state, (ahead if state.seq == snapshot.seq else None)
 
     def refresh_snapshot(self) -> ModelState:
         """The current state, saving the snapshot if it lags at all (after a retry found its event landed)."""
@@ -231,14 +266,15 @@ class ModelLog:
 
         """
         snapshot, etag = self._snapshot()
+        probe = self._probe(snapshot.seq + 1)  # overlaps the check below: both depend only on the snapshot
         if not self._snapshot_matches_log(snapshot):
-            snapshot = ModelState(name=self.name)  # a write must never build on a cache it cannot confirm
+            snapshot, probe = ModelState(name=self.name), None  # never build a write on a cache it cannot confirm
         if op_key is not None and since is not None and since < snapshot.seq:
             # The snapshot is past the claim point: look for our event among the events it covers.
             earlier = self.find(op_key, since)
             if earlier is not None:
-                return earlier, self._catch_up(snapshot)[0]
-        state, found = self._catch_up(snapshot, op_key)
+                return earlier, self._catch_up(snapshot, first=probe)[0]
+        state, found = self._catch_up(snapshot, op_key, probe)
         if found is not None:  # an earlier attempt landed: finish its best-effort snapshot refresh too
             state = self._catch_up(state)[0]
             self._save_snapshot(state, snapshot.seq, etag)

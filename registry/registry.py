@@ -12,12 +12,12 @@ import json
 import os
 import socket
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry import artifacts, cache, keys, snapshots, versions
+from registry import artifacts, cache, index, keys, parallel, snapshots, versions
 from registry import search as finder
 from registry.checks import (
     check_flag,
@@ -200,20 +200,24 @@ class Registry:
             data=dataset_bytes,
         )
         info = info.model_copy(update={"lineage": lineage})
+        hints: list[Future[None]] = []  # the `latest` hint is written while the event is appended
         if op_key is None:
-            mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed, data, created_at)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed, data, created_at, hints)
             versions.announce(self.store, mv, actor)
+            _wait(hints)
             return mv
         existing, claim, _ = self._claims.claim_registration(name, op_key, request_fingerprint(name, fmt, info))
         if existing is not None:
             return existing
         try:
-            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key, reviewed, data, created_at)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key, reviewed, data, created_at, hints)
         except BaseException:
+            _wait(hints)
             self._claims.abandon(name, op_key, claim)
             raise
         self._claims.finish(name, op_key, claim, mv)
         self._claims.ensure_announced(mv, op_key, int(claim["log_seq"]))
+        _wait(hints)
         return mv
 
     def _register(
@@ -227,11 +231,20 @@ class Registry:
         reviewed: list[str] | None,
         dataset: bytes | None = None,
         created_at: datetime | None = None,
+        hint_writes: list[Future[None]] | None = None,
     ) -> ModelVersion:
-        if dataset is not None:
-            versions.put_blob(self.store, dataset)  # content-addressed: the same data is stored once
-        digest = versions.put_blob(self.store, artifact)
-        reports = {gate: self._put_report(report) for gate, report in info.reports.items()}
+        # The uploads and the read of where numbering stands are independent: they overlap. The manifest that
+        # names the blobs is written only once every upload has landed.
+        start = parallel.submit(versions.known_taken, self.store, name)
+        uploads = [parallel.submit(versions.put_blob, self.store, artifact)]
+        if dataset is not None:  # content-addressed: the same data is stored once
+            uploads.append(parallel.submit(versions.put_blob, self.store, dataset))
+        gates = list(info.reports)
+        pending = [parallel.submit(self._put_report, info.reports[gate]) for gate in gates]
+        digest = uploads[0].result()
+        for upload in uploads[1:]:
+            upload.result()
+        reports = {gate: ref.result() for gate, ref in zip(gates, pending, strict=True)}
         manifest_fields: dict[str, Any] = {
             "name": name,
             "artifact": ArtifactRef(
@@ -248,7 +261,7 @@ class Registry:
             "created_at": created_at or utcnow(),
             "idempotency_key": op_key,
         }
-        return versions.allocate(self.store, name, manifest_fields)
+        return versions.allocate(self.store, name, manifest_fields, start=start.result(), hint_writes=hint_writes)
 
     def register_model(self, name: str, model: Any, info: VersionInfo | None = None, **kwargs: Any) -> ModelVersion:
         """Serialise a scikit-learn model with skops and :meth:`register` it."""
@@ -327,6 +340,12 @@ class Registry:
             self._require_model(name)
             raise
 
+    def _version_exists(self, name: str, version: int) -> Future[ModelVersion]:
+        """Start reading the manifest of ``name`` v``version`` (its result raises if there is none)."""
+        check_model_name(name)
+        check_version_number(version)
+        return parallel.submit(self.get_version, name, version)
+
     def latest_version(self, name: str) -> int:
         """The highest version number of ``name``."""
         self._require_model(name)
@@ -336,10 +355,16 @@ class Registry:
         """Manifests of ``name``, newest first; ``limit`` keeps only the newest few.
 
         Versions are dense (1..latest), so a page of the newest ``limit`` is read directly, without listing
-        every key: its cost does not grow with the number of versions.
+        every key: its cost does not grow with the number of versions. A longer listing reads full blocks of
+        manifests from the listing index (:mod:`registry.index`, a cache checked by ``verify``) and only the
+        last, incomplete block manifest by manifest.
         """
         latest = self.latest_version(name)
-        numbers = list(range(latest, 0 if limit is None else max(latest - limit, 0), -1))
+        if limit is None or limit > index.SEGMENT:
+            # Full blocks of versions come from the listing index (a cache of the manifests, see registry.index).
+            every = index.read_all(self.store, name, latest, lambda n: self.get_version(name, n))
+            return every[::-1][:limit]
+        numbers = list(range(latest, max(latest - limit, 0), -1))
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(lambda n: self.get_version(name, n), numbers))
 
@@ -466,20 +491,25 @@ class Registry:
             return self.get_version(ref.name, ref.version)
         if ref.label == "latest":
             return self.get_version(ref.name, self.latest_version(ref.name))
-        state = self._log(ref.name).state()
+        if ref.label == "none":
+            raise InvalidURI("'@none' names no single version")
+
+        def pick(state: ModelState) -> ModelVersion:
+            if ref.label in STAGES:
+                found = state.version_in(str(ref.label))
+                if not found:
+                    raise AliasNotFound(f"{ref.name} has no version in {ref.label}")
+                return self.get_version(ref.name, found[-1])
+            version = state.aliases.get(str(ref.label))
+            if version is None:
+                raise AliasNotFound(f"{ref.name} has no alias {ref.label!r}")
+            return self.get_version(ref.name, version)
+
+        # The manifest the snapshot's alias names is read while the log is probed for newer events.
+        state, ahead = self._log(ref.name).state_then(pick)
         if state.seq == 0:
             self._require_model(ref.name)
-        if ref.label in STAGES:
-            if ref.label == "none":
-                raise InvalidURI("'@none' names no single version")
-            found = state.version_in(ref.label)
-            if not found:
-                raise AliasNotFound(f"{ref.name} has no version in {ref.label}")
-            return self.get_version(ref.name, found[-1])
-        version = state.aliases.get(str(ref.label))
-        if version is None:
-            raise AliasNotFound(f"{ref.name} has no alias {ref.label!r}")
-        return self.get_version(ref.name, version)
+        return ahead.result() if ahead is not None else pick(state)
 
     def _resolve_live(self, uri: str) -> ModelVersion:
         """:meth:`resolve`, refusing a version that retention deleted (stages and aliases never point at one)."""
@@ -632,16 +662,21 @@ class Registry:
         _texts(reason=reason, run_id=run_id)
         if break_glass and not reason.strip():
             raise InvalidMetadata("a break-glass promotion needs a reason (it goes into the audit log)")
-        self.get_version(name, version)
+        exists = self._version_exists(name, version)  # read while the log is read: checked before any write
         kind = "break_glass" if break_glass else "stage_changed"
+
+        def plan(st: ModelState) -> Draft:
+            exists.result()
+            return Draft(
+                kind, version, actor, reason, run_id, plan_stage_change(st, version, to, break_glass=break_glass)
+            )
+
         event = self._claims.append(
             name,
             op_key,
             "promote",
             op_fingerprint("promote", version=version, to=to, **({"break_glass": True} if break_glass else {})),
-            lambda st: Draft(
-                kind, version, actor, reason, run_id, plan_stage_change(st, version, to, break_glass=break_glass)
-            ),
+            plan,
         )
         assert event is not None
         return event
@@ -707,9 +742,10 @@ class Registry:
         op_key = check_op_key(operation_key)
         actor = _actor(actor)
         _texts(reason=reason, run_id=run_id)
-        self.get_version(name, version)
+        exists = self._version_exists(name, version)
 
         def plan(st: ModelState) -> Draft | None:
+            exists.result()
             check_not_deleted(st, version)
             previous = st.aliases.get(alias)
             if previous == version:
@@ -999,6 +1035,11 @@ class Registry:
             return Draft("policy_set", None, actor, reason, None, data)
 
         return self._claims.append(name, op_key, "set_policy", op_fingerprint("set_policy", **data), plan)
+
+
+def _wait(futures: list[Future[None]]) -> None:
+    for future in futures:
+        future.result()  # write_hint swallows store errors: nothing to raise
 
 
 def _current(mv: ModelVersion, state: ModelState) -> ModelVersion:

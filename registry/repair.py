@@ -2,8 +2,9 @@
 
 Safe means: nothing that is history. Temporary files and orphan blobs older than a grace period (younger ones
 may belong to a write in flight), stale registration claims (finished if their version exists, else dropped),
-an unusable ``latest`` hint (a cache), and the claim of a version registered with a key whose claim was lost
-(rebuilt from the manifest). Manifests, events and snapshots are never touched.
+an unusable ``latest`` hint (a cache), listing-index segments that do not match the manifests (a cache that
+listings rebuild), and the claim of a version registered with a key whose claim was lost (rebuilt from the
+manifest). Manifests, events and snapshots are never touched.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def repair(
             modified = reg.store.modified(finding.key)
             if modified is not None and now() - modified > grace_s:
                 act("delete", finding.key, "orphan blob", lambda k=finding.key: reg.store.delete(k))
+        elif finding.kind in ("index_altered", "index_unusable"):
+            why = "listing-index segment that does not match the manifests (a cache: listings rebuild it)"
+            act("delete", finding.key, why, lambda k=finding.key: reg.store.delete(k))
         elif finding.kind == "hint_invalid":
             act("delete", finding.key, "unusable latest hint (a cache)", lambda k=finding.key: reg.store.delete(k))
         elif finding.kind == "stale_claim":

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from registry import index as listing_index
 from registry import keys, versions
 from registry.errors import IntegrityError, ObjectNotFound, RegistryError
 from registry.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
@@ -130,7 +131,8 @@ class _Model:
 
     def run(self) -> None:
         self.report.models += 1
-        for step in (self.log, self.snapshot, self.manifests_and_blobs, self.pointers, self.hint, self.claims):
+        steps = (self.log, self.snapshot, self.manifests_and_blobs, self.pointers, self.hint, self.claims, self.index)
+        for step in steps:
             try:
                 step()
             except (RegistryError, ValueError, KeyError, TypeError) as exc:  # damage we did not foresee
@@ -304,6 +306,13 @@ class _Model:
             self.bad(key, f"latest hint {raw[:20]!r} is not a version number (ignored)", "hint_invalid", "warning")
         elif hint not in self.manifests:
             self.bad(key, f"latest hint names missing v{hint} (ignored)", "hint_invalid", "warning")
+
+    def index(self) -> None:
+        # Only a cache, but listings show what it holds: an entry that differs from the manifest its registered
+        # event hashed is an error; `verify --repair --apply` deletes the segment and listings rebuild it.
+        for key, problem in listing_index.check(self.store, self.name, self.registered, sha256):
+            kind = "index_altered" if "differs" in problem else "index_unusable"
+            self.bad(key, problem, kind, "error" if kind == "index_altered" else "warning")
 
     def claims(self) -> None:
         prefix = keys.claims_prefix(self.name)

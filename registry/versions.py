@@ -9,11 +9,12 @@ ignored, so a bad hint can neither make a gap nor a version 0 or below.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 from pydantic import ValidationError
 
-from registry import keys
+from registry import keys, parallel
 from registry.checks import MAX_VERSION
 from registry.errors import IntegrityError, ObjectNotFound, PreconditionFailed, StoreError, VersionNotFound
 from registry.log import Draft, ModelLog
@@ -45,6 +46,16 @@ def read_manifest(store: ObjectStore, name: str, version: int) -> ModelVersion:
         raw = store.get(keys.manifest_key(name, version)).data
     except ObjectNotFound:
         raise VersionNotFound(f"{name} has no version {version}") from None
+    return parse_manifest(name, version, raw)
+
+
+def parse_manifest(name: str, version: int, raw: bytes) -> ModelVersion:
+    """Parse the stored manifest of ``name`` v``version``.
+
+    Raises:
+        IntegrityError: unreadable, or it describes another version.
+
+    """
     try:
         mv = ModelVersion.model_validate_json(raw)
     except (ValidationError, ValueError):
@@ -111,7 +122,7 @@ def latest(store: ObjectStore, name: str) -> int:
     return lo
 
 
-def _known_taken(store: ObjectStore, name: str) -> int:
+def known_taken(store: ObjectStore, name: str) -> int:
     """A version number known to exist, close to the latest (0 when none): the hint, once confirmed."""
     hint = read_hint(store, name)
     if hint is not None and exists(store, name, hint):
@@ -119,13 +130,22 @@ def _known_taken(store: ObjectStore, name: str) -> int:
     return latest(store, name)
 
 
-def allocate(store: ObjectStore, name: str, fields: dict[str, Any]) -> ModelVersion:
+def allocate(
+    store: ObjectStore,
+    name: str,
+    fields: dict[str, Any],
+    *,
+    start: int | None = None,
+    hint_writes: list[Future[None]] | None = None,
+) -> ModelVersion:
     """Create the manifest at the first free number (create-only: of racing writers each gets its own).
 
-    It starts just above a number known to be taken; a lagging start only costs a lost create-only write,
-    after which the free number is found by galloping, so versions stay dense.
+    It starts just above a number known to be taken (``start``, when the caller read it already); a lagging
+    start only costs a lost create-only write, after which the free number is found by galloping, so versions
+    stay dense. With ``hint_writes`` the ``latest`` hint is written in the background (the future is added
+    there for the caller to wait on), overlapping what the caller does next.
     """
-    version = _known_taken(store, name) + 1
+    version = (known_taken(store, name) if start is None else start) + 1
     while True:
         mv = ModelVersion(version=version, **fields)
         try:
@@ -134,7 +154,10 @@ def allocate(store: ObjectStore, name: str, fields: dict[str, Any]) -> ModelVers
             # Usually the number is taken (412); AWS's 409 means "retry", so look again from here.
             version = first_free(store, name, version)
             continue
-        write_hint(store, name, version)
+        if hint_writes is None:
+            write_hint(store, name, version)
+        else:
+            hint_writes.append(parallel.submit(write_hint, store, name, version))
         return mv
 
 

@@ -1,0 +1,140 @@
+"""A per-model listing index: the manifests of each full block of versions, packed into one object.
+
+Listing or searching every version of a model otherwise reads one manifest per version. Manifests never change
+once written, so the manifests of a full block (``SEGMENT`` consecutive versions) can be packed, byte for byte,
+into one object, written create-only once the whole block exists and never rewritten:
+``models/<name>/index/<first:010d>.json``. Listing 10,000 versions then reads ~40 objects (in parallel) plus
+the manifests of the last, incomplete block.
+
+It is only a cache of the manifests. A segment is used only when it parses, names this model and block, and
+every entry parses as the manifest of the version it stands for; anything else is ignored and the manifests
+are read instead. Only listing and search read it: ``get_version``, ``resolve``, ``load`` and every write read
+the manifests and the log. ``verify`` checks every entry against the manifest hash its ``registered`` event
+recorded (``index_altered``) and ``verify --repair --apply`` deletes a bad segment, which the next listing
+writes again from the manifests. Readers write missing segments (best effort), so the first full listing
+after a block fills pays for it once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pydantic import ValidationError
+
+from registry import keys, versions
+from registry.errors import ObjectNotFound, PreconditionFailed, StoreError, VersionNotFound
+from registry.models import ModelVersion
+from registry.store.base import ObjectStore
+
+#: Versions per segment. 256 manifests of a few KiB: one object of well under a MiB.
+SEGMENT = 256
+#: Parallel reads when a listing must fetch segments or manifests.
+WORKERS = 16
+
+
+def index_prefix(name: str) -> str:
+    """Key prefix of a model's index segments."""
+    return f"{keys.model_prefix(name)}index/"
+
+
+def segment_key(name: str, first: int) -> str:
+    """Key of the segment that starts at version ``first``."""
+    return f"{index_prefix(name)}{first:010d}.json"
+
+
+def segment_starts(latest: int) -> list[int]:
+    """First versions of the full segments among versions 1..``latest``."""
+    return list(range(1, latest - SEGMENT + 2, SEGMENT))
+
+
+def parse_segment(name: str, first: int, raw: bytes) -> list[tuple[str, ModelVersion]] | None:
+    """The (raw manifest, manifest) pairs of a segment, or None when it does not hold up."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    entries = body.get("manifests") if isinstance(body, dict) else None
+    if body.get("name") != name or body.get("first") != first or not isinstance(entries, list):
+        return None
+    if len(entries) != SEGMENT or not all(isinstance(e, str) for e in entries):
+        return None
+    out = []
+    for offset, text in enumerate(entries):
+        try:
+            mv = ModelVersion.model_validate_json(text)
+        except (ValidationError, ValueError):
+            return None
+        if mv.name != name or mv.version != first + offset:
+            return None
+        out.append((text, mv))
+    return out
+
+
+def build_segment(name: str, first: int, manifests: list[bytes]) -> bytes:
+    """The segment object for versions ``first``.. from their raw manifests (in version order)."""
+    body = {"name": name, "first": first, "manifests": [m.decode("utf-8") for m in manifests]}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def read_all(
+    store: ObjectStore, name: str, latest: int, read_manifest: Callable[[int], ModelVersion]
+) -> list[ModelVersion]:
+    """Every manifest of versions 1..``latest`` in version order: from segments where they hold, else direct."""
+    starts = segment_starts(latest)
+    indexed_to = starts[-1] + SEGMENT - 1 if starts else 0
+
+    def segment(first: int) -> list[ModelVersion]:
+        try:
+            parsed = parse_segment(name, first, store.get(segment_key(name, first)).data)
+        except ObjectNotFound:
+            parsed = None
+        if parsed is not None:
+            return [mv for _, mv in parsed]
+        return _fill(store, name, first)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        blocks = list(pool.map(segment, starts))
+        tail = list(pool.map(read_manifest, range(indexed_to + 1, latest + 1)))
+    return [mv for block in blocks for mv in block] + tail
+
+
+def _raw_manifest(store: ObjectStore, name: str, version: int) -> bytes:
+    try:
+        return store.get(keys.manifest_key(name, version)).data
+    except ObjectNotFound:
+        raise VersionNotFound(f"{name} has no version {version}") from None
+
+
+def _fill(store: ObjectStore, name: str, first: int) -> list[ModelVersion]:
+    """Read a block's manifests directly and write its segment (best effort: it is only a cache)."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        raws = list(pool.map(lambda v: _raw_manifest(store, name, v), range(first, first + SEGMENT)))
+    found = [versions.parse_manifest(name, v, raw) for v, raw in enumerate(raws, first)]
+    try:
+        store.put(segment_key(name, first), build_segment(name, first, raws), create_only=True)
+    except (PreconditionFailed, StoreError, OSError, UnicodeDecodeError):
+        pass  # another reader wrote it, or the store refused: the listing is right either way
+    return found
+
+
+def check(store: ObjectStore, name: str, registered: dict[int, str], sha: Callable[[bytes], str]) -> list[Any]:
+    """Problems of a model's segments: ``(key, problem)`` for each unusable or altered one (``verify`` uses it)."""
+    problems = []
+    prefix = index_prefix(name)
+    for key in store.list(prefix):
+        first = keys.parse_number(key, prefix)
+        if first is None or (first - 1) % SEGMENT:
+            problems.append((key, "stray object among the index segments"))
+            continue
+        parsed = parse_segment(name, first, store.get(key).data)
+        if parsed is None:
+            problems.append((key, "index segment is unusable (listings read the manifests instead)"))
+            continue
+        for text, mv in parsed:
+            if registered.get(mv.version) != sha(text.encode("utf-8")):
+                problems.append((key, f"index entry of v{mv.version} differs from the registered manifest"))
+                break
+    return problems

@@ -1,0 +1,75 @@
+"""The listing index (issue 13): full blocks of manifests packed into one object, only a cache of them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from registry import Registry, VersionInfo, index
+from registry.repair import repair
+from registry.verify import verify
+
+SEG = 8  # small blocks, so that a test needs a few dozen versions, not thousands
+
+
+@pytest.fixture
+def listed(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    monkeypatch.setattr(index, "SEGMENT", SEG)
+    for i in range(1, 31):
+        reg.register("m", b"v%d" % i, VersionInfo(metrics={"auc": i / 100}, tags={"i": str(i)}), fmt="bytes")
+    return reg
+
+
+def _direct(reg: Registry) -> list[bytes]:
+    return [reg.get_version("m", v).to_bytes() for v in range(30, 0, -1)]
+
+
+def test_listing_writes_segments_then_reads_them(listed: Registry) -> None:
+    first = [mv.to_bytes() for mv in listed.versions("m")]
+    assert first == _direct(listed)
+    segments = sorted(listed.store.list(index.index_prefix("m")))
+    assert segments == [index.segment_key("m", f) for f in (1, 9, 17)]  # v25..v30 are not a full block yet
+    gets: list[str] = []
+    real = listed.store.get
+
+    def counting(key: str):  # type: ignore[no-untyped-def]
+        gets.append(key)
+        return real(key)
+
+    listed.store.get = counting  # type: ignore[method-assign]
+    again = [mv.to_bytes() for mv in listed.versions("m")]
+    assert again == first
+    manifests = [k for k in gets if "/versions/" in k]
+    assert len(manifests) == 30 - 24  # only the incomplete block is read manifest by manifest (exists() probes)
+    assert sum("/index/" in k for k in gets) == 3
+    assert [mv.version for mv in listed.search("m", where=["auc>=0.2"], sort="-auc", limit=3)] == [30, 29, 28]
+    assert verify(listed).ok
+
+
+def test_a_bad_segment_is_ignored_reported_and_rebuilt(listed: Registry) -> None:
+    listed.versions("m")
+    garbage = index.segment_key("m", 1)
+    listed.store.put(garbage, b"{not json")
+    assert [mv.to_bytes() for mv in listed.versions("m")] == _direct(listed)  # ignored: manifests read instead
+    assert "index_unusable" in verify(listed).kinds()
+
+    key = index.segment_key("m", 9)
+    body = json.loads(listed.store.get(key).data)
+    body["manifests"][0] = body["manifests"][0].replace('"auc":0.09', '"auc":0.99')  # parses, but altered
+    listed.store.put(key, json.dumps(body).encode())
+    report = verify(listed)
+    assert not report.ok and "index_altered" in report.kinds()
+    done = repair(listed, apply=True, grace_s=0)
+    assert {a["key"] for a in done} >= {garbage, key}
+    assert verify(listed).ok
+    assert [mv.to_bytes() for mv in listed.versions("m")] == _direct(listed)  # rebuilt from the manifests
+    assert listed.store.exists(key) and verify(listed).ok
+
+
+def test_a_segment_for_another_block_or_model_is_not_used(listed: Registry) -> None:
+    listed.versions("m")
+    moved = listed.store.get(index.segment_key("m", 1)).data
+    listed.store.put(index.segment_key("m", 9), moved)  # well-formed, but the wrong block
+    assert [mv.to_bytes() for mv in listed.versions("m")] == _direct(listed)
+    assert "index_unusable" in verify(listed).kinds()
