@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import ValidationError
 
-from registry import keys, versions
+from registry import keys, parallel, versions
 from registry.errors import ObjectNotFound, PreconditionFailed, StoreError, VersionNotFound
 from registry.models import ModelVersion
 from registry.store.base import ObjectStore
 
 #: Versions per segment. 256 manifests of a few KiB: one object of well under a MiB.
 SEGMENT = 256
-#: Parallel reads when a listing must fetch segments or manifests.
-WORKERS = 16
+#: A listing that had to read at least this many manifests past the tail rewrites the tail.
+TAIL_REFRESH = 16
 
 
 def index_prefix(name: str) -> str:
@@ -79,26 +78,71 @@ def build_segment(name: str, first: int, manifests: list[bytes]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def read_all(
-    store: ObjectStore, name: str, latest: int, read_manifest: Callable[[int], ModelVersion]
-) -> list[ModelVersion]:
-    """Every manifest of versions 1..``latest`` in version order: from segments where they hold, else direct."""
+def tail_key(name: str) -> str:
+    """Key of the tail: the manifests after the last full segment, rewritten by listings as versions arrive."""
+    return f"{index_prefix(name)}tail.json"
+
+
+def parse_tail(name: str, first: int, raw: bytes) -> list[tuple[str, ModelVersion]]:
+    """The usable entries of a tail that should start at ``first`` (none when it does not hold up)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return []
+    entries = body.get("manifests") if isinstance(body, dict) else None
+    if body.get("name") != name or body.get("first") != first or not isinstance(entries, list):
+        return []
+    out = []
+    for offset, text in enumerate(entries[: SEGMENT - 1]):
+        try:
+            mv = ModelVersion.model_validate_json(text) if isinstance(text, str) else None
+        except (ValidationError, ValueError):
+            mv = None
+        if mv is None or mv.name != name or mv.version != first + offset:
+            return []
+        out.append((text, mv))
+    return out
+
+
+def _get(store: ObjectStore, key: str) -> bytes | None:
+    try:
+        return store.get(key).data
+    except ObjectNotFound:
+        return None
+
+
+def read_all(store: ObjectStore, name: str, latest: int) -> list[ModelVersion]:
+    """Every manifest of versions 1..``latest`` in version order.
+
+    Full blocks come from their segments and the rest from the tail where they hold up; anything else is read
+    manifest by manifest, and the index is filled for the next listing (best effort).
+    """
     starts = segment_starts(latest)
     indexed_to = starts[-1] + SEGMENT - 1 if starts else 0
+    tail = parallel.submit(_get, store, tail_key(name))
+    blocks = [parallel.submit(_segment, store, name, first) for first in starts]
+    known = [(t, mv) for t, mv in parse_tail(name, indexed_to + 1, tail.result() or b"") if mv.version <= latest]
+    rest = [parallel.submit(_raw_manifest, store, name, v) for v in range(indexed_to + 1 + len(known), latest + 1)]
+    fresh = [
+        (raw, versions.parse_manifest(name, v, raw))
+        for v, raw in enumerate((f.result() for f in rest), indexed_to + 1 + len(known))
+    ]
+    if len(fresh) >= TAIL_REFRESH:
+        entries = [t.encode("utf-8") for t, _ in known] + [raw for raw, _ in fresh]
+        _put_quietly(store, tail_key(name), build_segment(name, indexed_to + 1, entries), create_only=False)
+    out = [mv for block in blocks for mv in block.result()]
+    return out + [mv for _, mv in known] + [mv for _, mv in fresh]
 
-    def segment(first: int) -> list[ModelVersion]:
-        try:
-            parsed = parse_segment(name, first, store.get(segment_key(name, first)).data)
-        except ObjectNotFound:
-            parsed = None
-        if parsed is not None:
-            return [mv for _, mv in parsed]
-        return _fill(store, name, first)
 
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        blocks = list(pool.map(segment, starts))
-        tail = list(pool.map(read_manifest, range(indexed_to + 1, latest + 1)))
-    return [mv for block in blocks for mv in block] + tail
+def _segment(store: ObjectStore, name: str, first: int) -> list[ModelVersion]:
+    parsed = parse_segment(name, first, _get(store, segment_key(name, first)) or b"")
+    if parsed is not None:
+        return [mv for _, mv in parsed]
+    # Read the block's manifests here, one by one (a pool task never waits on another), and write its segment.
+    raws = [_raw_manifest(store, name, v) for v in range(first, first + SEGMENT)]
+    found = [versions.parse_manifest(name, v, raw) for v, raw in enumerate(raws, first)]
+    _put_quietly(store, segment_key(name, first), build_segment(name, first, raws), create_only=True)
+    return found
 
 
 def _raw_manifest(store: ObjectStore, name: str, version: int) -> bytes:
@@ -108,16 +152,11 @@ def _raw_manifest(store: ObjectStore, name: str, version: int) -> bytes:
         raise VersionNotFound(f"{name} has no version {version}") from None
 
 
-def _fill(store: ObjectStore, name: str, first: int) -> list[ModelVersion]:
-    """Read a block's manifests directly and write its segment (best effort: it is only a cache)."""
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        raws = list(pool.map(lambda v: _raw_manifest(store, name, v), range(first, first + SEGMENT)))
-    found = [versions.parse_manifest(name, v, raw) for v, raw in enumerate(raws, first)]
+def _put_quietly(store: ObjectStore, key: str, data: bytes, *, create_only: bool) -> None:
     try:
-        store.put(segment_key(name, first), build_segment(name, first, raws), create_only=True)
-    except (PreconditionFailed, StoreError, OSError, UnicodeDecodeError):
+        store.put(key, data, create_only=create_only)
+    except (PreconditionFailed, StoreError, OSError):
         pass  # another reader wrote it, or the store refused: the listing is right either way
-    return found
 
 
 def check(store: ObjectStore, name: str, registered: dict[int, str], sha: Callable[[bytes], str]) -> list[Any]:
@@ -125,6 +164,9 @@ def check(store: ObjectStore, name: str, registered: dict[int, str], sha: Callab
     problems = []
     prefix = index_prefix(name)
     for key in store.list(prefix):
+        if key == tail_key(name):
+            problems.extend(_check_tail(store, name, key, registered, sha))
+            continue
         first = keys.parse_number(key, prefix)
         if first is None or (first - 1) % SEGMENT:
             problems.append((key, "stray object among the index segments"))
@@ -138,3 +180,22 @@ def check(store: ObjectStore, name: str, registered: dict[int, str], sha: Callab
                 problems.append((key, f"index entry of v{mv.version} differs from the registered manifest"))
                 break
     return problems
+
+
+def _check_tail(
+    store: ObjectStore, name: str, key: str, registered: dict[int, str], sha: Callable[[bytes], str]
+) -> list[tuple[str, str]]:
+    # A tail left behind by a block boundary is only outdated (listings ignore and rewrite it); an entry that
+    # differs from its registered manifest is an alteration.
+    body = _get(store, key) or b""
+    try:
+        first = json.loads(body).get("first")
+    except (ValueError, AttributeError):
+        first = None
+    entries = parse_tail(name, first, body) if isinstance(first, int) else []
+    if not entries:
+        return [(key, "index tail is unusable (listings read the manifests instead)")]
+    for text, mv in entries:
+        if registered.get(mv.version) != sha(text.encode("utf-8")):
+            return [(key, f"index entry of v{mv.version} differs from the registered manifest")]
+    return []

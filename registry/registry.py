@@ -362,7 +362,7 @@ class Registry:
         latest = self.latest_version(name)
         if limit is None or limit > index.SEGMENT:
             # Full blocks of versions come from the listing index (a cache of the manifests, see registry.index).
-            every = index.read_all(self.store, name, latest, lambda n: self.get_version(name, n))
+            every = index.read_all(self.store, name, latest)
             return every[::-1][:limit]
         numbers = list(range(latest, max(latest - limit, 0), -1))
         with ThreadPoolExecutor(max_workers=8) as pool:

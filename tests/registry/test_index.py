@@ -42,7 +42,7 @@ def test_listing_writes_segments_then_reads_them(listed: Registry) -> None:
     assert again == first
     manifests = [k for k in gets if "/versions/" in k]
     assert len(manifests) == 30 - 24  # only the incomplete block is read manifest by manifest (exists() probes)
-    assert sum("/index/" in k for k in gets) == 3
+    assert sum("/index/" in k for k in gets) == 4  # three segments and the (missing) tail
     assert [mv.version for mv in listed.search("m", where=["auc>=0.2"], sort="-auc", limit=3)] == [30, 29, 28]
     assert verify(listed).ok
 
@@ -73,3 +73,35 @@ def test_a_segment_for_another_block_or_model_is_not_used(listed: Registry) -> N
     listed.store.put(index.segment_key("m", 9), moved)  # well-formed, but the wrong block
     assert [mv.to_bytes() for mv in listed.versions("m")] == _direct(listed)
     assert "index_unusable" in verify(listed).kinds()
+
+
+def test_the_tail_holds_the_last_incomplete_block(listed: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index, "TAIL_REFRESH", 2)
+    assert [mv.to_bytes() for mv in listed.versions("m")] == _direct(listed)
+    assert listed.store.exists(index.tail_key("m"))
+    real, gets = listed.store.get, []
+
+    def counting(key: str):  # type: ignore[no-untyped-def]
+        gets.append(key)
+        return real(key)
+
+    expected = _direct(listed)
+    listed.store.get = counting  # type: ignore[method-assign]
+    assert [mv.to_bytes() for mv in listed.versions("m")] == expected
+    assert not [k for k in gets if "/versions/" in k]  # segments and the tail only
+    listed.store.get = real  # type: ignore[method-assign]
+    for i in (31, 32):  # v32 completes the block v25..v32: the tail is left behind, then rewritten
+        listed.register("m", b"v%d" % i, VersionInfo(metrics={"auc": i / 100}), fmt="bytes")
+    every = listed.versions("m")
+    assert [mv.version for mv in every] == list(range(32, 0, -1)) and verify(listed).ok
+    tail = json.loads(listed.store.get(index.tail_key("m")).data)
+    assert tail["first"] == 25 or listed.store.exists(index.segment_key("m", 25))
+    body = json.loads(listed.store.get(index.segment_key("m", 25)).data)
+    body["manifests"][1] = body["manifests"][1].replace('"auc":0.26', '"auc":0.96')
+    listed.store.put(index.segment_key("m", 25), json.dumps(body).encode())
+    assert "index_altered" in verify(listed).kinds()
+    repair(listed, apply=True, grace_s=0)
+    assert (
+        verify(listed).ok
+        and [mv.to_bytes() for mv in listed.versions("m")][7] == listed.get_version("m", 25).to_bytes()
+    )
