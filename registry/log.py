@@ -21,7 +21,9 @@ both land.
 from __future__ import annotations
 
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -87,6 +89,30 @@ def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:
     return event
 
 
+@dataclass
+class _Known:
+    """What this process last knew of a model's log: a state built from checked events, and the snapshot object."""
+
+    state: ModelState
+    stored_seq: int  # the seq of the snapshot object, as last read or written here
+    etag: str | None  # its ETag (None: no snapshot object)
+
+
+# Per store object (one per Registry), per model. A process that keeps its Registry skips the snapshot read on
+# every call after the first: it probes the log from what it already knows (events appended since by anyone
+# are found by that probe, exactly as after reading the snapshot object).
+_known: weakref.WeakKeyDictionary[ObjectStore, dict[str, _Known]] = weakref.WeakKeyDictionary()
+_known_lock = threading.Lock()
+
+
+def _memo(store: ObjectStore) -> dict[str, _Known]:
+    with _known_lock:
+        found = _known.get(store)
+        if found is None:
+            found = _known[store] = {}
+        return found
+
+
 def _when(draft: Draft, state: ModelState) -> datetime:
     """The event's time: now, or the draft's own (earlier) time kept no earlier than the event before it."""
     now = utcnow()
@@ -101,6 +127,24 @@ class ModelLog:
     def __init__(self, store: ObjectStore, name: str) -> None:
         self.store = store
         self.name = name
+
+    def _start(self) -> tuple[ModelState, int, str | None]:
+        """Where to read the log from: what this process knows, else the snapshot object (state, its seq, ETag)."""
+        known = _memo(self.store).get(self.name)
+        if known is not None:  # a copy: callers may change the state they get, the memo must not change
+            return known.state.model_copy(deep=True), known.stored_seq, known.etag
+        snap, etag = self._snapshot()
+        return snap, snap.seq, etag
+
+    def _remember(self, state: ModelState, stored_seq: int, etag: str | None) -> None:
+        memo = _memo(self.store)
+        known = memo.get(self.name)
+        if known is None or state.seq >= known.state.seq:
+            memo[self.name] = _Known(state, stored_seq, etag)
+
+    def forget(self) -> None:
+        """Drop what this process knew of the log (the next call reads the snapshot object again)."""
+        _memo(self.store).pop(self.name, None)
 
     def _snapshot(self) -> tuple[ModelState, str | None]:
         try:
@@ -170,12 +214,18 @@ class ModelLog:
             seq += 1
 
     def state(self) -> ModelState:
-        """The current state: the snapshot plus any events written after it."""
-        snapshot, etag = self._snapshot()
-        state, _ = self._catch_up(snapshot)
-        if state.seq - snapshot.seq >= SNAPSHOT_LAG:
-            self._save_snapshot(state, snapshot.seq, etag)
+        """The current state: the snapshot (or what this process knew) plus any events written after it."""
+        start, stored_seq, etag = self._start()
+        state, _ = self._catch_up(start)
+        self._settle(state, stored_seq, etag)
         return state
+
+    def _settle(self, state: ModelState, stored_seq: int, etag: str | None) -> None:
+        """Remember ``state``; refresh the snapshot object when readers elsewhere would replay too much."""
+        if state.seq - stored_seq >= SNAPSHOT_LAG:
+            self._save_snapshot(state, stored_seq, etag)
+        else:
+            self._remember(state, stored_seq, etag)
 
     def state_then(self, follow: Callable[[ModelState], T]) -> tuple[ModelState, Future[T] | None]:
         """The current state, with ``follow(snapshot)`` run alongside the probe for events after the snapshot.
@@ -184,16 +234,16 @@ class ModelLog:
         on it: a read that depends on the state (a manifest an alias names) costs no extra round trip. When
         events followed, the future is None and the caller runs ``follow`` on the returned state itself.
         """
-        snapshot, etag = self._snapshot()
-        probe = self._probe(snapshot.seq + 1)
-        ahead = parallel.submit(follow, snapshot)
-        state, _ = self._catch_up(snapshot, first=probe)
-        if state.seq - snapshot.seq >= SNAPSHOT_LAG:
-            self._save_snapshot(state, snapshot.seq, etag)
-        return state, (ahead if state.seq == snapshot.seq else None)
+        start, stored_seq, etag = self._start()
+        probe = self._probe(start.seq + 1)
+        ahead = parallel.submit(follow, start)
+        state, _ = self._catch_up(start, first=probe)
+        self._settle(state, stored_seq, etag)
+        return state, (ahead if state.seq == start.seq else None)
 
     def refresh_snapshot(self) -> ModelState:
         """The current state, saving the snapshot if it lags at all (after a retry found its event landed)."""
+        self.forget()  # this is about the snapshot object itself: read it
         snapshot, etag = self._snapshot()
         state, _ = self._catch_up(snapshot)
         self._save_snapshot(state, snapshot.seq, etag)
@@ -265,10 +315,12 @@ class ModelLog:
             Whatever ``plan`` raises (typed refusals), with nothing written.
 
         """
-        snapshot, etag = self._snapshot()
+        snapshot, stored_seq, etag = self._start()
         probe = self._probe(snapshot.seq + 1)  # overlaps the check below: both depend only on the snapshot
         if not self._snapshot_matches_log(snapshot):
+            self.forget()
             snapshot, probe = ModelState(name=self.name), None  # never build a write on a cache it cannot confirm
+            stored_seq = -1  # and replace that snapshot object once the log is replayed
         if op_key is not None and since is not None and since < snapshot.seq:
             # The snapshot is past the claim point: look for our event among the events it covers.
             earlier = self.find(op_key, since)
@@ -277,13 +329,14 @@ class ModelLog:
         state, found = self._catch_up(snapshot, op_key, probe)
         if found is not None:  # an earlier attempt landed: finish its best-effort snapshot refresh too
             state = self._catch_up(state)[0]
-            self._save_snapshot(state, snapshot.seq, etag)
+            self._save_snapshot(state, stored_seq, etag)
             return found, state
         deadline = time.monotonic() + APPEND_BUDGET_S
         attempt = 0
         while True:
             draft = plan(state)
             if draft is None:
+                self._remember(state, stored_seq, etag)
                 return None, state
             event = Event(
                 seq=state.seq + 1,
@@ -314,7 +367,7 @@ class ModelLog:
                     return found, self._catch_up(state)[0]
                 continue
             state = apply_event(state, event, sha256(raw))
-            self._save_snapshot(state, snapshot.seq, etag)
+            self._save_snapshot(state, stored_seq, etag)
             hooks.notify(event)
             return event, state
 
@@ -322,11 +375,14 @@ class ModelLog:
         # Best effort, one try: a lost race means someone else refreshed it, and readers catch up anyway. Any
         # store error is swallowed too: the event already landed, so the operation has happened.
         if state.seq <= stored_seq:
+            self._remember(state, stored_seq, etag)
             return
         try:
             if etag is None:
-                self.store.put(state_key(self.name), state.model_dump_json().encode(), create_only=True)
+                etag = self.store.put(state_key(self.name), state.model_dump_json().encode(), create_only=True)
             else:
-                self.store.put(state_key(self.name), state.model_dump_json().encode(), if_match=etag)
+                etag = self.store.put(state_key(self.name), state.model_dump_json().encode(), if_match=etag)
         except (StoreError, OSError):
-            pass
+            self.forget()  # someone else refreshed it (or the store failed): read it again next time
+            return
+        self._remember(state, state.seq, etag)
