@@ -16,6 +16,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 os.environ.setdefault("PMR_ACTOR", "benchmark")
+# MLflow downloads the artifact on every call; so does this side (the local artifact cache of a serving process,
+# which would make a repeated download a local read, is off here).
+os.environ["PMR_CACHE_DIR"] = "off"
 
 from _worker import CONTENDERS, MIB, contend, serve, timed  # noqa: E402
 
