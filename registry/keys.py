@@ -9,6 +9,7 @@ Layout (one bucket prefix or directory)::
     models/<name>/state.json                       snapshot of the replayed log (a cache)
     models/<name>/idempotency/<sha256(key)>.json   claim on an operation key (see registry.idempotency)
     models/<name>/reports/<n:010d>/<gate>.json     gate reports recorded by older releases (read only)
+    models/<name>/index/<first:010d>.json          listing index segments and tail (see registry.index)
 """
 
 from __future__ import annotations
