@@ -35,6 +35,18 @@ def step(title: str) -> None:
     console.print(Rule(f"[bold]{title}"))
 
 
+def show_pmr(registry: str, args: list[str]) -> None:
+    """Print a ``pmr`` command, then run it in this process (a non-zero exit stops the demo)."""
+    from flows.cli import main as pmr  # every pmr command, explain-prediction included
+
+    console.print(f"$ pmr --registry {registry} {' '.join(args)}", style="dim")
+    try:
+        pmr(["--registry", registry, *args])
+    except SystemExit as exc:
+        if exc.code:
+            raise
+
+
 def corrupted_batch(path: Path) -> Path:
     """Write a copy of batch 2 with nulls, out-of-range values and labels outside {0, 1}."""
     import pandas as pd
@@ -70,7 +82,6 @@ def run_lifecycle(registry: str) -> None:
 
     from flows.approval import ApprovalPolicy
     from flows.ci import quiet_expected_failures
-    from flows.cli import main as pmr  # every pmr command, explain-prediction included
     from flows.config import RetrainConfig
     from flows.evidence import champion_markdown, gate_summary
     from flows.lifecycle import rollback_model
@@ -158,23 +169,13 @@ def run_lifecycle(registry: str) -> None:
         ["explain-prediction", str(ROOT / "scored.csv"), "--row", "0"],
         ["dataset", MODEL, str(scored["version"]), "-o", str(restored), "--force"],
     ):
-        console.print(f"$ pmr --registry {registry} {' '.join(args)}", style="dim")
-        try:
-            pmr(["--registry", registry, *args])
-        except SystemExit as exc:
-            if exc.code:
-                raise
+        show_pmr(registry, args)
     same = restored.read_bytes() == (DATA / "breast_cancer_batch1.csv").read_bytes()
     console.print(f"restored training data identical to the file v{scored['version']} was trained on: {same}")
 
     step("6. The registry, v2's lineage and the audit log (pmr)")
     for args in (["models"], ["versions", MODEL], ["lineage", MODEL, "2"], ["history", MODEL], ["verify"]):
-        console.print(f"$ pmr --registry {registry} {' '.join(args)}", style="dim")
-        try:
-            pmr(["--registry", registry, *args])
-        except SystemExit as exc:
-            if exc.code:
-                raise
+        show_pmr(registry, args)
 
 
 def main() -> None:

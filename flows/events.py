@@ -32,7 +32,6 @@ _NAMES = {
     "policy_set": "model.policy-set",
     "rolled_back": "model.rolled-back",
     "deleted": "model.deleted",
-    "copied": "model.copied",
 }
 
 

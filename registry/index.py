@@ -49,8 +49,11 @@ def segment_starts(latest: int) -> list[int]:
     return list(range(1, latest - SEGMENT + 2, SEGMENT))
 
 
-def parse_segment(name: str, first: int, raw: bytes) -> list[tuple[str, ModelVersion]] | None:
-    """The (raw manifest, manifest) pairs of a segment, or None when it does not hold up."""
+def _entries(name: str, first: int, raw: bytes, limit: int) -> list[tuple[str, ModelVersion]] | None:
+    """The (raw manifest, manifest) pairs of an index object for versions ``first``.., at most ``limit``.
+
+    None unless every one parses as the manifest of the version it stands for.
+    """
     try:
         body = json.loads(raw)
     except ValueError:
@@ -58,18 +61,22 @@ def parse_segment(name: str, first: int, raw: bytes) -> list[tuple[str, ModelVer
     entries = body.get("manifests") if isinstance(body, dict) else None
     if body.get("name") != name or body.get("first") != first or not isinstance(entries, list):
         return None
-    if len(entries) != SEGMENT or not all(isinstance(e, str) for e in entries):
-        return None
     out = []
-    for offset, text in enumerate(entries):
+    for offset, text in enumerate(entries[:limit]):
         try:
-            mv = ModelVersion.model_validate_json(text)
+            mv = ModelVersion.model_validate_json(text) if isinstance(text, str) else None
         except (ValidationError, ValueError):
             return None
-        if mv.name != name or mv.version != first + offset:
+        if mv is None or mv.name != name or mv.version != first + offset:
             return None
         out.append((text, mv))
     return out
+
+
+def parse_segment(name: str, first: int, raw: bytes) -> list[tuple[str, ModelVersion]] | None:
+    """The (raw manifest, manifest) pairs of a segment, or None when it does not hold up."""
+    found = _entries(name, first, raw, SEGMENT + 1)
+    return found if found is not None and len(found) == SEGMENT else None
 
 
 def build_segment(name: str, first: int, manifests: list[bytes]) -> bytes:
@@ -85,23 +92,7 @@ def tail_key(name: str) -> str:
 
 def parse_tail(name: str, first: int, raw: bytes) -> list[tuple[str, ModelVersion]]:
     """The usable entries of a tail that should start at ``first`` (none when it does not hold up)."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return []
-    entries = body.get("manifests") if isinstance(body, dict) else None
-    if body.get("name") != name or body.get("first") != first or not isinstance(entries, list):
-        return []
-    out = []
-    for offset, text in enumerate(entries[: SEGMENT - 1]):
-        try:
-            mv = ModelVersion.model_validate_json(text) if isinstance(text, str) else None
-        except (ValidationError, ValueError):
-            mv = None
-        if mv is None or mv.name != name or mv.version != first + offset:
-            return []
-        out.append((text, mv))
-    return out
+    return _entries(name, first, raw, SEGMENT - 1) or []
 
 
 def _get(store: ObjectStore, key: str) -> bytes | None:
@@ -175,11 +166,18 @@ def check(store: ObjectStore, name: str, registered: dict[int, str], sha: Callab
         if parsed is None:
             problems.append((key, "index segment is unusable (listings read the manifests instead)"))
             continue
-        for text, mv in parsed:
-            if registered.get(mv.version) != sha(text.encode("utf-8")):
-                problems.append((key, f"index entry of v{mv.version} differs from the registered manifest"))
-                break
+        problems.extend(_altered(key, parsed, registered, sha))
     return problems
+
+
+def _altered(
+    key: str, entries: list[tuple[str, ModelVersion]], registered: dict[int, str], sha: Callable[[bytes], str]
+) -> list[tuple[str, str]]:
+    """The first entry whose bytes differ from the manifest its ``registered`` event hashed, as a problem."""
+    for text, mv in entries:
+        if registered.get(mv.version) != sha(text.encode("utf-8")):
+            return [(key, f"index entry of v{mv.version} differs from the registered manifest")]
+    return []
 
 
 def _check_tail(
@@ -195,7 +193,4 @@ def _check_tail(
     entries = parse_tail(name, first, body) if isinstance(first, int) else []
     if not entries:
         return [(key, "index tail is unusable (listings read the manifests instead)")]
-    for text, mv in entries:
-        if registered.get(mv.version) != sha(text.encode("utf-8")):
-            return [(key, f"index entry of v{mv.version} differs from the registered manifest")]
-    return []
+    return _altered(key, entries, registered, sha)

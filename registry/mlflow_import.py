@@ -80,11 +80,16 @@ def _packages(requirements: bytes | None) -> dict[str, str]:
     return found
 
 
-def model_file(files: dict[str, bytes]) -> tuple[bytes, str, str]:
-    """The artifact to register from an MLflow model directory: ``(bytes, format, flavors)``."""
-    meta = yaml.safe_load(files.get("MLmodel", b"") or b"{}") or {}
-    flavors = meta.get("flavors", {}) if isinstance(meta, dict) else {}
-    sk = flavors.get("sklearn") if isinstance(flavors, dict) else None
+def flavors_of(files: dict[str, bytes]) -> dict[str, Any]:
+    """The ``flavors`` of an MLflow model directory's ``MLmodel`` file (empty when there is none)."""
+    meta = yaml.safe_load(files.get("MLmodel", b"") or b"{}")
+    flavors = meta.get("flavors") if isinstance(meta, dict) else None
+    return flavors if isinstance(flavors, dict) else {}
+
+
+def model_file(files: dict[str, bytes], flavors: dict[str, Any]) -> tuple[bytes, str, str]:
+    """The artifact to register from an MLflow model directory and its flavors: ``(bytes, format, flavors)``."""
+    sk = flavors.get("sklearn")
     if isinstance(sk, dict) and sk.get("pickled_model") in files:
         fmt = "skops" if sk.get("serialization_format") == "skops" else "pickle"
         return files[sk["pickled_model"]], fmt, ",".join(sorted(flavors))
@@ -93,7 +98,7 @@ def model_file(files: dict[str, bytes]) -> tuple[bytes, str, str]:
         for path in sorted(files):
             info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))  # same bytes for the same files
             archive.writestr(info, files[path])
-    return buffer.getvalue(), "bytes", ",".join(sorted(flavors)) if isinstance(flavors, dict) else ""
+    return buffer.getvalue(), "bytes", ",".join(sorted(flavors))
 
 
 def import_mlflow(
@@ -177,11 +182,10 @@ def _register(
     data, info = run.get("data", {}), run.get("info", {})
     run_tags = _pairs(data.get("tags"))
     files = source.files(source.download_uri(name, number))
-    artifact, fmt, flavors = model_file(files)
-    python = None
-    meta = yaml.safe_load(files.get("MLmodel", b"") or b"{}") or {}
-    if isinstance(meta, dict):
-        python = (meta.get("flavors", {}).get("python_function") or {}).get("python_version")
+    flavor_meta = flavors_of(files)  # MLmodel is parsed once
+    artifact, fmt, flavors = model_file(files, flavor_meta)
+    pyfunc = flavor_meta.get("python_function")
+    python = pyfunc.get("python_version") if isinstance(pyfunc, dict) else None
     lineage = Lineage(
         code_version=run_tags.get("mlflow.source.git.commit") or "unknown (imported from MLflow)",
         python_version=str(python) if python else "unknown (imported from MLflow)",

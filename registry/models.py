@@ -208,7 +208,6 @@ def describe(event: Event) -> str:
         "break_glass": f"BREAK-GLASS {v} {d.get('from')} -> {d.get('to')} without the approval the policy requires",
         "deleted": ("model deleted: " if d.get("whole_model") else "deleted ")
         + ", ".join(f"v{x}" for x in d.get("versions", [])),
-        "copied": f"{v} copied from {d.get('source_uri')}",
         "rolled_back": f"rolled back v{d.get('from')} -> v{d.get('to')}"
         + (f" (moved {', '.join(d['aliases'])})" if d.get("aliases") else ""),
     }.get(event.type, f"{event.type} {v}".strip())

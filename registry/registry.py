@@ -77,9 +77,6 @@ def resolve_actor(actor: str | None) -> str:
     return check_text(actor if actor is not None else default_actor(), "actor", max_len=256)
 
 
-_actor = resolve_actor
-
-
 def _texts(**fields: object) -> None:
     for what, value in fields.items():
         check_optional_text(value, what.replace("_", " "))
@@ -186,7 +183,7 @@ class Registry:
         if idempotency_key is not None and operation_key is not None and idempotency_key != operation_key:
             raise InvalidMetadata("idempotency_key and operation_key differ: give one")
         op_key = check_op_key(operation_key if operation_key is not None else idempotency_key)
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         reviewed = artifacts.review_types(bytes(artifact), fmt)  # refuses code-running types before any write
         check_flag(snapshot_dataset, "snapshot_dataset")
         snapshots.check_unset(info.lineage)
@@ -426,7 +423,7 @@ class Registry:
         """Set the description of a version (or of the model, ``version=None``) as an audit event."""
         check_model_name(name)
         op_key = check_op_key(operation_key)
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         check_text(description, "description")
         if version is None:
             self._require_model(name)
@@ -456,7 +453,7 @@ class Registry:
         """Set and/or remove tags of a version as one audit event (the manifest keeps its registered tags)."""
         check_model_name(name)
         op_key = check_op_key(operation_key)
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         setting = dict(tags or {})
         check_tags(setting)
         removing = sorted({check_text(k, "tag key", max_len=256) for k in remove})
@@ -658,7 +655,7 @@ class Registry:
         check_stage(to)
         check_flag(break_glass, "break_glass")
         op_key = check_op_key(operation_key)
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         _texts(reason=reason, run_id=run_id)
         if break_glass and not reason.strip():
             raise InvalidMetadata("a break-glass promotion needs a reason (it goes into the audit log)")
@@ -712,7 +709,7 @@ class Registry:
         check_model_name(name)
         check_flag(move_aliases, "move_aliases")
         op_key = check_op_key(operation_key)
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         _texts(reason=reason, run_id=run_id)
         self._require_model(name)
 
@@ -740,7 +737,7 @@ class Registry:
         """Point ``alias`` at ``version`` (moving it from wherever it was). ``None`` when already there."""
         check_alias(alias)
         op_key = check_op_key(operation_key)
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         _texts(reason=reason, run_id=run_id)
         exists = self._version_exists(name, version)
 
@@ -775,7 +772,7 @@ class Registry:
         check_model_name(name)
         check_alias(alias)
         op_key = check_op_key(operation_key)
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         _texts(reason=reason, run_id=run_id)
         self._require_model(name)
 
@@ -813,7 +810,7 @@ class Registry:
         check_report(report)
         check_flag(passed, "passed")
         op_key = check_op_key(operation_key)
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         _texts(run_id=run_id)
         raw = canonical_json(dict(report))
         failed = [c.get("name") for c in report.get("checks", []) if isinstance(c, dict) and not c.get("passed")]
@@ -898,7 +895,7 @@ class Registry:
         """Log that an approval wait ended with no decision (the version keeps its stage)."""
         check_model_name(name)
         op_key = check_op_key(operation_key)
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         _texts(reason=reason, run_id=run_id)
         self.get_version(name, version)
         event = self._claims.append(
@@ -955,7 +952,7 @@ class Registry:
         if not isinstance(record, Mapping) or not isinstance(record.get("run"), str) or not record["run"]:
             raise InvalidMetadata("a scoring record needs its run id ('run')")
         check_report(dict(record), "scoring record")
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         self.get_version(name, version)
         op_key = check_op_key(f"scoring:{record['run']}")
         data = dict(record)
@@ -1024,7 +1021,7 @@ class Registry:
             check_text(reviewer, "a reviewer", max_len=256)
         check_flag(only_if_unset, "only_if_unset")
         op_key = check_op_key(operation_key)
-        actor = _actor(actor)
+        actor = resolve_actor(actor)
         _texts(reason=reason)
         self._require_model(name)
         data = rules.model_dump(mode="json")
