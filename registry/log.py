@@ -6,10 +6,16 @@ several racing writers exactly one wins that ``seq``; the others read the winner
 change against the new state and try ``seq + 1``. So a promotion is one atomic write, two production
 versions can never coexist, and no change can happen without its event.
 
-``state.json`` is a snapshot of the replayed state, refreshed after appends. It may lag; readers catch up by
-reading the events after it (usually none: one missing-key read), so resolving ``@production`` costs a
-constant number of requests however many versions and events a model has. Refreshing it is best effort: an
-append whose event landed has succeeded, whatever happens to the snapshot write after it.
+``state.json`` is a snapshot of the replayed state, refreshed after appends in the background
+(:mod:`registry.background`). It may lag; readers catch up by reading the events after it (usually none: one
+missing-key read), so resolving ``@production`` costs a constant number of requests however many versions and
+events a model has. Refreshing it is best effort: an append whose event landed has succeeded, whatever happens
+to the snapshot write after it.
+
+A process remembers the state it built from events it checked itself (``_Known``). Its next append goes straight
+to the create-only write at ``seq + 1``: if that lands, nothing was appended since, so the state the change was
+checked against was the current one; if it loses, the writer reads the new events and plans again, as after any
+lost race. A state that came from the snapshot object alone (a cache) is first checked against the log's head.
 
 An append may carry an operation key, stored in the event. Given the log position at which the key was
 claimed (``since``), the append first looks for an event with that key after it and returns that event
@@ -32,7 +38,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from registry import hooks, parallel
+from registry import background, hooks, parallel
 from registry.errors import ConcurrencyError, IntegrityError, ObjectNotFound, PreconditionFailed, StoreError
 from registry.keys import event_key, events_prefix, parse_number, state_key
 from registry.lifecycle import apply_event
@@ -96,6 +102,9 @@ class _Known:
     state: ModelState
     stored_seq: int  # the seq of the snapshot object, as last read or written here
     etag: str | None  # its ETag (None: no snapshot object)
+    #: Built from events this process read and checked from a confirmed start, never only from the snapshot
+    #: object's word: an append may build on it without checking the head first.
+    confirmed: bool = False
 
 
 # Per store object (one per Registry), per model. A process that keeps its Registry skips the snapshot read on
@@ -128,19 +137,28 @@ class ModelLog:
         self.store = store
         self.name = name
 
-    def _start(self) -> tuple[ModelState, int, str | None]:
-        """Where to read the log from: what this process knows, else the snapshot object (state, its seq, ETag)."""
+    def _start(self) -> tuple[ModelState, int, str | None, bool]:
+        """Where to read the log from: what this process knows, else the snapshot object.
+
+        Returns the state, the snapshot object's seq and ETag, and whether the state is confirmed (see ``_Known``).
+        """
         known = _memo(self.store).get(self.name)
         if known is not None:  # a copy: callers may change the state they get, the memo must not change
-            return known.state.model_copy(deep=True), known.stored_seq, known.etag
+            return known.state.model_copy(deep=True), known.stored_seq, known.etag, known.confirmed
         snap, etag = self._snapshot()
-        return snap, snap.seq, etag
+        return snap, snap.seq, etag, False
 
-    def _remember(self, state: ModelState, stored_seq: int, etag: str | None) -> None:
+    def _remember(self, state: ModelState, stored_seq: int, etag: str | None, confirmed: bool = False) -> None:
         memo = _memo(self.store)
-        known = memo.get(self.name)
-        if known is None or state.seq >= known.state.seq:
-            memo[self.name] = _Known(state, stored_seq, etag)
+        with _known_lock:
+            known = memo.get(self.name)
+            if known is None:
+                memo[self.name] = _Known(state, stored_seq, etag, confirmed)
+                return
+            if state.seq > known.state.seq or (state.seq == known.state.seq and confirmed):
+                known.state, known.confirmed = state, confirmed
+            if stored_seq > known.stored_seq:  # the newest word on the snapshot object wins, whoever wrote it
+                known.stored_seq, known.etag = stored_seq, etag
 
     def forget(self) -> None:
         """Drop what this process knew of the log (the next call reads the snapshot object again)."""
@@ -215,17 +233,16 @@ class ModelLog:
 
     def state(self) -> ModelState:
         """The current state: the snapshot (or what this process knew) plus any events written after it."""
-        start, stored_seq, etag = self._start()
+        start, stored_seq, etag, confirmed = self._start()
         state, _ = self._catch_up(start)
-        self._settle(state, stored_seq, etag)
+        self._settle(state, stored_seq, etag, confirmed)
         return state
 
-    def _settle(self, state: ModelState, stored_seq: int, etag: str | None) -> None:
+    def _settle(self, state: ModelState, stored_seq: int, etag: str | None, confirmed: bool) -> None:
         """Remember ``state``; refresh the snapshot object when readers elsewhere would replay too much."""
+        self._remember(state, stored_seq, etag, confirmed)
         if state.seq - stored_seq >= SNAPSHOT_LAG:
-            self._save_snapshot(state, stored_seq, etag)
-        else:
-            self._remember(state, stored_seq, etag)
+            self._refresh_later()
 
     def state_then(self, follow: Callable[[ModelState], T]) -> tuple[ModelState, Future[T] | None]:
         """The current state, with ``follow(snapshot)`` run alongside the probe for events after the snapshot.
@@ -234,15 +251,16 @@ class ModelLog:
         on it: a read that depends on the state (a manifest an alias names) costs no extra round trip. When
         events followed, the future is None and the caller runs ``follow`` on the returned state itself.
         """
-        start, stored_seq, etag = self._start()
+        start, stored_seq, etag, confirmed = self._start()
         probe = self._probe(start.seq + 1)
         ahead = parallel.submit(follow, start)
         state, _ = self._catch_up(start, first=probe)
-        self._settle(state, stored_seq, etag)
+        self._settle(state, stored_seq, etag, confirmed)
         return state, (ahead if state.seq == start.seq else None)
 
     def refresh_snapshot(self) -> ModelState:
         """The current state, saving the snapshot if it lags at all (after a retry found its event landed)."""
+        background.flush()  # a refresh already queued here must not overwrite this one afterwards
         self.forget()  # this is about the snapshot object itself: read it
         snapshot, etag = self._snapshot()
         state, _ = self._catch_up(snapshot)
@@ -315,20 +333,26 @@ class ModelLog:
             Whatever ``plan`` raises (typed refusals), with nothing written.
 
         """
-        snapshot, stored_seq, etag = self._start()
-        probe = self._probe(snapshot.seq + 1)  # overlaps the check below: both depend only on the snapshot
-        if not self._snapshot_matches_log(snapshot):
-            self.forget()
-            snapshot, probe = ModelState(name=self.name), None  # never build a write on a cache it cannot confirm
-            stored_seq = -1  # and replace that snapshot object once the log is replayed
+        snapshot, stored_seq, etag, confirmed = self._start()
+        probe: Future[bytes | None] | None = None
+        if not confirmed:
+            probe = self._probe(snapshot.seq + 1)  # overlaps the check below: both depend only on the snapshot
+            if not self._snapshot_matches_log(snapshot):
+                self.forget()
+                snapshot, probe = ModelState(name=self.name), None  # never build a write on an unconfirmed cache
+                stored_seq = -1  # and replace that snapshot object once the log is replayed
         if op_key is not None and since is not None and since < snapshot.seq:
-            # The snapshot is past the claim point: look for our event among the events it covers.
+            # The start is past the claim point: look for our event among the events it covers.
             earlier = self.find(op_key, since)
             if earlier is not None:
                 return earlier, self._catch_up(snapshot, first=probe)[0]
-        state, found = self._catch_up(snapshot, op_key, probe)
+        if confirmed:  # straight to the write: a lost race reads what was appended since, as below
+            state, found = snapshot, None
+        else:
+            state, found = self._catch_up(snapshot, op_key, probe)
         if found is not None:  # an earlier attempt landed: finish its best-effort snapshot refresh too
             state = self._catch_up(state)[0]
+            self._remember(state, stored_seq, etag, True)
             self._save_snapshot(state, stored_seq, etag)
             return found, state
         deadline = time.monotonic() + APPEND_BUDGET_S
@@ -336,7 +360,7 @@ class ModelLog:
         while True:
             draft = plan(state)
             if draft is None:
-                self._remember(state, stored_seq, etag)
+                self._remember(state, stored_seq, etag, True)
                 return None, state
             event = Event(
                 seq=state.seq + 1,
@@ -367,15 +391,24 @@ class ModelLog:
                     return found, self._catch_up(state)[0]
                 continue
             state = apply_event(state, event, sha256(raw))
-            self._save_snapshot(state, stored_seq, etag)
+            self._remember(state, stored_seq, etag, True)
+            self._refresh_later()
             hooks.notify(event)
             return event, state
+
+    def _refresh_later(self) -> None:
+        """Queue a refresh of the snapshot object to what this process knows (coalesced, in order)."""
+        background.submit(self._refresh_known)
+
+    def _refresh_known(self) -> None:
+        known = _memo(self.store).get(self.name)
+        if known is not None and known.state.seq > known.stored_seq:
+            self._save_snapshot(known.state, known.stored_seq, known.etag)
 
     def _save_snapshot(self, state: ModelState, stored_seq: int, etag: str | None) -> None:
         # Best effort, one try: a lost race means someone else refreshed it, and readers catch up anyway. Any
         # store error is swallowed too: the event already landed, so the operation has happened.
         if state.seq <= stored_seq:
-            self._remember(state, stored_seq, etag)
             return
         try:
             if etag is None:
@@ -383,6 +416,23 @@ class ModelLog:
             else:
                 etag = self.store.put(state_key(self.name), state.model_dump_json().encode(), if_match=etag)
         except (StoreError, OSError):
-            self.forget()  # someone else refreshed it (or the store failed): read it again next time
+            self._relearn_snapshot_object()  # someone else refreshed it (or the store failed)
             return
         self._remember(state, state.seq, etag)
+
+    def _relearn_snapshot_object(self) -> None:
+        """After a lost refresh: learn the snapshot object's seq and ETag again, keeping the state known here."""
+        memo = _memo(self.store)
+        try:
+            obj = self.store.get(state_key(self.name))
+            snap = ModelState.model_validate_json(obj.data)
+            seq, etag = (snap.seq if current_snapshot(obj.data) and snap.name == self.name else -1), obj.etag
+        except ObjectNotFound:
+            seq, etag = -1, None
+        except (StoreError, OSError, ValidationError, ValueError):
+            memo.pop(self.name, None)
+            return
+        with _known_lock:
+            known = memo.get(self.name)
+            if known is not None:
+                known.stored_seq, known.etag = seq, etag

@@ -11,8 +11,8 @@ import getpass
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -197,24 +197,20 @@ class Registry:
             data=dataset_bytes,
         )
         info = info.model_copy(update={"lineage": lineage})
-        hints: list[Future[None]] = []  # the `latest` hint is written while the event is appended
         if op_key is None:
-            mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed, data, created_at, hints)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed, data, created_at)
             versions.announce(self.store, mv, actor)
-            _wait(hints)
             return mv
         existing, claim, _ = self._claims.claim_registration(name, op_key, request_fingerprint(name, fmt, info))
         if existing is not None:
             return existing
         try:
-            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key, reviewed, data, created_at, hints)
+            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key, reviewed, data, created_at)
         except BaseException:
-            _wait(hints)
             self._claims.abandon(name, op_key, claim)
             raise
         self._claims.finish(name, op_key, claim, mv)
         self._claims.ensure_announced(mv, op_key, int(claim["log_seq"]))
-        _wait(hints)
         return mv
 
     def _register(
@@ -228,7 +224,6 @@ class Registry:
         reviewed: list[str] | None,
         dataset: bytes | None = None,
         created_at: datetime | None = None,
-        hint_writes: list[Future[None]] | None = None,
     ) -> ModelVersion:
         # The uploads and the read of where numbering stands are independent: they overlap. The manifest that
         # names the blobs is written only once every upload has landed.
@@ -258,7 +253,7 @@ class Registry:
             "created_at": created_at or utcnow(),
             "idempotency_key": op_key,
         }
-        return versions.allocate(self.store, name, manifest_fields, start=start.result(), hint_writes=hint_writes)
+        return versions.allocate(self.store, name, manifest_fields, start=start.result())
 
     def register_model(self, name: str, model: Any, info: VersionInfo | None = None, **kwargs: Any) -> ModelVersion:
         """Serialise a scikit-learn model with skops and :meth:`register` it."""
@@ -337,11 +332,20 @@ class Registry:
             self._require_model(name)
             raise
 
-    def _version_exists(self, name: str, version: int) -> Future[ModelVersion]:
-        """Start reading the manifest of ``name`` v``version`` (its result raises if there is none)."""
+    def _version_exists(self, name: str, version: int) -> Callable[[ModelState], None]:
+        """A check, for a plan, that ``name`` v``version`` exists (raises VersionNotFound/ModelNotFound if not).
+
+        A version the log says is registered exists (numbers are dense and manifests are never removed), so the
+        usual case costs no request; a newer one, not yet in the state, is looked up by its manifest.
+        """
         check_model_name(name)
         check_version_number(version)
-        return parallel.submit(self.get_version, name, version)
+
+        def check(state: ModelState) -> None:
+            if version > state.registered:
+                self.get_version(name, version)
+
+        return check
 
     def latest_version(self, name: str) -> int:
         """The highest version number of ``name``."""
@@ -659,11 +663,11 @@ class Registry:
         _texts(reason=reason, run_id=run_id)
         if break_glass and not reason.strip():
             raise InvalidMetadata("a break-glass promotion needs a reason (it goes into the audit log)")
-        exists = self._version_exists(name, version)  # read while the log is read: checked before any write
+        exists = self._version_exists(name, version)  # checked in the plan, before any write
         kind = "break_glass" if break_glass else "stage_changed"
 
         def plan(st: ModelState) -> Draft:
-            exists.result()
+            exists(st)
             return Draft(
                 kind, version, actor, reason, run_id, plan_stage_change(st, version, to, break_glass=break_glass)
             )
@@ -742,7 +746,7 @@ class Registry:
         exists = self._version_exists(name, version)
 
         def plan(st: ModelState) -> Draft | None:
-            exists.result()
+            exists(st)
             check_not_deleted(st, version)
             previous = st.aliases.get(alias)
             if previous == version:
@@ -1032,11 +1036,6 @@ class Registry:
             return Draft("policy_set", None, actor, reason, None, data)
 
         return self._claims.append(name, op_key, "set_policy", op_fingerprint("set_policy", **data), plan)
-
-
-def _wait(futures: list[Future[None]]) -> None:
-    for future in futures:
-        future.result()  # write_hint swallows store errors: nothing to raise
 
 
 def _current(mv: ModelVersion, state: ModelState) -> ModelVersion:

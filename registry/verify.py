@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from registry import background, keys, versions
 from registry import index as listing_index
-from registry import keys, versions
 from registry.errors import IntegrityError, ObjectNotFound, RegistryError
 from registry.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
 from registry.lifecycle import apply_event
@@ -89,6 +89,7 @@ def verify(
             the event at each recorded ``seq`` must still hash to the recorded value.
 
     """
+    background.flush()  # this process's pending cache refreshes land first: verify sees what they leave
     report = VerifyReport()
     if name is not None:
         check_model_name(name)

@@ -4,22 +4,37 @@ None of them reaches into another's private methods; each calls these functions 
 
 Versions are dense (1..latest): the manifest's create-only write allocates a number. The ``latest`` hint is
 only a cache: it is checked against the manifests before use, and garbage, negative or too-high values are
-ignored, so a bad hint can neither make a gap nor a version 0 or below.
+ignored, so a bad hint can neither make a gap nor a version 0 or below. A process also remembers the highest
+number it saw taken (by its own write, or confirmed by a read): a manifest is never removed, so that number stays
+taken, and a registration starts just above it without reading anything; if others took numbers since, its
+create-only write loses and it gallops to the first free one, exactly as from a lagging hint.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+import threading
+import weakref
 from typing import Any
 
 from pydantic import ValidationError
 
-from registry import keys, parallel
+from registry import background, keys
 from registry.checks import MAX_VERSION
 from registry.errors import IntegrityError, ObjectNotFound, PreconditionFailed, StoreError, VersionNotFound
 from registry.log import Draft, ModelLog
 from registry.models import Event, ModelVersion, sha256
 from registry.store.base import ObjectStore
+
+# Per store object, per model: the highest version number this process knows to be taken.
+_taken: weakref.WeakKeyDictionary[ObjectStore, dict[str, int]] = weakref.WeakKeyDictionary()
+_taken_lock = threading.Lock()
+
+
+def _saw_taken(store: ObjectStore, name: str, version: int) -> None:
+    with _taken_lock:
+        seen = _taken.setdefault(store, {})
+        if version > seen.get(name, 0):
+            seen[name] = version
 
 
 def put_blob(store: ObjectStore, data: bytes) -> str:
@@ -123,11 +138,19 @@ def latest(store: ObjectStore, name: str) -> int:
 
 
 def known_taken(store: ObjectStore, name: str) -> int:
-    """A version number known to exist, close to the latest (0 when none): the hint, once confirmed."""
+    """A version number known to exist, close to the latest (0 when none).
+
+    What this process saw taken, else the hint once confirmed, else the latest found from the manifests.
+    """
+    with _taken_lock:
+        seen = _taken.get(store, {}).get(name)
+    if seen is not None:
+        return seen
     hint = read_hint(store, name)
-    if hint is not None and exists(store, name, hint):
-        return hint
-    return latest(store, name)
+    found = hint if hint is not None and exists(store, name, hint) else latest(store, name)
+    if found:
+        _saw_taken(store, name, found)
+    return found
 
 
 def allocate(
@@ -136,14 +159,12 @@ def allocate(
     fields: dict[str, Any],
     *,
     start: int | None = None,
-    hint_writes: list[Future[None]] | None = None,
 ) -> ModelVersion:
     """Create the manifest at the first free number (create-only: of racing writers each gets its own).
 
     It starts just above a number known to be taken (``start``, when the caller read it already); a lagging
     start only costs a lost create-only write, after which the free number is found by galloping, so versions
-    stay dense. With ``hint_writes`` the ``latest`` hint is written in the background (the future is added
-    there for the caller to wait on), overlapping what the caller does next.
+    stay dense. The ``latest`` hint is written in the background (:mod:`registry.background`).
     """
     version = (known_taken(store, name) if start is None else start) + 1
     while True:
@@ -154,10 +175,8 @@ def allocate(
             # Usually the number is taken (412); AWS's 409 means "retry", so look again from here.
             version = first_free(store, name, version)
             continue
-        if hint_writes is None:
-            write_hint(store, name, version)
-        else:
-            hint_writes.append(parallel.submit(write_hint, store, name, version))
+        _saw_taken(store, name, version)
+        background.submit(write_hint, store, name, version)
         return mv
 
 

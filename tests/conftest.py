@@ -17,7 +17,7 @@ os.environ.setdefault("PMR_ACTOR", "pytest")
 os.environ.setdefault("PMR_CACHE_DIR", "off")
 
 import flows.server
-from registry import Registry
+from registry import Registry, background
 from tests.reaper import guard
 from tests.seaweed import SeaweedServer
 
@@ -73,4 +73,5 @@ def reg(location: str) -> Registry:
 
 def snapshot(reg: Registry) -> dict[str, bytes]:
     """Every object in the registry with its bytes: to assert that a refused call wrote nothing."""
+    background.flush()  # cache refreshes of earlier calls land first: only the call under test may change things
     return {key: reg.store.get(key).data for key in reg.store.list("")}
