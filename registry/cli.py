@@ -361,6 +361,14 @@ def promote(
             "--break-glass", help="Incidents only: skip the approval the model's policy requires (logged as such)."
         ),
     ] = False,
+    through_staging: Annotated[
+        bool,
+        typer.Option(
+            "--through-staging",
+            help="With --to production: a version not yet staged goes through staging in the same event, "
+            "with the checks of both steps.",
+        ),
+    ] = False,
 ) -> None:
     """Move a version to a stage; promoting to production archives the current one atomically.
 
@@ -376,6 +384,7 @@ def promote(
         reason=reason,
         operation_key=_op_key(key, "promote"),
         break_glass=break_glass,
+        through_staging=through_staging,
     )
     _emit(event.model_dump(mode="json"), str(event))
 

@@ -38,7 +38,9 @@ def check_not_deleted(state: ModelState, version: int) -> None:
         raise VersionDeleted(f"{state.name} v{version} was deleted (see its history)")
 
 
-def plan_stage_change(state: ModelState, version: int, to: str, *, break_glass: bool = False) -> dict[str, Any]:
+def plan_stage_change(
+    state: ModelState, version: int, to: str, *, break_glass: bool = False, through_staging: bool = False
+) -> dict[str, Any]:
     """Check that ``version`` may move to ``to`` and return the event data for it.
 
     Promoting to production archives the current production version in the same event, so there is never
@@ -50,6 +52,9 @@ def plan_stage_change(state: ModelState, version: int, to: str, *, break_glass: 
         to: the target stage.
         break_glass: skip the approval policy (never the lifecycle, gates or rejections); the caller logs it as a
             ``break_glass`` event.
+        through_staging: for ``to="production"`` from ``none`` or ``archived``: both steps of the lifecycle in one
+            event (``via: staging``), each checked as if taken alone (transition, gates, the approval each stage
+            needs). MLflow's one-call transition, without skipping staging's checks.
 
     Raises:
         InvalidTransition: the lifecycle does not allow the move.
@@ -60,6 +65,12 @@ def plan_stage_change(state: ModelState, version: int, to: str, *, break_glass: 
     check_stage(to)
     check_not_deleted(state, version)
     current = state.stage_of(version)
+    if through_staging and to != "production":
+        raise InvalidTransition(f"through staging leads to production, not to {to}")
+    if through_staging and current != "staging":
+        staged = plan_stage_change(state, version, "staging", break_glass=break_glass)
+        data = plan_stage_change(_staged(state, version), version, to, break_glass=break_glass)
+        return {**data, "from": staged["from"], "via": "staging"}
     if to == current:
         raise InvalidTransition(f"{state.name} v{version} is already in {to}")
     if to not in ALLOWED[current]:
@@ -77,6 +88,13 @@ def plan_stage_change(state: ModelState, version: int, to: str, *, break_glass: 
     if not break_glass:
         check_promotion(rules_of(state), state.approvals, bool(state.production_history), state.name, version, to)
     return data
+
+
+def _staged(state: ModelState, version: int) -> ModelState:
+    """``state`` as it would be with ``version`` in staging (to check the second step of a through-staging move)."""
+    new = state.model_copy(deep=True)
+    new.stages[version] = "staging"
+    return new
 
 
 def plan_rollback(state: ModelState, *, move_aliases: bool = False) -> dict[str, Any]:

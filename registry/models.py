@@ -188,7 +188,7 @@ def describe(event: Event) -> str:
     d = event.data
     text = {
         "registered": f"{v} registered",
-        "stage_changed": f"{v} {d.get('from')} -> {d.get('to')}"
+        "stage_changed": f"{v} {d.get('from')} -> {d['via'] + ' -> ' if d.get('via') else ''}{d.get('to')}"
         + (f" (archived {', '.join(f'v{x}' for x in d.get('archived', []))})" if d.get("archived") else ""),
         "alias_set": f"alias {d.get('alias')!r} -> {v}" + (f" (was v{d['previous']})" if d.get("previous") else ""),
         "alias_removed": f"alias {d.get('alias')!r} removed from {v}",

@@ -348,9 +348,20 @@ class Registry:
         return check
 
     def latest_version(self, name: str) -> int:
-        """The highest version number of ``name``."""
+        """The highest version number of ``name``, found from the manifests."""
+        check_model_name(name)
+        seen = versions.seen_taken(self.store, name)
+        if seen:  # what this process saw, confirmed, and the number after it probed, at once
+            here = parallel.submit(versions.exists, self.store, name, seen)
+            beyond = versions.exists(self.store, name, seen + 1)
+            if here.result():
+                found = versions.first_free(self.store, name, seen + 2) - 1 if beyond else seen
+                versions.saw_taken(self.store, name, found)
+                return found
         self._require_model(name)
-        return versions.latest(self.store, name)
+        found = versions.latest(self.store, name)
+        versions.saw_taken(self.store, name, found)
+        return found
 
     def versions(self, name: str, *, limit: int | None = None) -> list[ModelVersion]:
         """Manifests of ``name``, newest first; ``limit`` keeps only the newest few.
@@ -635,6 +646,7 @@ class Registry:
         run_id: str | None = None,
         operation_key: str | None = None,
         break_glass: bool = False,
+        through_staging: bool = False,
     ) -> Event:
         """Move ``version`` to stage ``to`` in one atomic log append (archiving the old production one).
 
@@ -650,6 +662,8 @@ class Registry:
             operation_key: a retry with the same key returns the event that landed.
             break_glass: for incidents: promote without the approval the model's policy requires. The change is
                 logged as a ``break_glass`` event with its reason (required); gates and rejections still block.
+            through_staging: with ``to="production"``, a version not yet staged goes through staging in the same
+                event (``via: staging``): one append, with every check of both steps (MLflow's one-call move).
 
         Raises:
             InvalidTransition, PromotionBlocked, VersionNotFound, ModelNotFound.
@@ -658,6 +672,7 @@ class Registry:
         """
         check_stage(to)
         check_flag(break_glass, "break_glass")
+        check_flag(through_staging, "through_staging")
         op_key = check_op_key(operation_key)
         actor = resolve_actor(actor)
         _texts(reason=reason, run_id=run_id)
@@ -669,14 +684,25 @@ class Registry:
         def plan(st: ModelState) -> Draft:
             exists(st)
             return Draft(
-                kind, version, actor, reason, run_id, plan_stage_change(st, version, to, break_glass=break_glass)
+                kind,
+                version,
+                actor,
+                reason,
+                run_id,
+                plan_stage_change(st, version, to, break_glass=break_glass, through_staging=through_staging),
             )
 
         event = self._claims.append(
             name,
             op_key,
             "promote",
-            op_fingerprint("promote", version=version, to=to, **({"break_glass": True} if break_glass else {})),
+            op_fingerprint(
+                "promote",
+                version=version,
+                to=to,
+                **({"break_glass": True} if break_glass else {}),
+                **({"through_staging": True} if through_staging else {}),
+            ),
             plan,
         )
         assert event is not None

@@ -30,7 +30,14 @@ _taken: weakref.WeakKeyDictionary[ObjectStore, dict[str, int]] = weakref.WeakKey
 _taken_lock = threading.Lock()
 
 
-def _saw_taken(store: ObjectStore, name: str, version: int) -> None:
+def seen_taken(store: ObjectStore, name: str) -> int | None:
+    """The highest version this process saw taken (by its own write, or confirmed by a read), if any."""
+    with _taken_lock:
+        return _taken.get(store, {}).get(name)
+
+
+def saw_taken(store: ObjectStore, name: str, version: int) -> None:
+    """Remember that ``version`` of ``name`` exists (manifests are never removed: it stays taken)."""
     with _taken_lock:
         seen = _taken.setdefault(store, {})
         if version > seen.get(name, 0):
@@ -142,14 +149,13 @@ def known_taken(store: ObjectStore, name: str) -> int:
 
     What this process saw taken, else the hint once confirmed, else the latest found from the manifests.
     """
-    with _taken_lock:
-        seen = _taken.get(store, {}).get(name)
+    seen = seen_taken(store, name)
     if seen is not None:
         return seen
     hint = read_hint(store, name)
     found = hint if hint is not None and exists(store, name, hint) else latest(store, name)
     if found:
-        _saw_taken(store, name, found)
+        saw_taken(store, name, found)
     return found
 
 
@@ -175,7 +181,7 @@ def allocate(
             # Usually the number is taken (412); AWS's 409 means "retry", so look again from here.
             version = first_free(store, name, version)
             continue
-        _saw_taken(store, name, version)
+        saw_taken(store, name, version)
         background.submit(write_hint, store, name, version)
         return mv
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import InvalidName, InvalidURI
+from registry.errors import InvalidName, InvalidURI, ObjectNotFound
 
 # Keys are relative, slash-separated, with no empty, "." or ".." segment: safe both as S3 keys and as paths.
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._@=+-]+$")
@@ -85,6 +85,13 @@ class ObjectStore(ABC):
     def modified(self, key: str) -> float | None:
         """When the object was last written (epoch seconds), or None when unknown or missing."""
         return None
+
+    def etag(self, key: str) -> str | None:
+        """The object's current ETag, or None when it is missing (stores that can read metadata alone do)."""
+        try:
+            return self.get(key).etag
+        except ObjectNotFound:
+            return None
 
     def temp_files(self) -> list[tuple[str, float]]:
         """Leftover temporary files of interrupted writes, with their age in seconds (none on S3)."""

@@ -110,6 +110,18 @@ class S3Store(ObjectStore):
         except BotoCoreError as exc:
             self._raise(exc, key)
 
+    def etag(self, key: str) -> str | None:
+        """The object's ETag from a ``head_object`` (no body), or None when it is missing."""
+        full = self.prefix + check_key(key)
+        try:
+            return self._client.head_object(Bucket=self.bucket, Key=full)["ETag"]
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING:
+                return None
+            self._raise(exc, key)
+        except BotoCoreError as exc:
+            self._raise(exc, key)
+
     def modified(self, key: str) -> float | None:
         """The object's ``LastModified``."""
         try:

@@ -84,6 +84,9 @@ def test_register_promote_rollback_flow(location: str, model_file: Path, tmp_pat
     code, out, _ = pmr(capsys, *r, "verify")
     assert code == 0 and out.startswith("OK")
     assert Registry.open(location).load("iris@production").predict([[5.1, 3.5, 1.4, 0.2]])[0] == 0
+    assert pmr(capsys, *r, "register", "iris", str(model_file), "-m", "accuracy=0.99")[0] == 0
+    code, out, _ = pmr(capsys, *r, "promote", "iris", "3", "--to", "production", "--through-staging", "--reason", "x")
+    assert code == 0 and "v3 none -> staging -> production (archived v1)" in out
 
 
 @pytest.mark.parametrize(

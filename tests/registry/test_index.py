@@ -105,3 +105,25 @@ def test_the_tail_holds_the_last_incomplete_block(listed: Registry, monkeypatch:
         verify(listed).ok
         and [mv.to_bytes() for mv in listed.versions("m")][7] == listed.get_version("m", 25).to_bytes()
     )
+
+
+def test_a_process_parses_an_index_object_once_per_etag(listed: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    listed.versions("m")  # writes the segments
+    listed.versions("m")  # reads and parses them
+    parsed: list[int] = []
+    real = index.parse_segment
+
+    def counting(name: str, first: int, raw: bytes):  # type: ignore[no-untyped-def]
+        parsed.append(first)
+        return real(name, first, raw)
+
+    monkeypatch.setattr(index, "parse_segment", counting)
+    assert [mv.to_bytes() for mv in listed.versions("m")] == _direct(listed)
+    assert parsed == []  # every segment still has the ETag it was parsed with
+    key = index.segment_key("m", 9)
+    body = json.loads(listed.store.get(key).data)
+    body["manifests"][0] = body["manifests"][0].replace('"auc":0.09', '"auc":0.77')
+    listed.store.put(key, json.dumps(body).encode())
+    assert {mv.version: mv.metrics["auc"] for mv in listed.versions("m")}[9] == 0.77  # re-read, not remembered
+    assert parsed == [9]
+    assert "index_altered" in verify(listed).kinds()

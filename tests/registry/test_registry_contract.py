@@ -96,6 +96,49 @@ def test_stage_lifecycle_and_atomic_promotion(reg: Registry) -> None:
     assert next((e.version, e.actor, e.reason) for e in promoted) == (1, "bob", "approved")
 
 
+def test_through_staging_is_one_event_with_the_checks_of_both_steps(reg: Registry) -> None:
+    _reg3(reg)
+    reg.promote("churn", 1, "staging")
+    reg.promote("churn", 1, "production")
+    seq = reg.state("churn").seq
+    event = reg.promote("churn", 2, "production", through_staging=True, reason="one call")
+    assert (event.seq, event.data["from"], event.data["via"], event.data["to"]) == (
+        seq + 1,
+        "none",
+        "staging",
+        "production",
+    )
+    assert event.data["archived"] == [1] and "none -> staging -> production" in str(event)
+    state = reg.state("churn")
+    assert (state.production, state.stage_of(1), state.seq) == (2, "archived", seq + 1)
+    with pytest.raises(InvalidTransition, match="not to archived"):
+        reg.promote("churn", 3, "archived", through_staging=True)
+    with pytest.raises(InvalidTransition, match="from production to staging"):
+        reg.promote("churn", 2, "production", through_staging=True)  # production cannot be staged again
+    # A staged version simply moves on; an archived one goes back through staging (not a rollback in disguise).
+    reg.promote("churn", 3, "staging")
+    assert reg.promote("churn", 3, "production", through_staging=True).data.get("via") is None
+    assert reg.promote("churn", 2, "production", through_staging=True).data["from"] == "archived"
+
+
+def test_through_staging_keeps_gates_and_each_stage_approval(reg: Registry) -> None:
+    from registry import ApprovalRules
+    from registry.errors import ApprovalRequired
+
+    _reg3(reg)
+    reg.record_report("churn", 1, "thresholds", {"auc": 0.1}, passed=False)
+    with pytest.raises(PromotionBlocked):
+        reg.promote("churn", 1, "production", through_staging=True)
+    reg.set_policy("churn", ApprovalRules(stages=["staging"], first_version_exempt=False))
+    before = reg.state("churn").seq
+    with pytest.raises(ApprovalRequired, match="enter staging"):
+        reg.promote("churn", 2, "production", through_staging=True)  # staging's approval is not skipped
+    assert reg.state("churn").seq == before and reg.state("churn").stage_of(2) == "none"
+    reg.record_decision("churn", 2, approved=True, reviewer="alice", target_stage="staging")
+    assert reg.state("churn").approvals[2] == ["staging"]
+    assert reg.promote("churn", 2, "production", through_staging=True).data["via"] == "staging"
+
+
 def test_aliases_move_and_resolve(reg: Registry) -> None:
     _reg3(reg)
     reg.set_alias("churn", "champion", 1)
