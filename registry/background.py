@@ -1,9 +1,13 @@
 """Best-effort cache writes (snapshots, the ``latest`` hint) off the critical path of the operation that caused them.
 
 One worker thread per process runs them in order, so two refreshes of the same object never race each other
-in one process (a compare-and-swap write needs the ETag the previous one returned). An operation returns as soon
-as its record (manifest, event) has landed: these writes only spare readers elsewhere a few requests, and each
-is checked before use, so one that is late, lost with a crash, or failed changes no outcome.
+in one process (a compare-and-swap write needs the ETag the previous one returned). A refresh submitted under a
+key waits a moment (``delay``) and writes what is newest when it runs; while it waits, more refreshes under that
+key are not queued: a burst of writes to one model costs one snapshot write, not one per event.
+
+An operation returns as soon as its record (manifest, event) has landed: these writes only spare readers
+elsewhere a few requests, and each is checked before use, so one that is late, lost with a crash, or failed
+changes no outcome.
 
 :func:`flush` waits for everything submitted so far (``verify`` calls it, so do tests that compare the store
 byte for byte). The worker is joined when the interpreter exits; a forked child starts with none.
@@ -13,43 +17,64 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _last: Future[Any] | None = None
+_queued: set[Hashable] = set()  # keys with a refresh waiting to run
+_hurry = threading.Event()  # set by flush: waiting refreshes run at once
 
 
 def _reset_after_fork() -> None:
-    global _lock, _pool, _last
+    global _lock, _pool, _last, _queued, _hurry
     _lock = threading.Lock()
     _pool = _last = None
+    _queued, _hurry = set(), threading.Event()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def submit(fn: Callable[..., Any], *args: Any) -> None:
-    """Run ``fn(*args)`` after every write submitted before it; its exceptions are dropped (best effort)."""
+def submit(fn: Callable[..., Any], *args: Any, key: Hashable | None = None, delay: float = 0.0) -> None:
+    """Run ``fn(*args)`` after every write submitted before it; its exceptions are dropped (best effort).
+
+    With ``key``, nothing is queued while a refresh under the same key still waits to run: ``fn`` must write
+    what is newest when it runs. ``delay`` is how long it waits first (gathering a burst into one write).
+    """
     global _pool, _last
     with _lock:
+        if key is not None:
+            if key in _queued:
+                return
+            _queued.add(key)
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmr-cache")
-        _last = _pool.submit(_quietly, fn, *args)
+        _last = _pool.submit(_run, fn, args, key, delay)
 
 
-def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+def _run(fn: Callable[..., Any], args: tuple[Any, ...], key: Hashable | None, delay: float) -> None:
+    if delay:
+        _hurry.wait(delay)
+    if key is not None:
+        with _lock:
+            _queued.discard(key)
     try:
         fn(*args)
-    except Exception:
+    except Exception:  # a cache write never fails anything; readers check what they read
         pass
 
 
 def flush() -> None:
-    """Wait until every write submitted so far has finished (one worker runs them in order)."""
+    """Wait until every write submitted so far has finished (one worker runs them in order, without delays)."""
     with _lock:
         last = _last
-    if last is not None:
+    if last is None:
+        return
+    _hurry.set()
+    try:
         last.result()
+    finally:
+        _hurry.clear()

@@ -49,6 +49,8 @@ from registry.store.base import ObjectStore
 APPEND_BUDGET_S = 180.0
 #: A reader that had to replay this many events past the snapshot refreshes it.
 SNAPSHOT_LAG = 8
+#: How long a snapshot refresh waits for more appends to the same model before writing (one write per burst).
+REFRESH_DELAY_S = 0.02
 
 
 T = TypeVar("T")
@@ -397,8 +399,8 @@ class ModelLog:
             return event, state
 
     def _refresh_later(self) -> None:
-        """Queue a refresh of the snapshot object to what this process knows (coalesced, in order)."""
-        background.submit(self._refresh_known)
+        """Queue a refresh of the snapshot object to what this process knows (a burst of appends: one write)."""
+        background.submit(self._refresh_known, key=("state", id(self.store), self.name), delay=REFRESH_DELAY_S)
 
     def _refresh_known(self) -> None:
         known = _memo(self.store).get(self.name)

@@ -182,8 +182,18 @@ def allocate(
             version = first_free(store, name, version)
             continue
         saw_taken(store, name, version)
-        background.submit(write_hint, store, name, version)
+        background.submit(_hint_newest, store, name, key=("hint", id(store), name), delay=REFRESH_DELAY_S)
         return mv
+
+
+#: How long a hint refresh waits for more registrations of the same model (one write per burst).
+REFRESH_DELAY_S = 0.02
+
+
+def _hint_newest(store: ObjectStore, name: str) -> None:
+    newest = seen_taken(store, name)
+    if newest:
+        write_hint(store, name, newest)
 
 
 def write_hint(store: ObjectStore, name: str, version: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from registry import Registry, VersionInfo
+from registry import Registry, VersionInfo, background
 from registry import keys as K
 from registry.cli import main
 from registry.errors import (
@@ -234,6 +234,7 @@ def test_a_registry_written_before_operation_keys_still_reads_and_verifies(reg: 
     reg.store.put(K.legacy_reports_prefix("m", 1) + "thresholds.json", raw)
     data = {"gate": "thresholds", "passed": False, "report_sha256": sha256(raw)}
     ModelLog(reg.store, "m").append(lambda _st: Draft("validated", 1, "old-release", "", None, data))
+    background.flush()  # the snapshot refresh after that append runs in the background
     old_snapshot = json.loads(reg.store.get(K.state_key("m")).data)
     old_snapshot.pop("reports")
     reg.store.put(K.state_key("m"), json.dumps(old_snapshot).encode())
