@@ -81,6 +81,7 @@ class Side:
     argv: list[str]
     env: dict[str, str]
     first_call: str
+    first_list: str
     samples: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, op: str, values: list[float]) -> None:
@@ -121,17 +122,58 @@ def contention(side: Side, name: str) -> dict[str, Any]:
     }
 
 
-def fresh_process(side: Side, repeats: int) -> list[float]:
-    """Wall milliseconds of a new interpreter that imports the library and resolves ``@champion`` once."""
+def fresh_process(side: Side, repeats: int, code: str | None = None) -> list[float]:
+    """Wall milliseconds of a new interpreter that imports the library and runs ``code`` (resolve ``@champion``)."""
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        subprocess.run([side.argv[0], "-c", side.first_call], env=side.env, cwd=ROOT, check=True)
+        subprocess.run([side.argv[0], "-c", code or side.first_call], env=side.env, cwd=ROOT, check=True)
         times.append((time.perf_counter() - t0) * 1000)
     return times
 
 
-def run_round(r: int, sides: list[Side], workers: dict[str, Worker], repeats: int, scale: int) -> None:
+def _race_worker(env: dict[str, str], bucket: str, prefix: str, start_at: float, out: Any) -> None:
+    os.environ.update(env)
+    from registry.errors import PreconditionFailed
+    from registry.store.s3 import S3Store
+
+    store = S3Store(bucket, prefix)
+    store.exists("warm-up")  # the connection is open before the start, as in the contention workers
+    time.sleep(max(0.0, start_at - time.time()))
+    won, n = 0, 1
+    while won < PER_CONTENDER:
+        try:
+            store.put(f"k/{n:08d}", b"x" * 600, create_only=True)
+            won += 1
+        except PreconditionFailed:
+            pass
+        n += 1
+    out.put(time.time())
+
+
+def bare_race(env: dict[str, str], prefix: str) -> float:
+    """The bare S3 floor of the contention case: 8 processes each winning 25 create-only writes on one key sequence.
+
+    Every process tries each key in turn (the way racing writers claim the next version number), with nothing
+    else: no uploads, no log. Wall seconds from the common start to the last win.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 3.0
+    procs = [ctx.Process(target=_race_worker, args=(env, BUCKET, prefix, start_at, out)) for _ in range(CONTENDERS)]
+    for p in procs:
+        p.start()
+    ends = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join()
+    return max(ends) - start_at
+
+
+def run_round(
+    r: int, sides: list[Side], workers: dict[str, Worker], repeats: int, scale: int, floor: list[float]
+) -> None:
     order = sides if r % 2 == 0 else sides[::-1]
     for side in order:  # each op, side after side
         w = workers[side.label]
@@ -168,8 +210,10 @@ def run_round(r: int, sides: list[Side], workers: dict[str, Worker], repeats: in
         side.add(f"{CONTENDERS} processes x {PER_CONTENDER} registrations of one model (wall s)", [c["wall_s"]])
         side.add("one registration under that contention", c["latencies"])
         side.add("contention errors + gaps", [c["errors"] + (0 if c["dense"] else 1)])
+    floor.append(bare_race(sides[0].env, f"floor-{r}"))
     for side in order:
         side.add("fresh process: import + first call", fresh_process(side, 2))
+        side.add(f"fresh process: import + list {scale:,} versions", fresh_process(side, 2, side.first_list))
 
 
 #: Operation -> (higher is better, target ratio ours/MLflow's from the issue, or None).
@@ -186,7 +230,7 @@ TARGETS: dict[str, tuple[bool, float | None]] = {
 }
 
 
-def print_table(mlf: Side, ours: Side, scale: int) -> bool:
+def print_table(mlf: Side, ours: Side, scale: int, floor: list[float]) -> bool:
     targets = dict(TARGETS)
     targets[f"list all versions of a model with {scale:,} versions"] = (False, 0.5)
     rows, ok = [], True
@@ -213,6 +257,13 @@ def print_table(mlf: Side, ours: Side, scale: int) -> bool:
     ok &= flat <= 1.1 and errors == 0
     print(f"\nours: resolve @production at {scale:,} versions / at {SMALL} versions = {flat:.2f} (target <= 1.1)")
     print(f"ours: contention errors + gaps = {errors:g}; MLflow: {sum(mlf.samples['contention errors + gaps']):g}")
+    race = f"{CONTENDERS} processes x {PER_CONTENDER} registrations of one model (wall s)"
+    bare = statistics.median(floor)
+    print(
+        f"bare S3 floor of that race ({CONTENDERS} processes x {PER_CONTENDER} create-only wins on one key sequence,"
+        f" nothing else): {bare:.2f} s; MLflow / floor = {statistics.median(mlf.samples[race]) / bare:.2f},"
+        f" ours / floor = {statistics.median(ours.samples[race]) / bare:.2f}"
+    )
     return ok
 
 
@@ -248,12 +299,16 @@ def main(argv: list[str] | None = None) -> int:
             env,
             f"from mlflow import MlflowClient; u='sqlite:///{db}'; "
             "MlflowClient(tracking_uri=u, registry_uri=u).get_model_version_by_alias('big', 'champion')",
+            f"from mlflow import MlflowClient; u='sqlite:///{db}'; c=MlflowClient(tracking_uri=u, registry_uri=u); "
+            "t=None\nwhile True:\n p=c.search_model_versions(\"name='big'\", max_results=10000, page_token=t)"
+            "\n t=p.token\n if not t: break",
         )
         ours = Side(
             "ours",
             [sys.executable, str(HERE / "_worker_pmr.py"), prefix],
             env,
             f"from registry import Registry; Registry.open('{prefix}').resolve('models:/big@champion')",
+            f"from registry import Registry; Registry.open('{prefix}').versions('big')",
         )
         workers = {s.label: s.start() for s in (mlf, ours)}
         try:
@@ -261,15 +316,16 @@ def main(argv: list[str] | None = None) -> int:
                 for name, n in (("small", SMALL), ("big", args.scale)):
                     done = workers[side.label].call("setup", name=name, versions=n)
                     print(f"{side.label}: seeded {name} to {n:,} versions at {n / done['seed_s']:.0f}/s", flush=True)
+            floor: list[float] = []
             for r in range(args.rounds):
                 print(f"round {r + 1}/{args.rounds}...", flush=True)
-                run_round(r, [mlf, ours], workers, args.repeats, args.scale)
+                run_round(r, [mlf, ours], workers, args.repeats, args.scale, floor)
         finally:
             for w in workers.values():
                 w.close()
     print(f"\nmachine: {machine()}")
     print(f"{args.rounds} rounds alternating sides, {args.repeats} calls per operation per round, one SeaweedFS")
-    ok = print_table(mlf, ours, args.scale)
+    ok = print_table(mlf, ours, args.scale, floor)
     print("\nall targets met" if ok else "\nsome targets NOT met")
     return 0 if ok else 1
 
