@@ -359,8 +359,22 @@ class ModelLog:
             return found, state
         deadline = time.monotonic() + APPEND_BUDGET_S
         attempt = 0
+        fresh = not confirmed  # whether ``state`` was read up to the log's end just now
         while True:
-            draft = plan(state)
+            try:
+                draft = plan(state)
+            except Exception:
+                if fresh:
+                    raise
+                draft = None  # a refusal on what this process remembered: look at the log's end first
+            if draft is None and not fresh:
+                # "Nothing to do" or a refusal counts only against the current state: a write proves that by
+                # landing, a refusal by reading what was appended since (usually nothing: one probe).
+                state, found = self._catch_up(state, op_key)
+                fresh = True
+                if found is not None:
+                    return found, self._catch_up(state)[0]
+                continue
             if draft is None:
                 self._remember(state, stored_seq, etag, True)
                 return None, state
@@ -389,6 +403,7 @@ class ModelLog:
                 # Jittered back-off keeps a crowd of writers from colliding in lockstep.
                 time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
                 state, found = self._catch_up(state, op_key)
+                fresh = True
                 if found is not None:  # another attempt with our key won: its outcome is ours
                     return found, self._catch_up(state)[0]
                 continue
