@@ -23,6 +23,7 @@ and checked again. Only parsed index objects are kept, a bounded number of them.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -50,6 +51,14 @@ _parsed: weakref.WeakKeyDictionary[ObjectStore, OrderedDict[tuple[str, int], tup
     weakref.WeakKeyDictionary()
 )
 _parsed_lock = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:  # a thread of the parent may have held it at the fork
+    global _parsed_lock
+    _parsed_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def index_prefix(name: str) -> str:

@@ -26,6 +26,7 @@ both land.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -116,6 +117,14 @@ _known: weakref.WeakKeyDictionary[ObjectStore, dict[str, _Known]] = weakref.Weak
 _known_lock = threading.Lock()
 
 
+def _new_lock_after_fork() -> None:  # a thread of the parent may have held it at the fork
+    global _known_lock
+    _known_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 def _memo(store: ObjectStore) -> dict[str, _Known]:
     with _known_lock:
         found = _known.get(store)
@@ -144,9 +153,12 @@ class ModelLog:
 
         Returns the state, the snapshot object's seq and ETag, and whether the state is confirmed (see ``_Known``).
         """
-        known = _memo(self.store).get(self.name)
-        if known is not None:  # a copy: callers may change the state they get, the memo must not change
-            return known.state.model_copy(deep=True), known.stored_seq, known.etag, known.confirmed
+        memo = _memo(self.store)
+        with _known_lock:  # one consistent view: another thread may be updating it
+            known = memo.get(self.name)
+            seen = None if known is None else (known.state, known.stored_seq, known.etag, known.confirmed)
+        if seen is not None:  # a copy: callers may change the state they get, the memo must not change
+            return seen[0].model_copy(deep=True), seen[1], seen[2], seen[3]
         snap, etag = self._snapshot()
         return snap, snap.seq, etag, False
 
@@ -418,9 +430,12 @@ class ModelLog:
         background.submit(self._refresh_known, key=("state", id(self.store), self.name), delay=REFRESH_DELAY_S)
 
     def _refresh_known(self) -> None:
-        known = _memo(self.store).get(self.name)
-        if known is not None and known.state.seq > known.stored_seq:
-            self._save_snapshot(known.state, known.stored_seq, known.etag)
+        memo = _memo(self.store)
+        with _known_lock:
+            known = memo.get(self.name)
+            seen = None if known is None else (known.state, known.stored_seq, known.etag)
+        if seen is not None and seen[0].seq > seen[1]:
+            self._save_snapshot(*seen)
 
     def _save_snapshot(self, state: ModelState, stored_seq: int, etag: str | None) -> None:
         # Best effort, one try: a lost race means someone else refreshed it, and readers catch up anyway. Any

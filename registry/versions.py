@@ -12,6 +12,7 @@ create-only write loses and it gallops to the first free one, exactly as from a 
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import Any
@@ -28,6 +29,14 @@ from registry.store.base import ObjectStore
 # Per store object, per model: the highest version number this process knows to be taken.
 _taken: weakref.WeakKeyDictionary[ObjectStore, dict[str, int]] = weakref.WeakKeyDictionary()
 _taken_lock = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:  # a thread of the parent may have held it at the fork
+    global _taken_lock
+    _taken_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def seen_taken(store: ObjectStore, name: str) -> int | None:
