@@ -23,9 +23,6 @@ and checked again. Only parsed index objects are kept, a bounded number of them.
 from __future__ import annotations
 
 import json
-import os
-import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -34,6 +31,7 @@ from pydantic import ValidationError
 
 from registry import keys, parallel, versions
 from registry.errors import ObjectNotFound, PreconditionFailed, StoreError, VersionNotFound
+from registry.memory import ProcessMemory
 from registry.models import ModelVersion
 from registry.store.base import ObjectStore
 
@@ -47,18 +45,7 @@ KEEP_PARSED = 64
 T = TypeVar("T")
 
 # Per store object: (key, first version) -> (ETag, what was parsed from the object with that ETag).
-_parsed: weakref.WeakKeyDictionary[ObjectStore, OrderedDict[tuple[str, int], tuple[str, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-_parsed_lock = threading.Lock()
-
-
-def _new_lock_after_fork() -> None:  # a thread of the parent may have held it at the fork
-    global _parsed_lock
-    _parsed_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_new_lock_after_fork)
+_parsed: ProcessMemory[OrderedDict[tuple[str, int], tuple[str, Any]]] = ProcessMemory(OrderedDict)
 
 
 def index_prefix(name: str) -> str:
@@ -130,15 +117,16 @@ def _get(store: ObjectStore, key: str) -> bytes | None:
 
 
 def _held(store: ObjectStore, key: str, first: int) -> tuple[str, Any] | None:
-    with _parsed_lock:
-        return _parsed.get(store, OrderedDict()).get((key, first))
+    held = _parsed.of(store)
+    with _parsed.lock:
+        return held.get((key, first))
 
 
 def _hold(store: ObjectStore, key: str, first: int, etag: str | None, manifests: Any) -> None:
     if etag is None:
         return
-    with _parsed_lock:
-        held = _parsed.setdefault(store, OrderedDict())
+    held = _parsed.of(store)
+    with _parsed.lock:
         held[(key, first)] = (etag, manifests)
         held.move_to_end((key, first))
         while len(held) > KEEP_PARSED:

@@ -26,11 +26,8 @@ both land.
 
 from __future__ import annotations
 
-import os
 import random
-import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -43,6 +40,7 @@ from registry import background, hooks, parallel
 from registry.errors import ConcurrencyError, IntegrityError, ObjectNotFound, PreconditionFailed, StoreError
 from registry.keys import event_key, events_prefix, parse_number, state_key
 from registry.lifecycle import apply_event
+from registry.memory import ProcessMemory
 from registry.models import GENESIS, Event, ModelState, sha256, utcnow
 from registry.store.base import ObjectStore
 
@@ -113,24 +111,8 @@ class _Known:
 # Per store object (one per Registry), per model. A process that keeps its Registry skips the snapshot read on
 # every call after the first: it probes the log from what it already knows (events appended since by anyone
 # are found by that probe, exactly as after reading the snapshot object).
-_known: weakref.WeakKeyDictionary[ObjectStore, dict[str, _Known]] = weakref.WeakKeyDictionary()
-_known_lock = threading.Lock()
-
-
-def _new_lock_after_fork() -> None:  # a thread of the parent may have held it at the fork
-    global _known_lock
-    _known_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_new_lock_after_fork)
-
-
-def _memo(store: ObjectStore) -> dict[str, _Known]:
-    with _known_lock:
-        found = _known.get(store)
-        if found is None:
-            found = _known[store] = {}
-        return found
+_known: ProcessMemory[dict[str, _Known]] = ProcessMemory(dict)
+_memo = _known.of
 
 
 def _when(draft: Draft, state: ModelState) -> datetime:
@@ -154,7 +136,7 @@ class ModelLog:
         Returns the state, the snapshot object's seq and ETag, and whether the state is confirmed (see ``_Known``).
         """
         memo = _memo(self.store)
-        with _known_lock:  # one consistent view: another thread may be updating it
+        with _known.lock:  # one consistent view: another thread may be updating it
             known = memo.get(self.name)
             seen = None if known is None else (known.state, known.stored_seq, known.etag, known.confirmed)
         if seen is not None:  # a copy: callers may change the state they get, the memo must not change
@@ -164,7 +146,7 @@ class ModelLog:
 
     def _remember(self, state: ModelState, stored_seq: int, etag: str | None, confirmed: bool = False) -> None:
         memo = _memo(self.store)
-        with _known_lock:
+        with _known.lock:
             known = memo.get(self.name)
             if known is None:
                 memo[self.name] = _Known(state, stored_seq, etag, confirmed)
@@ -431,7 +413,7 @@ class ModelLog:
 
     def _refresh_known(self) -> None:
         memo = _memo(self.store)
-        with _known_lock:
+        with _known.lock:
             known = memo.get(self.name)
             seen = None if known is None else (known.state, known.stored_seq, known.etag)
         if seen is not None and seen[0].seq > seen[1]:
@@ -464,7 +446,7 @@ class ModelLog:
         except (StoreError, OSError, ValidationError, ValueError):
             memo.pop(self.name, None)
             return
-        with _known_lock:
+        with _known.lock:
             known = memo.get(self.name)
             if known is not None:
                 known.stored_seq, known.etag = seq, etag

@@ -12,9 +12,6 @@ create-only write loses and it gallops to the first free one, exactly as from a 
 
 from __future__ import annotations
 
-import os
-import threading
-import weakref
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,32 +20,25 @@ from registry import background, keys
 from registry.checks import MAX_VERSION
 from registry.errors import IntegrityError, ObjectNotFound, PreconditionFailed, StoreError, VersionNotFound
 from registry.log import Draft, ModelLog
+from registry.memory import ProcessMemory
 from registry.models import Event, ModelVersion, sha256
 from registry.store.base import ObjectStore
 
 # Per store object, per model: the highest version number this process knows to be taken.
-_taken: weakref.WeakKeyDictionary[ObjectStore, dict[str, int]] = weakref.WeakKeyDictionary()
-_taken_lock = threading.Lock()
-
-
-def _new_lock_after_fork() -> None:  # a thread of the parent may have held it at the fork
-    global _taken_lock
-    _taken_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_new_lock_after_fork)
+_taken: ProcessMemory[dict[str, int]] = ProcessMemory(dict)
 
 
 def seen_taken(store: ObjectStore, name: str) -> int | None:
     """The highest version this process saw taken (by its own write, or confirmed by a read), if any."""
-    with _taken_lock:
-        return _taken.get(store, {}).get(name)
+    seen = _taken.of(store)
+    with _taken.lock:
+        return seen.get(name)
 
 
 def saw_taken(store: ObjectStore, name: str, version: int) -> None:
     """Remember that ``version`` of ``name`` exists (manifests are never removed: it stays taken)."""
-    with _taken_lock:
-        seen = _taken.setdefault(store, {})
+    seen = _taken.of(store)
+    with _taken.lock:
         if version > seen.get(name, 0):
             seen[name] = version
 

@@ -97,30 +97,25 @@ class S3Store(ObjectStore):
         except (ClientError, BotoCoreError) as exc:
             self._raise(exc, key)
 
-    def exists(self, key: str) -> bool:
-        """Tell whether an object exists."""
-        full = self.prefix + check_key(key)
+    def _head(self, key: str) -> dict[str, Any] | None:
+        """``head_object`` of ``key``, or None when it is missing."""
         try:
-            self._client.head_object(Bucket=self.bucket, Key=full)
-            return True
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING:
-                return False
-            self._raise(exc, key)
-        except BotoCoreError as exc:
-            self._raise(exc, key)
-
-    def etag(self, key: str) -> str | None:
-        """The object's ETag from a ``head_object`` (no body), or None when it is missing."""
-        full = self.prefix + check_key(key)
-        try:
-            return self._client.head_object(Bucket=self.bucket, Key=full)["ETag"]
+            return self._client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
         except ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING:
                 return None
             self._raise(exc, key)
         except BotoCoreError as exc:
             self._raise(exc, key)
+
+    def exists(self, key: str) -> bool:
+        """Tell whether an object exists."""
+        return self._head(key) is not None
+
+    def etag(self, key: str) -> str | None:
+        """The object's ETag from a ``head_object`` (no body), or None when it is missing."""
+        head = self._head(key)
+        return None if head is None else head["ETag"]
 
     def modified(self, key: str) -> float | None:
         """The object's ``LastModified``."""
