@@ -2,7 +2,7 @@
 
 One worker thread per process runs them in order, so two refreshes of the same object never race each other
 in one process (a compare-and-swap write needs the ETag the previous one returned). A refresh submitted under a
-key waits a moment (``delay``) and writes what is newest when it runs; while it waits, more refreshes under that
+key waits a moment (:data:`GATHER_S`) and writes what is newest when it runs; while it waits, more refreshes under that
 key are not queued: a burst of writes to one model costs one snapshot write, not one per event.
 
 An operation returns as soon as its record (manifest, event) has landed: these writes only spare readers
@@ -18,47 +18,49 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
+from registry.parallel import Pool
+
+#: How long a keyed refresh waits for more writes under its key before it runs (one write per burst).
+GATHER_S = 0.02
+
+_worker = Pool(1, "pmr-cache")  # one worker: refreshes run in the order they were submitted
 _lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
 _last: Future[Any] | None = None
 _queued: set[Hashable] = set()  # keys with a refresh waiting to run
 _hurry = threading.Event()  # set by flush: waiting refreshes run at once
 
 
 def _reset_after_fork() -> None:
-    global _lock, _pool, _last, _queued, _hurry
+    global _lock, _last, _queued, _hurry
     _lock = threading.Lock()
-    _pool = _last = None
+    _last = None
     _queued, _hurry = set(), threading.Event()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def submit(fn: Callable[..., Any], *args: Any, key: Hashable | None = None, delay: float = 0.0) -> None:
+def submit(fn: Callable[..., Any], *args: Any, key: Hashable | None = None) -> None:
     """Run ``fn(*args)`` after every write submitted before it; its exceptions are dropped (best effort).
 
-    With ``key``, nothing is queued while a refresh under the same key still waits to run: ``fn`` must write
-    what is newest when it runs. ``delay`` is how long it waits first (gathering a burst into one write).
+    With ``key``, it first waits :data:`GATHER_S`, and nothing more is queued under the same key while it
+    waits: ``fn`` must write what is newest when it runs.
     """
-    global _pool, _last
+    global _last
     with _lock:
         if key is not None:
             if key in _queued:
                 return
             _queued.add(key)
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmr-cache")
-        _last = _pool.submit(_run, fn, args, key, delay)
+        _last = _worker.submit(_run, fn, args, key)
 
 
-def _run(fn: Callable[..., Any], args: tuple[Any, ...], key: Hashable | None, delay: float) -> None:
-    if delay:
-        _hurry.wait(delay)
+def _run(fn: Callable[..., Any], args: tuple[Any, ...], key: Hashable | None) -> None:
     if key is not None:
+        _hurry.wait(GATHER_S)
         with _lock:
             _queued.discard(key)
     try:

@@ -204,8 +204,12 @@ def _put_quietly(store: ObjectStore, key: str, data: bytes, *, create_only: bool
         pass  # another reader wrote it, or the store refused: the listing is right either way
 
 
-def check(store: ObjectStore, name: str, registered: dict[int, str], sha: Callable[[bytes], str]) -> list[Any]:
-    """Problems of a model's segments: ``(key, problem)`` for each unusable or altered one (``verify`` uses it)."""
+#: What :func:`check` finds: ``(key, problem, kind)``, kind ``index_altered`` or ``index_unusable``.
+Problem = tuple[str, str, str]
+
+
+def check(store: ObjectStore, name: str, registered: dict[int, str], sha: Callable[[bytes], str]) -> list[Problem]:
+    """Problems of a model's index objects, one per unusable or altered object (``verify`` reports them)."""
     problems = []
     prefix = index_prefix(name)
     for key in store.list(prefix):
@@ -214,11 +218,11 @@ def check(store: ObjectStore, name: str, registered: dict[int, str], sha: Callab
             continue
         first = keys.parse_number(key, prefix)
         if first is None or (first - 1) % SEGMENT:
-            problems.append((key, "stray object among the index segments"))
+            problems.append((key, "stray object among the index segments", "index_unusable"))
             continue
         parsed = parse_segment(name, first, store.get(key).data)
         if parsed is None:
-            problems.append((key, "index segment is unusable (listings read the manifests instead)"))
+            problems.append((key, "index segment is unusable (listings read the manifests instead)", "index_unusable"))
             continue
         problems.extend(_altered(key, parsed, registered, sha))
     return problems
@@ -226,17 +230,17 @@ def check(store: ObjectStore, name: str, registered: dict[int, str], sha: Callab
 
 def _altered(
     key: str, entries: list[tuple[str, ModelVersion]], registered: dict[int, str], sha: Callable[[bytes], str]
-) -> list[tuple[str, str]]:
+) -> list[Problem]:
     """The first entry whose bytes differ from the manifest its ``registered`` event hashed, as a problem."""
     for text, mv in entries:
         if registered.get(mv.version) != sha(text.encode("utf-8")):
-            return [(key, f"index entry of v{mv.version} differs from the registered manifest")]
+            return [(key, f"index entry of v{mv.version} differs from the registered manifest", "index_altered")]
     return []
 
 
 def _check_tail(
     store: ObjectStore, name: str, key: str, registered: dict[int, str], sha: Callable[[bytes], str]
-) -> list[tuple[str, str]]:
+) -> list[Problem]:
     # A tail left behind by a block boundary is only outdated (listings ignore and rewrite it); an entry that
     # differs from its registered manifest is an alteration.
     body = _get(store, key) or b""
@@ -246,5 +250,5 @@ def _check_tail(
         first = None
     entries = parse_tail(name, first, body) if isinstance(first, int) else []
     if not entries:
-        return [(key, "index tail is unusable (listings read the manifests instead)")]
+        return [(key, "index tail is unusable (listings read the manifests instead)", "index_unusable")]
     return _altered(key, entries, registered, sha)

@@ -48,8 +48,6 @@ from registry.store.base import ObjectStore
 APPEND_BUDGET_S = 180.0
 #: A reader that had to replay this many events past the snapshot refreshes it.
 SNAPSHOT_LAG = 8
-#: How long a snapshot refresh waits for more appends to the same model before writing (one write per burst).
-REFRESH_DELAY_S = 0.02
 
 
 T = TypeVar("T")
@@ -135,14 +133,18 @@ class ModelLog:
 
         Returns the state, the snapshot object's seq and ETag, and whether the state is confirmed (see ``_Known``).
         """
-        memo = _memo(self.store)
-        with _known.lock:  # one consistent view: another thread may be updating it
-            known = memo.get(self.name)
-            seen = None if known is None else (known.state, known.stored_seq, known.etag, known.confirmed)
+        seen = self._known_view()
         if seen is not None:  # a copy: callers may change the state they get, the memo must not change
             return seen[0].model_copy(deep=True), seen[1], seen[2], seen[3]
         snap, etag = self._snapshot()
         return snap, snap.seq, etag, False
+
+    def _known_view(self) -> tuple[ModelState, int, str | None, bool] | None:
+        """What this process knows (state, snapshot seq, ETag, confirmed), read at once: threads may update it."""
+        memo = _memo(self.store)
+        with _known.lock:
+            known = memo.get(self.name)
+            return None if known is None else (known.state, known.stored_seq, known.etag, known.confirmed)
 
     def _remember(self, state: ModelState, stored_seq: int, etag: str | None, confirmed: bool = False) -> None:
         memo = _memo(self.store)
@@ -409,15 +411,12 @@ class ModelLog:
 
     def _refresh_later(self) -> None:
         """Queue a refresh of the snapshot object to what this process knows (a burst of appends: one write)."""
-        background.submit(self._refresh_known, key=("state", id(self.store), self.name), delay=REFRESH_DELAY_S)
+        background.submit(self._refresh_known, key=("state", id(self.store), self.name))
 
     def _refresh_known(self) -> None:
-        memo = _memo(self.store)
-        with _known.lock:
-            known = memo.get(self.name)
-            seen = None if known is None else (known.state, known.stored_seq, known.etag)
+        seen = self._known_view()
         if seen is not None and seen[0].seq > seen[1]:
-            self._save_snapshot(*seen)
+            self._save_snapshot(seen[0], seen[1], seen[2])
 
     def _save_snapshot(self, state: ModelState, stored_seq: int, etag: str | None) -> None:
         # Best effort, one try: a lost race means someone else refreshed it, and readers catch up anyway. Any
@@ -438,15 +437,11 @@ class ModelLog:
         """After a lost refresh: learn the snapshot object's seq and ETag again, keeping the state known here."""
         memo = _memo(self.store)
         try:
-            obj = self.store.get(state_key(self.name))
-            snap = ModelState.model_validate_json(obj.data)
-            seq, etag = (snap.seq if current_snapshot(obj.data) and snap.name == self.name else -1), obj.etag
-        except ObjectNotFound:
-            seq, etag = -1, None
-        except (StoreError, OSError, ValidationError, ValueError):
+            snap, etag = self._snapshot()  # an unusable or missing object reads as seq 0: the next refresh rewrites it
+        except (StoreError, OSError):
             memo.pop(self.name, None)
             return
         with _known.lock:
             known = memo.get(self.name)
             if known is not None:
-                known.stored_seq, known.etag = seq, etag
+                known.stored_seq, known.etag = snap.seq, etag

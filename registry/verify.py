@@ -311,8 +311,7 @@ class _Model:
     def index(self) -> None:
         # Only a cache, but listings show what it holds: an entry that differs from the manifest its registered
         # event hashed is an error; `verify --repair --apply` deletes the segment and listings rebuild it.
-        for key, problem in listing_index.check(self.store, self.name, self.registered, sha256):
-            kind = "index_altered" if "differs" in problem else "index_unusable"
+        for key, problem, kind in listing_index.check(self.store, self.name, self.registered, sha256):
             self.bad(key, problem, kind, "error" if kind == "index_altered" else "warning")
 
     def claims(self) -> None:

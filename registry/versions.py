@@ -181,12 +181,8 @@ def allocate(
             version = first_free(store, name, version)
             continue
         saw_taken(store, name, version)
-        background.submit(_hint_newest, store, name, key=("hint", id(store), name), delay=REFRESH_DELAY_S)
+        background.submit(_hint_newest, store, name, key=("hint", id(store), name))
         return mv
-
-
-#: How long a hint refresh waits for more registrations of the same model (one write per burst).
-REFRESH_DELAY_S = 0.02
 
 
 def _hint_newest(store: ObjectStore, name: str) -> None:
