@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import floors  # noqa: E402
 from benchmarks._worker import CONTENDERS, PER_CONTENDER  # noqa: E402
 from benchmarks.mlflow_env import MLFLOW_VERSION, mlflow_python  # noqa: E402
 from tests.seaweed import SeaweedServer  # noqa: E402
@@ -132,47 +133,8 @@ def fresh_process(side: Side, repeats: int, code: str | None = None) -> list[flo
     return times
 
 
-def _race_worker(env: dict[str, str], bucket: str, prefix: str, start_at: float, out: Any) -> None:
-    os.environ.update(env)
-    from registry.errors import PreconditionFailed
-    from registry.store.s3 import S3Store
-
-    store = S3Store(bucket, prefix)
-    store.exists("warm-up")  # the connection is open before the start, as in the contention workers
-    time.sleep(max(0.0, start_at - time.time()))
-    won, n = 0, 1
-    while won < PER_CONTENDER:
-        try:
-            store.put(f"k/{n:08d}", b"x" * 600, create_only=True)
-            won += 1
-        except PreconditionFailed:
-            pass
-        n += 1
-    out.put(time.time())
-
-
-def bare_race(env: dict[str, str], prefix: str) -> float:
-    """The bare S3 floor of the contention case: 8 processes each winning 25 create-only writes on one key sequence.
-
-    Every process tries each key in turn (the way racing writers claim the next version number), with nothing
-    else: no uploads, no log. Wall seconds from the common start to the last win.
-    """
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    start_at = time.time() + 3.0
-    procs = [ctx.Process(target=_race_worker, args=(env, BUCKET, prefix, start_at, out)) for _ in range(CONTENDERS)]
-    for p in procs:
-        p.start()
-    ends = [out.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join()
-    return max(ends) - start_at
-
-
 def run_round(
-    r: int, sides: list[Side], workers: dict[str, Worker], repeats: int, scale: int, floor: list[float]
+    r: int, sides: list[Side], workers: dict[str, Worker], repeats: int, scale: int, floor: dict[str, list[float]]
 ) -> None:
     order = sides if r % 2 == 0 else sides[::-1]
     for side in order:  # each op, side after side
@@ -210,7 +172,8 @@ def run_round(
         side.add(f"{CONTENDERS} processes x {PER_CONTENDER} registrations of one model (wall s)", [c["wall_s"]])
         side.add("one registration under that contention", c["latencies"])
         side.add("contention errors + gaps", [c["errors"] + (0 if c["dense"] else 1)])
-    floor.append(bare_race(sides[0].env, f"floor-{r}"))
+    for op, value in floors.measure(sides[0].env, BUCKET, f"floor-{r}", combining=False).items():
+        floor.setdefault(op, []).append(value)
     for side in order:
         side.add("fresh process: import + first call", fresh_process(side, 2))
         side.add(f"fresh process: import + list {scale:,} versions", fresh_process(side, 2, side.first_list))
@@ -230,7 +193,7 @@ TARGETS: dict[str, tuple[bool, float | None]] = {
 }
 
 
-def print_table(mlf: Side, ours: Side, scale: int, floor: list[float]) -> bool:
+def print_table(mlf: Side, ours: Side, scale: int, floor: dict[str, list[float]]) -> bool:
     targets = dict(TARGETS)
     targets[f"list all versions of a model with {scale:,} versions"] = (False, 0.5)
     rows, ok = [], True
@@ -257,14 +220,23 @@ def print_table(mlf: Side, ours: Side, scale: int, floor: list[float]) -> bool:
     ok &= flat <= 1.1 and errors == 0
     print(f"\nours: resolve @production at {scale:,} versions / at {SMALL} versions = {flat:.2f} (target <= 1.1)")
     print(f"ours: contention errors + gaps = {errors:g}; MLflow: {sum(mlf.samples['contention errors + gaps']):g}")
-    race = f"{CONTENDERS} processes x {PER_CONTENDER} registrations of one model (wall s)"
-    bare = statistics.median(floor)
-    print(
-        f"bare S3 floor of that race ({CONTENDERS} processes x {PER_CONTENDER} create-only wins on one key sequence,"
-        f" nothing else): {bare:.2f} s; MLflow / floor = {statistics.median(mlf.samples[race]) / bare:.2f},"
-        f" ours / floor = {statistics.median(ours.samples[race]) / bare:.2f}"
-    )
+    print_floors(mlf, ours, floor)
     return ok
+
+
+def print_floors(mlf: Side, ours: Side, floor: dict[str, list[float]]) -> None:
+    """The bare S3 floors of the write rows (``benchmarks/floors.py``), each side as a multiple of its floor."""
+    race = f"{CONTENDERS} processes x {PER_CONTENDER} registrations of one model (wall s)"
+    rows = [("sequential creation (versions/s)", floors.seq_op(w)) for w in (1, 2, 3)]
+    rows += [("register 1 MiB (upload + create version)", floors.reg_op(w)) for w in (1, 2)]
+    rows.append((race, floors.RACE))
+    print("\nbare S3 floors, same server and sitting (only the requests a protocol needs, nothing else):")
+    print("| floor | value | MLflow / floor | ours / floor |")
+    print("|---|---|---|---|")
+    for op, floor_op in rows:
+        bare = statistics.median(floor[floor_op])
+        theirs, mine = statistics.median(mlf.samples[op]), statistics.median(ours.samples[op])
+        print(f"| {floor_op} | {bare:,.2f} | {theirs / bare:.2f} | {mine / bare:.2f} |")
 
 
 def machine() -> str:
@@ -316,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, n in (("small", SMALL), ("big", args.scale)):
                     done = workers[side.label].call("setup", name=name, versions=n)
                     print(f"{side.label}: seeded {name} to {n:,} versions at {n / done['seed_s']:.0f}/s", flush=True)
-            floor: list[float] = []
+            floor: dict[str, list[float]] = {}
             for r in range(args.rounds):
                 print(f"round {r + 1}/{args.rounds}...", flush=True)
                 run_round(r, [mlf, ours], workers, args.repeats, args.scale, floor)
