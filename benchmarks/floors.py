@@ -29,7 +29,10 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from registry.store.s3 import S3Store
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,8 +44,8 @@ SEQUENTIAL = 200
 RECORD = b"x" * 600  # about the size of a manifest or an event
 
 
-def _store(env: dict[str, str], bucket: str, prefix: str) -> Any:
-    os.environ.update(env)
+def _store(env: dict[str, str], bucket: str, prefix: str) -> S3Store:
+    os.environ.update(env)  # in a spawned floor process: the server's endpoint and credentials
     from registry.store.s3 import S3Store
 
     store = S3Store(bucket, prefix)

@@ -41,6 +41,10 @@ from tests.seaweed import SeaweedServer  # noqa: E402
 BUCKET = "pmr-bench"
 SMALL = 10
 SEQUENTIAL = 100
+#: The write rows, named once: the table, the targets and the floors each refer to them.
+REGISTER = "register 1 MiB (upload + create version)"
+SEQUENTIAL_RATE = "sequential creation (versions/s)"
+CONTENTION = f"{CONTENDERS} processes x {PER_CONTENDER} registrations of one model (wall s)"
 
 
 class Worker:
@@ -139,7 +143,7 @@ def run_round(
     order = sides if r % 2 == 0 else sides[::-1]
     for side in order:  # each op, side after side
         w = workers[side.label]
-        side.add("register 1 MiB (upload + create version)", w.call("register_1mib", name="small", repeats=repeats))
+        side.add(REGISTER, w.call("register_1mib", name="small", repeats=repeats))
     for side in order:
         w = workers[side.label]
         side.add("resolve alias", w.call("resolve_alias", name="big", repeats=repeats))
@@ -166,10 +170,10 @@ def run_round(
         side.add(f"resolve @production, {scale:,} versions", w.call("resolve_alias", name="big", repeats=repeats))
     for side in order:
         w = workers[side.label]
-        side.add("sequential creation (versions/s)", [w.call("sequential", name=f"seq-{r}", count=SEQUENTIAL)["per_s"]])
+        side.add(SEQUENTIAL_RATE, [w.call("sequential", name=f"seq-{r}", count=SEQUENTIAL)["per_s"]])
     for side in order:
         c = contention(side, f"race-{r}")
-        side.add(f"{CONTENDERS} processes x {PER_CONTENDER} registrations of one model (wall s)", [c["wall_s"]])
+        side.add(CONTENTION, [c["wall_s"]])
         side.add("one registration under that contention", c["latencies"])
         side.add("contention errors + gaps", [c["errors"] + (0 if c["dense"] else 1)])
     for op, value in floors.measure(sides[0].env, BUCKET, f"floor-{r}", combining=False).items():
@@ -181,13 +185,13 @@ def run_round(
 
 #: Operation -> (higher is better, target ratio ours/MLflow's from the issue, or None).
 TARGETS: dict[str, tuple[bool, float | None]] = {
-    "register 1 MiB (upload + create version)": (False, 1.0),
+    REGISTER: (False, 1.0),
     "resolve alias": (False, None),
     "resolve alias + download 1 MiB": (False, 0.8),
     "set alias": (False, 1.0),
     "stage change to production, archiving the previous": (False, 1.0),
-    "sequential creation (versions/s)": (True, 1.0),
-    f"{CONTENDERS} processes x {PER_CONTENDER} registrations of one model (wall s)": (False, 1.0),
+    SEQUENTIAL_RATE: (True, 1.0),
+    CONTENTION: (False, 1.0),
     "one registration under that contention": (False, None),
     "fresh process: import + first call": (False, None),
 }
@@ -196,7 +200,7 @@ TARGETS: dict[str, tuple[bool, float | None]] = {
 def print_table(mlf: Side, ours: Side, scale: int, floor: dict[str, list[float]]) -> bool:
     targets = dict(TARGETS)
     targets[f"list all versions of a model with {scale:,} versions"] = (False, 0.5)
-    rows, ok = [], True
+    ok = True
     print("\n| operation (median; ms unless noted) | MLflow | ours | ratio ours/MLflow | target | met |")
     print("|---|---|---|---|---|---|")
     for op, ours_values in ours.samples.items():
@@ -211,7 +215,6 @@ def print_table(mlf: Side, ours: Side, scale: int, floor: dict[str, list[float]]
             ok &= good
             met = "yes" if good else "NO"
         shown = f"{'>=' if higher_better else '<='} {target}" if target is not None else ""
-        rows.append(op)
         print(f"| {op} | {theirs:,.1f} | {mine:,.1f} | {ratio:.2f} | {shown} | {met} |")
     flat = statistics.median(ours.samples[f"resolve @production, {scale:,} versions"]) / statistics.median(
         ours.samples["resolve @production, 10 versions"]
@@ -226,10 +229,9 @@ def print_table(mlf: Side, ours: Side, scale: int, floor: dict[str, list[float]]
 
 def print_floors(mlf: Side, ours: Side, floor: dict[str, list[float]]) -> None:
     """The bare S3 floors of the write rows (``benchmarks/floors.py``), each side as a multiple of its floor."""
-    race = f"{CONTENDERS} processes x {PER_CONTENDER} registrations of one model (wall s)"
-    rows = [("sequential creation (versions/s)", floors.seq_op(w)) for w in (1, 2, 3)]
-    rows += [("register 1 MiB (upload + create version)", floors.reg_op(w)) for w in (1, 2)]
-    rows.append((race, floors.RACE))
+    rows = [(SEQUENTIAL_RATE, floors.seq_op(w)) for w in (1, 2, 3)]
+    rows += [(REGISTER, floors.reg_op(w)) for w in (1, 2)]
+    rows.append((CONTENTION, floors.RACE))
     print("\nbare S3 floors, same server and sitting (only the requests a protocol needs, nothing else):")
     print("| floor | value | MLflow / floor | ours / floor |")
     print("|---|---|---|---|")
