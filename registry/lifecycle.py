@@ -135,6 +135,11 @@ def _set_stage(state: ModelState, version: int, stage: str) -> None:
         state.stages[version] = stage
 
 
+def _was_in_production(state: ModelState, version: int) -> None:
+    if version not in state.ever_in_production:
+        state.ever_in_production = sorted([*state.ever_in_production, version])
+
+
 def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
     """Return the state after ``event`` (a new object; ``state`` is not changed)."""
     new = state.model_copy(deep=True)
@@ -151,6 +156,7 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
         _set_stage(new, v, d["to"])
         if d["to"] == "production":
             new.production_history.append(v)
+            _was_in_production(new, v)
     elif event.type == "alias_set" and v is not None:
         new.aliases[d["alias"]] = v
     elif event.type == "alias_removed":
@@ -184,6 +190,7 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
         # Retention never picks a version with a stage or alias; deleting a whole model clears them all.
         new.aliases = {a: x for a, x in new.aliases.items() if x not in gone}
         new.production_history = [x for x in new.production_history if x not in gone]
+        new.ever_in_production = [x for x in new.ever_in_production if x not in gone]
     elif event.type == "policy_set":
         new.policy = dict(d)
     elif event.type == "rolled_back":
@@ -193,6 +200,7 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
             new.production_history.pop()
         if new.production_history[-1:] != [d["to"]]:
             new.production_history.append(d["to"])
+        _was_in_production(new, d["to"])
         for alias in d.get("aliases", []):  # moved in the same event: no moment with aliases left behind
             new.aliases[alias] = d["to"]
     new.seq = event.seq

@@ -70,8 +70,11 @@ class Draft:
 
 
 def current_snapshot(raw: bytes) -> bool:
-    """Whether snapshot bytes come from a release that tracks everything replay does (reports, deletions)."""
-    return b'"reports"' in raw and b'"deleted"' in raw
+    """Whether snapshot bytes come from a release that tracks everything replay does.
+
+    That is gate reports, deletions and every version ever in production: an older snapshot is replayed instead.
+    """
+    return b'"reports"' in raw and b'"deleted"' in raw and b'"ever_in_production"' in raw
 
 
 def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:

@@ -151,6 +151,8 @@ class ModelState(BaseModel):
     aliases: dict[str, int] = Field(default_factory=dict)
     # Production versions in order; the last is current. Rollback pops it.
     production_history: list[int] = Field(default_factory=list)
+    # Every version that was ever in production, ascending (retention keeps them; leaving production keeps it here).
+    ever_in_production: list[int] = Field(default_factory=list)
     # Versions that may not go to production, with why (failed gates, rejection).
     blocked: dict[int, list[str]] = Field(default_factory=dict)
     registered: int = 0

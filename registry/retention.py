@@ -94,7 +94,8 @@ def protected(state: ModelState, manifest: Callable[[int], ModelVersion | None])
             why[version] = f"in {stage}"
     for alias, version in sorted(state.aliases.items()):
         why.setdefault(version, f"alias {alias!r}")
-    for version in state.production_history:
+    # Not the rollback stack (production_history): a version archived or rolled back out of production leaves it.
+    for version in state.ever_in_production:
         why.setdefault(version, "was in production (rollback target)")
     todo = list(why)
     while todo:  # parents of protected versions, up the chain

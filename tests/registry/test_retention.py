@@ -73,6 +73,27 @@ def test_gc_keeps_protected_versions_and_verify_passes(reg: Registry) -> None:
     assert _register(reg, "churn", b"model-9") == 9  # numbers are never reused
 
 
+def test_a_version_that_left_production_stays_protected(reg: Registry) -> None:
+    # Found by the property below: archiving the production version, or rolling back past it, took it off the
+    # rollback stack, and gc then deleted a version that had been in production.
+    for n in range(4):
+        _register(reg, "m", b"left-%d" % n)
+    reg.promote("m", 1, "staging")
+    reg.promote("m", 1, "production")
+    reg.archive("m", 1)  # production -> archived
+    reg.promote("m", 2, "production", through_staging=True)
+    reg.promote("m", 3, "production", through_staging=True)
+    reg.rollback("m")  # v3 out, v2 back
+    result = gc(reg, "m", keep_last=0, grace_s=0, apply=True)
+    assert result.deleted == [4]
+    assert {v: why for v, why in result.kept.items() if v in (1, 3)} == {
+        1: "was in production (rollback target)",
+        3: "was in production (rollback target)",
+    }
+    assert reg.state("m").ever_in_production == [1, 2, 3]
+    assert verify(reg).ok
+
+
 def test_shared_blobs_survive_and_young_blobs_wait(reg: Registry) -> None:
     _register(reg, "churn", b"same bytes")
     _register(reg, "churn", b"only v2")
