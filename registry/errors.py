@@ -88,7 +88,16 @@ class ObjectNotFound(StoreError, FileNotFoundError):
 
 
 class PreconditionFailed(StoreError):
-    """A create-only or compare-and-swap write lost: the object exists or changed."""
+    """A create-only or compare-and-swap write lost: the object exists or changed.
+
+    ``taken`` is True when a create-only write lost because the object exists for sure (S3's 412, a local
+    file already there); False when the store only asked for a retry (AWS's 409 for a concurrent conditional
+    write), after which the object may or may not exist.
+    """
+
+    def __init__(self, message: str, *, taken: bool = False) -> None:
+        super().__init__(message)
+        self.taken = taken
 
 
 class BucketNotFound(StoreError, FileNotFoundError):

@@ -176,9 +176,12 @@ def allocate(
         mv = ModelVersion(version=version, **fields)
         try:
             store.put(keys.manifest_key(name, version), mv.to_bytes(), create_only=True)
-        except PreconditionFailed:
-            # Usually the number is taken (412); AWS's 409 means "retry", so look again from here.
-            version = first_free(store, name, version)
+        except PreconditionFailed as lost:
+            # Usually the number is taken (412): look from the next one. AWS's 409 only means "retry", so then
+            # look again from this one (skipping it unconfirmed could leave a gap).
+            if lost.taken:
+                saw_taken(store, name, version)
+            version = first_free(store, name, version + 1 if lost.taken else version)
             continue
         saw_taken(store, name, version)
         background.submit(_hint_newest, store, name, key=("hint", id(store), name))

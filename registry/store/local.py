@@ -117,7 +117,7 @@ class LocalStore(ObjectStore):
                 try:
                     os.link(tmp, path)
                 except FileExistsError:
-                    raise PreconditionFailed(f"object {key!r} already exists") from None
+                    raise PreconditionFailed(f"object {key!r} already exists", taken=True) from None
                 return _etag(data)
             with self._lock(key):
                 if if_match is not None:

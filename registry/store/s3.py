@@ -2,19 +2,25 @@
 
 The endpoint, region and credentials come from boto3's standard chain (``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, profiles, instance roles …). Path-style addressing is used so that local servers
-such as SeaweedFS or MinIO work without DNS tricks. Every write is one ``put_object``: conditional
+such as SeaweedFS or MinIO work without DNS tricks. Every write is one PUT of the whole object: conditional
 multipart completion is not atomic on some servers.
+
+Single-object reads and writes (the critical path of every operation) go out as one signed HTTP request each
+(:mod:`registry.store.s3_direct`), a fifth of boto3's CPU per call; listing, deleting and bucket checks use the
+boto3 client. ``PMR_S3_DIRECT=0`` sends everything through boto3, and so does a store given its own client.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.utils import get_environ_proxies
 
 from registry.errors import (
     BucketNotFound,
@@ -25,6 +31,7 @@ from registry.errors import (
     StoreUnavailable,
 )
 from registry.store.base import ObjectStore, StoredObject, check_key
+from registry.store.s3_direct import Answer, DirectS3, Unreachable
 
 _DENIED = {
     "AccessDenied",
@@ -36,6 +43,12 @@ _DENIED = {
 }
 _CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_EXISTS = {"PreconditionFailed", "412"}
+_REDIRECT = {"PermanentRedirect", "TemporaryRedirect", "AuthorizationHeaderMalformed", "301", "307"}
+
+
+class _UseBoto3(Exception):
+    """A direct request was answered with a region redirect: make the call through boto3 instead."""
 
 
 class S3Store(ObjectStore):
@@ -46,7 +59,8 @@ class S3Store(ObjectStore):
         self.prefix = f"{prefix}/" if prefix else ""
         self.uri = f"s3://{bucket}/{prefix}".rstrip("/")
         # A session of its own: boto3's default session caches credentials for the life of the process.
-        self._client = client or boto3.session.Session().client(
+        session = boto3.session.Session()
+        self._client = client or session.client(
             "s3",
             endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
             config=Config(
@@ -56,25 +70,73 @@ class S3Store(ObjectStore):
                 read_timeout=60,
             ),
         )
+        # Behind a proxy, boto3's proxy handling is kept for everything.
+        endpoint = self._client.meta.endpoint_url
+        proxied = bool(self._client.meta.config.proxies or get_environ_proxies(endpoint))
+        direct = client is None and not proxied and os.environ.get("PMR_S3_DIRECT", "1") != "0"
+        self._direct = DirectS3(session, self._client, bucket) if direct else None
 
-    def _raise(self, exc: Exception, key: str | None, *, conditional: bool = False) -> NoReturn:
-        where = f"{self.uri}/{key}" if key else self.uri
+    def _raise(
+        self, exc: Exception, key: str | None, *, conditional: bool = False, create_only: bool = False
+    ) -> NoReturn:
         if isinstance(exc, NoCredentialsError):
             raise StoreAccessDenied(f"no S3 credentials found for {self.uri}") from exc
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code == "NoSuchBucket":
-                raise BucketNotFound(f"bucket {self.bucket!r} does not exist") from exc
-            if code in _DENIED:
-                raise StoreAccessDenied(f"S3 refused the credentials for {where} ({code})") from exc
-            if code in _CONFLICT or (conditional and code in _MISSING):
-                raise PreconditionFailed(f"conditional write to {where} lost ({code})") from exc
-            if code in _MISSING:
-                raise ObjectNotFound(f"no object {where}") from exc
-            raise StoreError(f"S3 error on {where}: {code} {exc}") from exc
-        if isinstance(exc, BotoCoreError):
+            self._refuse(code, key, str(exc), exc, conditional, create_only)
+        if isinstance(exc, BotoCoreError | Unreachable):
             raise StoreUnavailable(f"S3 endpoint for {self.uri} unreachable: {exc}") from exc
         raise exc
+
+    def _refuse(
+        self,
+        code: str,
+        key: str | None,
+        detail: str,
+        cause: Exception | None,
+        conditional: bool,
+        create_only: bool = False,
+    ) -> NoReturn:
+        """Raise the typed error for S3 error ``code`` (the same from boto3 and from a direct request)."""
+        where = f"{self.uri}/{key}" if key else self.uri
+        if code == "NoSuchBucket":
+            raise BucketNotFound(f"bucket {self.bucket!r} does not exist") from cause
+        if code in _DENIED:
+            raise StoreAccessDenied(f"S3 refused the credentials for {where} ({code})") from cause
+        if code in _CONFLICT or (conditional and code in _MISSING):
+            taken = create_only and code in _EXISTS  # a 409 asks for a retry: the object may not exist
+            raise PreconditionFailed(f"conditional write to {where} lost ({code})", taken=taken) from cause
+        if code in _MISSING:
+            raise ObjectNotFound(f"no object {where}") from cause
+        raise StoreError(f"S3 error on {where}: {code} {detail}") from cause
+
+    def _send(
+        self,
+        method: str,
+        key: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        *,
+        conditional: bool = False,
+        create_only: bool = False,
+    ) -> Answer | None:
+        """One direct request; the answer when it succeeded, None for a missing object on HEAD, else a typed error."""
+        assert self._direct is not None
+        try:
+            answer = self._direct.request(method, self.prefix + check_key(key), body, headers)
+        except (NoCredentialsError, Unreachable) as exc:
+            self._raise(exc, key)
+        if 200 <= answer.status < 300:
+            return answer
+        code = answer.code
+        if answer.status in (301, 307) or code in _REDIRECT:
+            # The bucket lives in another region than the one configured: boto3 follows that, so from now on
+            # this store leaves every call to it.
+            self._direct = None
+            raise _UseBoto3()
+        if method == "HEAD" and code in _MISSING:
+            return None
+        self._refuse(code, key, f"(HTTP {answer.status})", None, conditional, create_only)
 
     def check(self) -> None:
         """Fail with a typed error if the bucket is missing, the credentials wrong or the endpoint down."""
@@ -90,6 +152,14 @@ class S3Store(ObjectStore):
 
     def get(self, key: str) -> StoredObject:
         """Read an object."""
+        if self._direct is not None:
+            try:
+                answer = self._send("GET", key)
+            except _UseBoto3:
+                pass
+            else:
+                assert answer is not None
+                return StoredObject(answer.body, answer.headers["etag"])
         full = self.prefix + check_key(key)
         try:
             resp = self._client.get_object(Bucket=self.bucket, Key=full)
@@ -98,7 +168,17 @@ class S3Store(ObjectStore):
             self._raise(exc, key)
 
     def _head(self, key: str) -> dict[str, Any] | None:
-        """``head_object`` of ``key``, or None when it is missing."""
+        """The ``ETag`` and ``LastModified`` of ``key``, or None when it is missing."""
+        if self._direct is not None:
+            try:
+                answer = self._send("HEAD", key)
+            except _UseBoto3:
+                pass
+            else:
+                if answer is None:
+                    return None
+                modified = parsedate_to_datetime(answer.headers["last-modified"])
+                return {"ETag": answer.headers["etag"], "LastModified": modified}
         try:
             return self._client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
         except ClientError as exc:
@@ -118,15 +198,28 @@ class S3Store(ObjectStore):
         return None if head is None else head["ETag"]
 
     def modified(self, key: str) -> float | None:
-        """The object's ``LastModified``."""
+        """The object's ``LastModified`` (None when it is missing or cannot be read)."""
         try:
-            head = self._client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
-        except (ClientError, BotoCoreError):
+            head = self._head(key)
+        except StoreError:
             return None
-        return head["LastModified"].timestamp()
+        return None if head is None else head["LastModified"].timestamp()
 
     def put(self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None) -> str:
-        """Write an object whole with one ``put_object``; see :meth:`ObjectStore.put`."""
+        """Write an object whole with one PUT; see :meth:`ObjectStore.put`."""
+        if self._direct is not None:
+            headers = {"if-none-match": "*"} if create_only else {}
+            if if_match is not None:
+                headers["if-match"] = if_match
+            try:
+                answer = self._send(
+                    "PUT", key, bytes(data), headers, conditional=bool(headers), create_only=create_only
+                )
+            except _UseBoto3:
+                pass
+            else:
+                assert answer is not None
+                return answer.headers["etag"]
         full = self.prefix + check_key(key)
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "Body": data}
         if create_only:
@@ -136,7 +229,7 @@ class S3Store(ObjectStore):
         try:
             return self._client.put_object(**kwargs)["ETag"]
         except (ClientError, BotoCoreError) as exc:
-            self._raise(exc, key, conditional=create_only or if_match is not None)
+            self._raise(exc, key, conditional=create_only or if_match is not None, create_only=create_only)
 
     def list(self, prefix: str) -> Iterator[str]:
         """Yield keys under ``prefix`` in lexicographic order (S3 lists in that order)."""

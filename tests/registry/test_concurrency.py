@@ -84,3 +84,17 @@ def test_concurrent_promotions_leave_one_production_and_lose_no_event(location: 
         for prev, cur in itertools.pairwise(moves):
             assert cur.data["previous"] == prev.version
     assert verify(reg).ok
+
+
+def test_a_registrant_that_lost_a_number_does_not_look_at_it_again(location: str) -> None:
+    # Two writers (two Registry objects: two process memories). The second still believes v1 is the newest,
+    # so its create-only write at v2 loses; the store said "exists", so it goes on from v3 without reading v2.
+    first, second = Registry.open(location), Registry.open(location)
+    second.register("m", b"one", fmt="bytes")
+    assert first.register("m", b"two", fmt="bytes").version == 2
+    looked: list[str] = []
+    exists = second.store.exists
+    second.store.exists = lambda key: looked.append(key) or exists(key)  # type: ignore[method-assign]
+    assert second.register("m", b"three", fmt="bytes").version == 3
+    assert second.manifest_key("m", 2) not in looked
+    assert sorted(mv.version for mv in second.versions("m")) == [1, 2, 3]

@@ -45,9 +45,10 @@ def _inject(client, code: str, status: int, times: int, operation: str = "PutObj
 def test_aws_409_conditional_conflict_counts_as_a_lost_race(moto_store) -> None:
     store, client = moto_store
     hits = _inject(client, "ConditionalRequestConflict", 409, 1)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(PreconditionFailed) as lost:
         store.put("k", b"x", create_only=True)
     assert hits[0] == 1
+    assert not lost.value.taken  # "retry", not "exists": allocation must look at this number again
 
 
 def test_registration_retries_after_a_409_and_gets_the_next_free_version(moto_store) -> None:

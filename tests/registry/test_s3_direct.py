@@ -1,0 +1,178 @@
+"""The S3 backend's direct requests: signed as botocore signs them, typed errors as boto3's, on a real server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import boto3
+import botocore.auth
+import pytest
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from registry.errors import (
+    BucketNotFound,
+    ObjectNotFound,
+    PreconditionFailed,
+    StoreAccessDenied,
+    StoreUnavailable,
+)
+from registry.store.s3 import S3Store
+from registry.store.s3_direct import Answer, sign
+from tests.conftest import BUCKET
+
+WHEN = datetime(2026, 11, 23, 12, 34, 56, tzinfo=UTC)
+
+
+def _botocore_headers(method: str, url: str, headers: dict[str, str], body: bytes, creds: Credentials):
+    request = AWSRequest(method=method, url=url, headers=dict(headers), data=body)
+    signer = botocore.auth.S3SigV4Auth(creds.get_frozen_credentials(), "s3", "eu-west-3")
+    original = botocore.auth.get_current_datetime
+    botocore.auth.get_current_datetime = lambda: WHEN.replace(tzinfo=None)
+    try:
+        signer.add_auth(request)
+    finally:
+        botocore.auth.get_current_datetime = original
+    return request.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "key", "headers", "body", "token"),
+    [
+        ("GET", "models/m/versions/00001.json", {}, b"", None),
+        ("PUT", "a/m@prod=1+x/events/0000000001.json", {"if-none-match": "*"}, b'{"x": 1}', None),
+        ("PUT", "blobs/sha256/ab/abc", {"if-match": '"0123abcd"'}, os.urandom(4096), "session-token/+="),
+        ("HEAD", "k.v~1", {}, b"", "tok"),
+    ],
+)
+def test_the_signature_is_botocores(method: str, key: str, headers: dict[str, str], body: bytes, token) -> None:
+    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    path = f"/bucket-1/{quote(key, safe='/~')}"
+    sent = dict(headers)
+    if method == "PUT":
+        sent["content-length"] = str(len(body))
+    ours = sign(method, "127.0.0.1:8333", path, sent, hashlib.sha256(body).hexdigest(), creds, "eu-west-3", WHEN)
+    theirs = _botocore_headers(method, f"http://127.0.0.1:8333{path}", sent, body, creds)
+    assert ours["authorization"] == theirs["Authorization"]
+    assert ours["x-amz-date"] == theirs["X-Amz-Date"]
+    assert ours["x-amz-content-sha256"] == theirs["X-Amz-Content-SHA256"]
+    assert ours.get("x-amz-security-token") == theirs.get("X-Amz-Security-Token")
+
+
+@pytest.fixture
+def direct(s3_server) -> S3Store:
+    store = S3Store(BUCKET, f"direct-{uuid.uuid4().hex}")
+    assert store._direct is not None
+    calls: list[str] = []
+    store._client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    store.boto3_calls = calls  # type: ignore[attr-defined]
+    return store
+
+
+def test_single_object_calls_bypass_boto3_and_keep_their_semantics(direct: S3Store) -> None:
+    key = "m/odd@name=1+2/v.json"
+    etag = direct.put(key, b"one", create_only=True)
+    assert direct.get(key).data == b"one"
+    assert direct.get(key).etag == etag == direct.etag(key)
+    assert direct.exists(key) and not direct.exists("m/missing")
+    assert direct.etag("m/missing") is None
+    modified = direct.modified(key)
+    assert modified is not None and abs(modified - time.time()) < 120
+    assert direct.modified("m/missing") is None
+    with pytest.raises(PreconditionFailed):
+        direct.put(key, b"two", create_only=True)
+    with pytest.raises(PreconditionFailed):
+        direct.put(key, b"two", if_match='"not-the-etag"')
+    with pytest.raises(PreconditionFailed):
+        direct.put("m/missing", b"two", if_match=etag)
+    new = direct.put(key, b"two", if_match=etag)
+    assert new != etag and direct.get(key).data == b"two"
+    with pytest.raises(ObjectNotFound):
+        direct.get("m/missing")
+    big = os.urandom(3 << 20)
+    direct.put("m/big", big)
+    assert direct.get("m/big").data == big
+    assert direct.boto3_calls == []  # type: ignore[attr-defined]
+    assert list(direct.list("m/")) == ["m/big", key]  # listing still goes through boto3
+    assert direct.boto3_calls == ["ListObjectsV2"]  # type: ignore[attr-defined]
+
+
+def test_direct_errors_are_typed(s3_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(BucketNotFound):
+        S3Store("no-such-bucket-here", "p").get("k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+    with pytest.raises(StoreAccessDenied):
+        S3Store(BUCKET, "p").put("k", b"x")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    with pytest.raises(StoreUnavailable):
+        S3Store(BUCKET, "p").get("k")
+
+
+def test_the_switch_sends_everything_through_boto3(s3_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PMR_S3_DIRECT", "0")
+    store = S3Store(BUCKET, f"boto-{uuid.uuid4().hex}")
+    assert store._direct is None
+    store.put("k", b"x", create_only=True)
+    assert store.get("k").data == b"x"
+
+
+def test_a_forked_child_opens_its_own_connection(direct: S3Store) -> None:
+    direct.put("k", b"parent")  # the parent's keep-alive connection is open now
+    pid = os.fork()
+    if pid == 0:  # child: reusing the parent's socket would interleave two conversations on it
+        try:
+            ok = all(direct.get("k").data == b"parent" for _ in range(20))
+        finally:
+            os._exit(0 if ok else 1)
+    for _ in range(20):
+        assert direct.get("k").data == b"parent"
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_connection_the_server_dropped_is_reopened(direct: S3Store) -> None:
+    direct.put("k", b"x")
+    conn = direct._direct._local.conn  # type: ignore[union-attr]
+    conn.sock.shutdown(socket.SHUT_RDWR)  # as an idle keep-alive connection closed by the server looks
+    assert direct.get("k").data == b"x"
+    assert direct._direct._local.conn is not conn  # type: ignore[union-attr]
+
+
+def test_credentials_come_from_botos_chain(s3_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A profile file, not the environment: the direct requests sign with what boto3's chain resolves.
+    key, secret = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    path = tmp_path / "credentials"
+    path.write_text(f"[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(path))
+    store = S3Store(BUCKET, f"profile-{uuid.uuid4().hex}")
+    store.put("k", b"x")
+    assert store.get("k").data == b"x"
+    assert boto3.session.Session().get_credentials().access_key == key
+
+
+def test_a_region_redirect_hands_the_store_to_boto3(direct: S3Store) -> None:
+    direct.put("k", b"x")
+    redirect = Answer(301, {}, b"<Error><Code>PermanentRedirect</Code></Error>")
+    direct._direct.request = lambda *a, **k: redirect  # type: ignore[union-attr,method-assign]
+    assert direct.get("k").data == b"x"  # boto3 made the call
+    assert direct._direct is None
+    assert direct.boto3_calls == ["GetObject"]  # type: ignore[attr-defined]
+
+
+def test_a_proxy_keeps_every_call_in_boto3(s3_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert S3Store(BUCKET, "p")._direct is None
