@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from botocore.exceptions import NoCredentialsError
+
 #: Answers worth another attempt (as botocore's ``standard`` retry mode).
 RETRY_STATUS = frozenset({500, 502, 503, 504})
 ATTEMPTS = 3
@@ -116,7 +118,6 @@ class DirectS3:
         parts = urlsplit(endpoint)
         self._host = parts.netloc
         self._root = f"{parts.path}/{quote(bucket, safe='')}"
-        self._base = f"{parts.scheme}://{parts.netloc}"
         self._region = client.meta.region_name or "us-east-1"
         self._session = session
         config = client.meta.config
@@ -125,7 +126,7 @@ class DirectS3:
         if parts.scheme == "https":
             self._tls = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
         self._address = (parts.hostname or "", parts.port)
-        self._timeout = float(config.read_timeout)
+        self._timeouts = (float(config.connect_timeout), float(config.read_timeout))
         self._local = threading.local()  # one keep-alive connection per thread (http.client is not thread-safe)
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -135,21 +136,26 @@ class DirectS3:
         if conn is None:
             host, port = self._address
             if self._tls is not None:
-                conn = http.client.HTTPSConnection(host, port, timeout=self._timeout, context=self._tls)
+                conn = http.client.HTTPSConnection(host, port, timeout=self._timeouts[0], context=self._tls)
             else:
-                conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
+                conn = http.client.HTTPConnection(host, port, timeout=self._timeouts[0])
             self._local.conn, self._local.pid = conn, os.getpid()
+        if conn.sock is None:  # new, or closed by a "Connection: close" answer: connect with the short timeout
+            conn.connect()
+            conn.sock.settimeout(self._timeouts[1])
         return conn
 
     def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
-        conn = self._connection()
+        conn = None
         try:
+            conn = self._connection()
             # One send() for headers and a bytes body: no Nagle/delayed-ACK stall between them.
             conn.request(method, path, body=body or None, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
         except (OSError, http.client.HTTPException):
-            conn.close()
+            if conn is not None:
+                conn.close()
             self._local.conn = None
             raise
         return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
@@ -187,8 +193,6 @@ class DirectS3:
     def _frozen(self) -> Any:
         credentials = self._session.get_credentials()
         if credentials is None:
-            from botocore.exceptions import NoCredentialsError
-
             raise NoCredentialsError()
         return credentials.get_frozen_credentials()
 

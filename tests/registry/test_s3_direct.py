@@ -176,3 +176,91 @@ def test_a_proxy_keeps_every_call_in_boto3(s3_server, monkeypatch: pytest.Monkey
     monkeypatch.setenv("NO_PROXY", "")
     monkeypatch.delenv("no_proxy", raising=False)
     assert S3Store(BUCKET, "p")._direct is None
+
+
+class _Scripted:
+    """A loopback HTTP server answering from a script: faults a real S3 server cannot give on demand."""
+
+    def __init__(self, script: list[tuple[int, bytes, dict[str, str]] | str]) -> None:
+        import http.server
+        import threading
+
+        self.script, self.seen = list(script), []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                self.rfile.read(length)
+                outer.seen.append((self.command, self.path, "authorization" in self.headers))
+                step = outer.script.pop(0) if outer.script else (200, b"", {"ETag": '"ok"'})
+                if step == "drop":  # the connection dies before an answer
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                status, body, headers = step
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_HEAD = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _scripted_store(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> S3Store:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    store = S3Store("b", "p")
+    assert store._direct is not None
+    return store
+
+
+SLOW = (503, b"<Error><Code>SlowDown</Code></Error>", {})
+
+
+def test_throttling_and_dropped_connections_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    with _Scripted([SLOW, "drop", (200, b"", {"ETag": '"e1"'})]) as endpoint:
+        store = _scripted_store(monkeypatch, endpoint)
+        assert store.put("k", b"x") == '"e1"'
+        assert store.get("k").etag == '"ok"'  # the connection opened after the drop is kept alive and reused
+
+
+def test_a_fault_that_outlasts_the_retries_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry.errors import StoreError
+
+    scripted = _Scripted([SLOW, SLOW, SLOW])
+    with scripted as endpoint:
+        store = _scripted_store(monkeypatch, endpoint)
+        with pytest.raises(StoreError, match="SlowDown"):
+            store.get("k")
+    assert len(scripted.seen) == 3 and all(signed for _, _, signed in scripted.seen)
+
+
+def test_a_closed_connection_is_reopened_and_409_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    conflict = (409, b"<Error><Code>ConditionalRequestConflict</Code></Error>", {"Connection": "close"})
+    exists = (412, b"<Error><Code>PreconditionFailed</Code></Error>", {})
+    with _Scripted([conflict, exists]) as endpoint:
+        store = _scripted_store(monkeypatch, endpoint)
+        with pytest.raises(PreconditionFailed) as retry:
+            store.put("k", b"x", create_only=True)
+        with pytest.raises(PreconditionFailed) as taken:
+            store.put("k", b"x", create_only=True)
+    assert not retry.value.taken and taken.value.taken
