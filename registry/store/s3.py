@@ -6,7 +6,7 @@ such as SeaweedFS or MinIO work without DNS tricks. Every write is one PUT of th
 multipart completion is not atomic on some servers.
 
 Single-object reads and writes (the critical path of every operation) go out as one signed HTTP request each
-(:mod:`registry.store.s3_direct`), a fifth of boto3's CPU per call; listing, deleting and bucket checks use the
+(:mod:`registry.store.s3_direct`), a quarter of boto3's CPU per call; listing, deleting and bucket checks use the
 boto3 client. ``PMR_S3_DIRECT=0`` sends everything through boto3, and so does a store given its own client.
 """
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import ssl
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import boto3
@@ -181,7 +183,7 @@ def test_a_proxy_keeps_every_call_in_boto3(s3_server, monkeypatch: pytest.Monkey
 class _Scripted:
     """A loopback HTTP server answering from a script: faults a real S3 server cannot give on demand."""
 
-    def __init__(self, script: list[tuple[int, bytes, dict[str, str]] | str]) -> None:
+    def __init__(self, script: list[tuple[int, bytes, dict[str, str]] | str], tls: Any = None) -> None:
         import http.server
         import threading
 
@@ -213,11 +215,17 @@ class _Scripted:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.scheme = "http"
+        if tls is not None:  # a trustme certificate: serve HTTPS
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.configure_cert(context)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> str:
         self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
@@ -264,3 +272,22 @@ def test_a_closed_connection_is_reopened_and_409_is_not_taken(monkeypatch: pytes
         with pytest.raises(PreconditionFailed) as taken:
             store.put("k", b"x", create_only=True)
     assert not retry.value.taken and taken.value.taken
+
+
+def test_https_verifies_the_server_against_the_configured_ca(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    served = _Scripted([(200, b"", {"ETag": '"tls"'})], tls=ca.issue_cert("127.0.0.1"))
+    with served as endpoint:
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+        store = _scripted_store(monkeypatch, endpoint)
+        assert endpoint.startswith("https://")
+        assert store.put("k", b"x") == '"tls"'
+        assert served.seen == [("PUT", "/b/p/k", True)]
+        monkeypatch.delenv("AWS_CA_BUNDLE")  # the system trust store does not know this CA
+        with pytest.raises(StoreUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            _scripted_store(monkeypatch, endpoint).get("k")
+    assert len(served.seen) == 1  # nothing was sent over the connection that failed verification
