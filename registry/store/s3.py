@@ -47,10 +47,6 @@ _EXISTS = {"PreconditionFailed", "412"}
 _REDIRECT = {"PermanentRedirect", "TemporaryRedirect", "AuthorizationHeaderMalformed", "301", "307"}
 
 
-class _UseBoto3(Exception):
-    """A direct request was answered with a region redirect: make the call through boto3 instead."""
-
-
 class S3Store(ObjectStore):
     """Objects in one bucket under an optional key prefix."""
 
@@ -120,8 +116,13 @@ class S3Store(ObjectStore):
         conditional: bool = False,
         create_only: bool = False,
     ) -> Answer | None:
-        """One direct request; the answer when it succeeded, None for a missing object on HEAD, else a typed error."""
-        assert self._direct is not None
+        """One direct request, when this store makes them: its answer if it succeeded (or found nothing, for HEAD).
+
+        None when boto3 must make the call: direct requests are off, or a region redirect just turned them off.
+        Any other failure raises the typed error.
+        """
+        if self._direct is None:
+            return None
         try:
             answer = self._direct.request(method, self.prefix + check_key(key), body, headers)
         except (NoCredentialsError, Unreachable) as exc:
@@ -133,9 +134,9 @@ class S3Store(ObjectStore):
             # The bucket lives in another region than the one configured: boto3 follows that, so from now on
             # this store leaves every call to it.
             self._direct = None
-            raise _UseBoto3()
-        if method == "HEAD" and code in _MISSING:
             return None
+        if method == "HEAD" and code in _MISSING:
+            return answer
         self._refuse(code, key, f"(HTTP {answer.status})", None, conditional, create_only)
 
     def check(self) -> None:
@@ -152,14 +153,9 @@ class S3Store(ObjectStore):
 
     def get(self, key: str) -> StoredObject:
         """Read an object."""
-        if self._direct is not None:
-            try:
-                answer = self._send("GET", key)
-            except _UseBoto3:
-                pass
-            else:
-                assert answer is not None
-                return StoredObject(answer.body, answer.headers["etag"])
+        answer = self._send("GET", key)
+        if answer is not None:
+            return StoredObject(answer.body, answer.headers["etag"])
         full = self.prefix + check_key(key)
         try:
             resp = self._client.get_object(Bucket=self.bucket, Key=full)
@@ -169,16 +165,12 @@ class S3Store(ObjectStore):
 
     def _head(self, key: str) -> dict[str, Any] | None:
         """The ``ETag`` and ``LastModified`` of ``key``, or None when it is missing."""
-        if self._direct is not None:
-            try:
-                answer = self._send("HEAD", key)
-            except _UseBoto3:
-                pass
-            else:
-                if answer is None:
-                    return None
-                modified = parsedate_to_datetime(answer.headers["last-modified"])
-                return {"ETag": answer.headers["etag"], "LastModified": modified}
+        answer = self._send("HEAD", key)
+        if answer is not None:
+            if answer.status >= 300:  # missing
+                return None
+            modified = parsedate_to_datetime(answer.headers["last-modified"])
+            return {"ETag": answer.headers["etag"], "LastModified": modified}
         try:
             return self._client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
         except ClientError as exc:
@@ -207,19 +199,12 @@ class S3Store(ObjectStore):
 
     def put(self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None) -> str:
         """Write an object whole with one PUT; see :meth:`ObjectStore.put`."""
-        if self._direct is not None:
-            headers = {"if-none-match": "*"} if create_only else {}
-            if if_match is not None:
-                headers["if-match"] = if_match
-            try:
-                answer = self._send(
-                    "PUT", key, bytes(data), headers, conditional=bool(headers), create_only=create_only
-                )
-            except _UseBoto3:
-                pass
-            else:
-                assert answer is not None
-                return answer.headers["etag"]
+        headers = {"if-none-match": "*"} if create_only else {}
+        if if_match is not None:
+            headers["if-match"] = if_match
+        answer = self._send("PUT", key, bytes(data), headers, conditional=bool(headers), create_only=create_only)
+        if answer is not None:
+            return answer.headers["etag"]
         full = self.prefix + check_key(key)
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "Body": data}
         if create_only:
