@@ -4,7 +4,8 @@ Starts a throwaway SeaweedFS S3 server on 127.0.0.1, seeds model ``small`` to 10
 to ``--versions`` versions (default 10,000) through the real API, then measures, for each model, the median
 and p90 latency over ``--repeats`` calls of: register (1 MiB artifact), resolve ``@production``, resolve +
 load (1 MiB, hash-checked), promote, ``versions(limit=50)`` and listing every version key. It also counts the
-S3 API calls each operation makes (a botocore ``before-call`` hook on the store's client).
+S3 API calls each operation makes (a botocore ``before-call`` hook on the store's client, and a wrapper around
+its direct single-object requests).
 
 Resolving ``@production`` must not grow with the version count: the script exits with status 1 if the
 big/small ratio of its median latency is above 2.0.
@@ -52,9 +53,13 @@ PROBE_MARGIN = 1.2
 
 
 # -- request counting ---------------------------------------------------------------------------------
+DIRECT_NAMES = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject"}
+
+
 @dataclass
 class RequestCounter:
-    """Counts S3 API calls made through one boto3 client (each paginated page counts once).
+    """Counts the S3 API calls of one store: its boto3 client's (each paginated page counts once) and its direct
+    single-object requests (:mod:`registry.store.s3_direct`), under the same API names.
 
     ``lost`` counts conditional writes that lost a race (HTTP 412 or 409): contention on a model's keys.
     """
@@ -63,9 +68,21 @@ class RequestCounter:
     lost: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def attach(self, client: Any) -> None:
-        client.meta.events.register("before-call.s3.*", self._on_call)
-        client.meta.events.register("after-call.s3.*", self._after_call)
+    def attach(self, store: Any) -> None:
+        store._client.meta.events.register("before-call.s3.*", self._on_call)
+        store._client.meta.events.register("after-call.s3.*", self._after_call)
+        direct = store._direct
+        if direct is not None:
+            send = direct.request
+
+            def counted(method: str, *args: Any, **kwargs: Any) -> Any:
+                answer = send(method, *args, **kwargs)
+                with self._lock:
+                    self.calls[DIRECT_NAMES[method]] += 1
+                    self.lost += answer.status in (409, 412)
+                return answer
+
+            direct.request = counted
 
     def _on_call(self, model: Any, **_: Any) -> None:
         with self._lock:
@@ -320,7 +337,7 @@ def run(server: SeaweedServer, args: argparse.Namespace) -> bool:
     server.create_bucket(BUCKET)
     reg = Registry.open(f"s3://{BUCKET}/bench")
     counter = RequestCounter()
-    counter.attach(reg.store._client)  # type: ignore[attr-defined]
+    counter.attach(reg.store)
     workers = choose_workers(reg, counter)
     prepare_model(reg, counter, "small", SMALL_VERSIONS, workers)
     prepare_model(reg, counter, "big", args.versions, workers)
