@@ -160,12 +160,8 @@ class DirectS3:
             raise
         return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
 
-    def request(
-        self, method: str, key: str, body: bytes = b"", headers: dict[str, str] | None = None, digest: str | None = None
-    ) -> Answer:
+    def request(self, method: str, key: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Answer:
         """Send one request for object ``key`` (the full key, prefix included) and return the answer.
-
-        ``digest`` is the body's hex SHA-256 when the caller has it already (a content-addressed blob).
 
         Raises:
             Unreachable: no answer after :data:`ATTEMPTS` tries.
@@ -173,7 +169,7 @@ class DirectS3:
 
         """
         path = f"{self._root}/{quote(key, safe='/~')}"
-        payload = digest or (hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256)
+        payload = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         extra = dict(headers or {})
         if method == "PUT":
             extra["content-length"] = str(len(body))

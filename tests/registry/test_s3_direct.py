@@ -98,11 +98,13 @@ def test_single_object_calls_bypass_boto3_and_keep_their_semantics(direct: S3Sto
     assert new != etag and direct.get(key).data == b"two"
     with pytest.raises(ObjectNotFound):
         direct.get("m/missing")
+    direct.put("m/empty", b"")
+    assert direct.get("m/empty").data == b""
     big = os.urandom(3 << 20)
     direct.put("m/big", big)
     assert direct.get("m/big").data == big
     assert direct.boto3_calls == []  # type: ignore[attr-defined]
-    assert list(direct.list("m/")) == ["m/big", key]  # listing still goes through boto3
+    assert list(direct.list("m/")) == ["m/big", "m/empty", key]  # listing still goes through boto3
     assert direct.boto3_calls == ["ListObjectsV2"]  # type: ignore[attr-defined]
 
 
