@@ -54,9 +54,13 @@ class S3Store(ObjectStore):
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
         self.uri = f"s3://{bucket}/{prefix}".rstrip("/")
+        self._direct: DirectS3 | None = None
+        if client is not None:  # a client of the caller's own (the fault tests): every call goes through it
+            self._client = client
+            return
         # A session of its own: boto3's default session caches credentials for the life of the process.
         session = boto3.session.Session()
-        self._client = client or session.client(
+        self._client = session.client(
             "s3",
             endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
             config=Config(
@@ -67,10 +71,9 @@ class S3Store(ObjectStore):
             ),
         )
         # Behind a proxy, boto3's proxy handling is kept for everything.
-        endpoint = self._client.meta.endpoint_url
-        proxied = bool(self._client.meta.config.proxies or get_environ_proxies(endpoint))
-        direct = client is None and not proxied and os.environ.get("PMR_S3_DIRECT", "1") != "0"
-        self._direct = DirectS3(session, self._client, bucket) if direct else None
+        proxied = self._client.meta.config.proxies or get_environ_proxies(self._client.meta.endpoint_url)
+        if not proxied and os.environ.get("PMR_S3_DIRECT", "1") != "0":
+            self._direct = DirectS3(session, self._client, bucket)
 
     def _raise(
         self, exc: Exception, key: str | None, *, conditional: bool = False, create_only: bool = False
@@ -112,9 +115,6 @@ class S3Store(ObjectStore):
         key: str,
         body: bytes = b"",
         headers: dict[str, str] | None = None,
-        *,
-        conditional: bool = False,
-        create_only: bool = False,
     ) -> Answer | None:
         """One direct request, when this store makes them: its answer if it succeeded (or found nothing, for HEAD).
 
@@ -137,7 +137,9 @@ class S3Store(ObjectStore):
             return None
         if method == "HEAD" and code in _MISSING:
             return answer
-        self._refuse(code, key, f"(HTTP {answer.status})", None, conditional, create_only)
+        conditions = headers or {}
+        create_only = "if-none-match" in conditions
+        self._refuse(code, key, f"(HTTP {answer.status})", None, bool(conditions), create_only)
 
     def check(self) -> None:
         """Fail with a typed error if the bucket is missing, the credentials wrong or the endpoint down."""
@@ -202,7 +204,7 @@ class S3Store(ObjectStore):
         headers = {"if-none-match": "*"} if create_only else {}
         if if_match is not None:
             headers["if-match"] = if_match
-        answer = self._send("PUT", key, bytes(data), headers, conditional=bool(headers), create_only=create_only)
+        answer = self._send("PUT", key, bytes(data), headers)
         if answer is not None:
             return answer.headers["etag"]
         full = self.prefix + check_key(key)
