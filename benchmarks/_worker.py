@@ -43,8 +43,13 @@ def serve(handlers: dict[str, Callable[..., Any]]) -> None:
         out.write(json.dumps(result) + "\n")
 
 
-def contend(register_one: Callable[[int], None], start_at: float) -> dict[str, Any]:
-    """One contender: wait for the common start, register :data:`PER_CONTENDER` versions, report timings."""
+def contend(
+    register_one: Callable[[int], None], start_at: float, finish: Callable[[], None] = lambda: None
+) -> dict[str, Any]:
+    """One contender: wait for the common start, register :data:`PER_CONTENDER` versions, report timings.
+
+    ``finish`` runs before the end time is taken (what the side still writes after its calls return).
+    """
     time.sleep(max(0.0, start_at - time.time()))
     latencies, errors = [], []
     for i in range(PER_CONTENDER):
@@ -54,4 +59,5 @@ def contend(register_one: Callable[[int], None], start_at: float) -> dict[str, A
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
         latencies.append((time.perf_counter() - t0) * 1000)
+    finish()
     return {"latencies_ms": latencies, "errors": errors, "end": time.time()}

@@ -264,11 +264,18 @@ class Claims:
     def ensure_announced(self, mv: ModelVersion, op_key: str, since: int) -> Event:
         """The ``registered`` event of ``mv``, appended if the attempt that made it died before logging it."""
         log = ModelLog(self.store, mv.name)
-        for event in log.events_after(since):
-            if event.type == "registered" and event.version == mv.version:
-                log.refresh_snapshot()  # the attempt that logged it may have died before refreshing it
-                return event
-        return versions.announce(self.store, mv, mv.created_by, op_key=op_key, since=since)
+        for _ in range(2):
+            for event in log.events_after(since):
+                if event.type == "registered" and event.version == mv.version:
+                    log.refresh_snapshot()  # the attempt that logged it may have died before refreshing it
+                    return event
+            logged = versions.announce(self.store, mv)
+            if logged is not None:
+                return logged
+        # A log from before registrations were logged in order may have logged a higher version first.
+        event, _ = log.append(lambda _st: versions.registered_draft(mv), op_key=op_key, since=since)
+        assert event is not None
+        return event
 
     def finish(self, name: str, op_key: str, claim: dict[str, Any], mv: ModelVersion) -> None:
         """Record in the claim which version ``op_key`` produced (best effort: the manifest holds the key)."""

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from registry import background, hooks, parallel
+from registry import announcer, background, hooks, parallel
 from registry.errors import ConcurrencyError, IntegrityError, ObjectNotFound, PreconditionFailed, StoreError
 from registry.keys import event_key, events_prefix, parse_number, state_key
 from registry.lifecycle import apply_event
@@ -67,6 +67,9 @@ class Draft:
     data: dict[str, Any] | None = None
     #: When it happened, if earlier than now (an imported history); never before the previous event.
     at: datetime | None = None
+    #: The operation key the event carries when it is not the appending call's (a registration logged by
+    #: whichever process catches the log up carries its registrant's key).
+    op_key: str | None = None
 
 
 def current_snapshot(raw: bytes) -> bool:
@@ -130,6 +133,7 @@ class ModelLog:
     def __init__(self, store: ObjectStore, name: str) -> None:
         self.store = store
         self.name = name
+        announcer.flush()  # this process's registrations are in the log before anything reads or appends to it
 
     def _start(self) -> tuple[ModelState, int, str | None, bool]:
         """Where to read the log from: what this process knows, else the snapshot object.
@@ -388,7 +392,7 @@ class ModelLog:
                 run_id=draft.run_id,
                 data=draft.data or {},
                 prev_hash=state.head_hash,
-                op_key=op_key,
+                op_key=draft.op_key if draft.op_key is not None else op_key,
             )
             raw = event.to_bytes()
             try:

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry import artifacts, cache, index, keys, parallel, snapshots, versions
+from registry import announcer, artifacts, background, cache, index, keys, parallel, snapshots, versions
 from registry import search as finder
 from registry.checks import (
     check_flag,
@@ -143,7 +143,10 @@ class Registry:
         """Register serialised model bytes as the next version of ``name``.
 
         The bytes are stored content-addressed, then the manifest is created with a create-only write: of
-        racing registrants, each gets its own number, with no gaps. The ``registered`` event follows.
+        racing registrants, each gets its own number, with no gaps. The manifest is the record: this returns once
+        it has landed, and the ``registered`` event follows in the background, in version order (any read of the
+        log in this process waits for it; see :mod:`registry.announcer` and :meth:`flush`). With an
+        ``idempotency_key`` the event is logged before this returns.
 
         Args:
             name: model name.
@@ -199,7 +202,8 @@ class Registry:
         info = info.model_copy(update={"lineage": lineage})
         if op_key is None:
             mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed, data, created_at)
-            versions.announce(self.store, mv, actor)
+            # The manifest is the record: its event is logged in the background, in order (see registry.announcer).
+            announcer.submit((id(self.store), name), mv.version, versions.announce, self.store, mv)
             return mv
         existing, claim, _ = self._claims.claim_registration(name, op_key, request_fingerprint(name, fmt, info))
         if existing is not None:
@@ -212,6 +216,15 @@ class Registry:
         self._claims.finish(name, op_key, claim, mv)
         self._claims.ensure_announced(mv, op_key, int(claim["log_seq"]))
         return mv
+
+    def flush(self) -> None:
+        """Wait until the events and cache writes this process handed to the background have been written.
+
+        Reads and appends of a model's log in this process do this themselves; call it before handing over to
+        another process (or before timing a batch of registrations). Never raises: an event that cannot be
+        written yet is logged by the next registration of the model, or by ``pmr verify --repair``.
+        """
+        background.flush()
 
     def _register(
         self,
@@ -583,8 +596,13 @@ class Registry:
         return chain
 
     def history(self, name: str) -> list[Event]:
-        """Every audit event of ``name``, oldest first (the hash chain is checked on the way)."""
+        """Every audit event of ``name``, oldest first (the hash chain is checked on the way).
+
+        A registration whose process died before logging its event is logged first (the log catches up:
+        see :mod:`registry.announcer`), so the history names every version.
+        """
         self._require_model(name)
+        versions.log_unlogged(self.store, name)
         return list(self._log(name).events())
 
     def state_at(self, name: str, when: datetime) -> ModelState:

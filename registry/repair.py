@@ -28,9 +28,10 @@ def repair(
 ) -> list[dict[str, str]]:
     """Clean what is safe to clean; with ``apply=False`` (the default) only say what would be done.
 
-    Never touches a manifest, an event or a snapshot. Actions: delete temporary files and orphan blobs older
-    than ``grace_s``; finish or drop stale registration claims; delete an unusable ``latest`` hint; recreate the
-    claim of a version registered with a key whose claim was lost.
+    Never touches a manifest, an existing event or a snapshot. Actions: delete temporary files and orphan blobs
+    older than ``grace_s``; finish or drop stale registration claims; delete an unusable ``latest`` hint;
+    recreate the claim of a version registered with a key whose claim was lost; log the ``registered`` event of
+    a version whose registrant died before logging it (what the model's next registration would do).
 
     Returns:
         One ``{"action", "key", "why"}`` per action (done, or to be done).
@@ -44,6 +45,7 @@ def repair(
             do()
 
     report = verify(reg)
+    logged: set[str] = set()
     for name, age in reg.store.temp_files():
         if age > grace_s:
             act(
@@ -62,6 +64,10 @@ def repair(
             act("delete", finding.key, why, lambda k=finding.key: reg.store.delete(k))
         elif finding.kind == "hint_invalid":
             act("delete", finding.key, "unusable latest hint (a cache)", lambda k=finding.key: reg.store.delete(k))
+        elif finding.kind == "unannounced" and finding.model not in logged:
+            logged.add(finding.model)
+            why = "registered event its registrant did not log (the log catches up, in version order)"
+            act("log", finding.model, why, lambda m=finding.model: versions.log_unlogged(reg.store, m))
         elif finding.kind == "stale_claim":
             _repair_claim(reg, finding, act)
         elif finding.kind == "claim_missing" and finding.key.startswith(keys.versions_prefix(finding.model)):

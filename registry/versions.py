@@ -12,20 +12,42 @@ create-only write loses and it gallops to the first free one, exactly as from a 
 
 from __future__ import annotations
 
+import random
+import time
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from registry import background, keys
 from registry.checks import MAX_VERSION
-from registry.errors import IntegrityError, ObjectNotFound, PreconditionFailed, StoreError, VersionNotFound
+from registry.errors import (
+    ConcurrencyError,
+    IntegrityError,
+    ObjectNotFound,
+    PreconditionFailed,
+    StoreError,
+    VersionNotFound,
+)
 from registry.log import Draft, ModelLog
 from registry.memory import ProcessMemory
-from registry.models import Event, ModelVersion, sha256
+from registry.models import Event, ModelState, ModelVersion, sha256
 from registry.store.base import ObjectStore
 
 # Per store object, per model: the highest version number this process knows to be taken.
 _taken: ProcessMemory[dict[str, int]] = ProcessMemory(dict)
+# Per store object: blob keys this process uploaded, with when (oldest first).
+_uploads: ProcessMemory[dict[str, float]] = ProcessMemory(dict)
+
+#: Bytes uploaded by this process this recently are not uploaded again (far below retention's 1 h grace).
+REUSE_S = 60.0
+#: How many recent uploads a process remembers per store.
+REUSE_MAX = 256
+#: A registrant that lost a number waits up to this long (doubling per loss, jittered) before the next try:
+#: under contention the winner registers on uncontested while the losers wait, instead of all colliding on
+#: every number.
+CLAIM_BACKOFF_S = 0.005
+CLAIM_BACKOFF_MAX_S = 0.1
 
 
 def seen_taken(store: ObjectStore, name: str) -> int | None:
@@ -46,13 +68,29 @@ def saw_taken(store: ObjectStore, name: str, version: int) -> None:
 def put_blob(store: ObjectStore, data: bytes) -> str:
     """Store ``data`` content-addressed and return its SHA-256.
 
-    A plain (not create-only) write: the bytes are uploaded either way, and rewriting the same bytes refreshes
-    the object's modification time, which retention's grace period reads: a blob that a write in flight just
-    reused is never taken for an old, unreferenced one (see :mod:`registry.retention`).
+    A plain (not create-only) write: rewriting the same bytes refreshes the object's modification time, which
+    retention's grace period reads, so a blob that a write in flight just reused is never taken for an old,
+    unreferenced one (see :mod:`registry.retention`). Bytes this process itself uploaded less than
+    :data:`REUSE_S` ago are not uploaded again: their object is that young already, far inside the grace period.
     """
     digest = sha256(data)
-    store.put(keys.blob_key(digest), data)
+    key = keys.blob_key(digest)
+    if _uploaded_lately(store, key):
+        return digest
+    store.put(key, data)
+    uploaded = _uploads.of(store)
+    with _uploads.lock:
+        uploaded[key] = time.monotonic()
+        while len(uploaded) > REUSE_MAX:
+            uploaded.pop(next(iter(uploaded)))
     return digest
+
+
+def _uploaded_lately(store: ObjectStore, key: str) -> bool:
+    uploaded = _uploads.of(store)
+    with _uploads.lock:
+        at = uploaded.get(key)
+        return at is not None and time.monotonic() - at < REUSE_S
 
 
 def read_manifest(store: ObjectStore, name: str, version: int) -> ModelVersion:
@@ -172,6 +210,7 @@ def allocate(
     stay dense. The ``latest`` hint is written in the background (:mod:`registry.background`).
     """
     version = (known_taken(store, name) if start is None else start) + 1
+    losses = 0
     while True:
         mv = ModelVersion(version=version, **fields)
         try:
@@ -181,6 +220,8 @@ def allocate(
             # look again from this one (skipping it unconfirmed could leave a gap).
             if lost.taken:
                 saw_taken(store, name, version)
+            losses += 1
+            time.sleep(random.uniform(0, min(CLAIM_BACKOFF_MAX_S, CLAIM_BACKOFF_S * 2**losses)))
             version = first_free(store, name, version + 1 if lost.taken else version)
             continue
         saw_taken(store, name, version)
@@ -202,8 +243,12 @@ def write_hint(store: ObjectStore, name: str, version: int) -> None:
         pass
 
 
-def registered_draft(mv: ModelVersion, actor: str) -> Draft:
-    """The ``registered`` event for a manifest (it records the manifest's hash, making it tamper-evident)."""
+def registered_draft(mv: ModelVersion) -> Draft:
+    """The ``registered`` event for a manifest (it records the manifest's hash, making it tamper-evident).
+
+    Everything in it comes from the manifest (the actor is its ``created_by``), so whichever process logs it
+    writes the same event.
+    """
     data = {
         "manifest_sha256": sha256(mv.to_bytes()),
         "artifact_sha256": mv.artifact.sha256,
@@ -211,12 +256,61 @@ def registered_draft(mv: ModelVersion, actor: str) -> Draft:
     }
     # A copied or imported version is logged at the time it was first made (its manifest's), not the copy's.
     at = mv.created_at if mv.lineage.copied_from else None
-    return Draft("registered", mv.version, actor, mv.description, mv.lineage.flow_run_id, data, at)
+    return Draft(
+        "registered", mv.version, mv.created_by, mv.description, mv.lineage.flow_run_id, data, at, mv.idempotency_key
+    )
 
 
-def announce(store: ObjectStore, mv: ModelVersion, actor: str, *, op_key: str | None = None, since: int = 0) -> Event:
-    """Append the ``registered`` event of ``mv`` (with ``op_key``: at most once, found again on a retry)."""
-    draft = registered_draft(mv, actor)
-    event, _ = ModelLog(store, mv.name).append(lambda _st: draft, op_key=op_key, since=since)
-    assert event is not None
-    return event
+def announce(store: ObjectStore, mv: ModelVersion, *, late: bool = False) -> Event | None:
+    """Log the ``registered`` event of ``mv`` and, first, of every version below it the log still lacks.
+
+    Registrations are logged in version order: the log's ``registered`` count is the highest version it has
+    logged, and each append logs the one after it, reading its manifest (that of a registrant that died before
+    logging it, or whose event another process is about to write: of two writers of one event, the second
+    finds it logged and stops). A manifest that cannot be read is skipped (``verify`` reports it), so damage
+    below never stops a registration from being logged.
+
+    A version logged on behalf of another registrant (and ``mv`` too, when ``late``) carries the time its
+    manifest was made, not the time it was logged.
+
+    Returns:
+        The event of ``mv`` if this call wrote it; None if it was logged already.
+
+    """
+    log = ModelLog(store, mv.name)
+    held: dict[int, ModelVersion] = {mv.version: mv}
+
+    def plan(state: ModelState) -> Draft | None:
+        if state.registered >= mv.version:
+            return None
+        below = state.registered + 1
+        if below not in held:
+            try:
+                held[below] = read_manifest(store, mv.name, below)
+            except (VersionNotFound, IntegrityError):
+                below = mv.version
+        draft = registered_draft(held[below])
+        if (below != mv.version or late) and draft.at is None:
+            draft = replace(draft, at=held[below].created_at)
+        return draft
+
+    while True:
+        event, _ = log.append(plan)
+        if event is None or event.version == mv.version:
+            return event
+
+
+def log_unlogged(store: ObjectStore, name: str) -> None:
+    """Log the ``registered`` events the log of ``name`` lacks (registrants that died before logging theirs).
+
+    One existence check when nothing is missing. Best effort: on a store this process may not write to, or
+    past damage, the log stays as it is and ``verify`` says what is missing.
+    """
+    try:
+        logged = ModelLog(store, name).state().registered
+        if not exists(store, name, logged + 1):
+            return
+        newest = read_manifest(store, name, first_free(store, name, logged + 1) - 1)
+        announce(store, newest, late=True)
+    except (StoreError, IntegrityError, VersionNotFound, ConcurrencyError, OSError):
+        pass
