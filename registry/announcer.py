@@ -107,10 +107,12 @@ def flush() -> None:
             if attempt:
                 if not _failed:
                     return
-                for key, job in _failed.items():
-                    _queue(key, job)
-                    _last = _worker.submit(_run, key)
-                _failed.clear()
+                try:
+                    for key in list(_failed):
+                        _last = _worker.submit(_run, key)
+                        _queue(key, _failed.pop(key))
+                except RuntimeError:  # interpreter shutdown: no new threads; the log catches up later
+                    return
             last = _last
         if last is None:
             return
