@@ -60,12 +60,17 @@ def submit(key: Hashable, version: int, fn: Callable[..., Any], *args: Any) -> N
     global _last
     _hook_exit()
     with _lock:
-        for retry_key, job in _failed.items():
-            _queue(retry_key, job)
-            _last = _worker.submit(_run, retry_key)
-        _failed.clear()
+        _requeue_failed()
         _queue(key, (fn, (version, *args)))
         _last = _worker.submit(_run, key)
+
+
+def _requeue_failed() -> None:
+    """Queue the failed announcements again (hold ``_lock``); one that cannot be submitted stays failed."""
+    global _last
+    for key in list(_failed):
+        _last = _worker.submit(_run, key)
+        _queue(key, _failed.pop(key))
 
 
 def _queue(key: Hashable, job: tuple[Callable[..., Any], tuple[Any, ...]]) -> None:
@@ -108,9 +113,7 @@ def flush() -> None:
                 if not _failed:
                     return
                 try:
-                    for key in list(_failed):
-                        _last = _worker.submit(_run, key)
-                        _queue(key, _failed.pop(key))
+                    _requeue_failed()
                 except RuntimeError:  # interpreter shutdown: no new threads; the log catches up later
                     return
             last = _last
