@@ -80,6 +80,7 @@ def put_blob(store: ObjectStore, data: bytes) -> str:
     store.put(key, data)
     uploaded = _uploads.of(store)
     with _uploads.lock:
+        uploaded.pop(key, None)  # to the end: eviction below drops the oldest upload
         uploaded[key] = time.monotonic()
         while len(uploaded) > REUSE_MAX:
             uploaded.pop(next(iter(uploaded)))
