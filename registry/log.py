@@ -87,6 +87,10 @@ def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:
         IntegrityError: unparsable, out of place, or the chain is broken.
 
     """
+    if not raw:  # no event is empty: this is a PUT whose body never came (a server that did not refuse it)
+        raise IntegrityError(
+            f"event {seq} of {name} is empty, a write that never completed; `pmr verify --repair --apply` removes it"
+        )
     try:
         event = Event.model_validate_json(raw)
     except ValidationError as exc:

@@ -3,8 +3,9 @@
 Safe means: nothing that is history. Temporary files and orphan blobs older than a grace period (younger ones
 may belong to a write in flight), stale registration claims (finished if their version exists, else dropped),
 an unusable ``latest`` hint (a cache), listing-index segments that do not match the manifests (a cache that
-listings rebuild), and the claim of a version registered with a key whose claim was lost (rebuilt from the
-manifest). Manifests, events and snapshots are never touched.
+listings rebuild), the claim of a version registered with a key whose claim was lost (rebuilt from the
+manifest), and an empty object at the end of a log (a PUT whose body never came, which no writer was told had
+succeeded and no event follows). Manifests, events and snapshots are never touched.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def repair(
     Never touches a manifest, an existing event or a snapshot. Actions: delete temporary files and orphan blobs
     older than ``grace_s``; finish or drop stale registration claims; delete an unusable ``latest`` hint;
     recreate the claim of a version registered with a key whose claim was lost; log the ``registered`` event of
-    a version whose registrant died before logging it (what the model's next registration would do).
+    a version whose registrant died before logging it (what the model's next registration would do); delete an
+    empty object at the end of a log, left by a PUT whose body never came.
 
     Returns:
         One ``{"action", "key", "why"}`` per action (done, or to be done).
@@ -68,11 +70,19 @@ def repair(
             logged.add(finding.model)
             why = "registered event its registrant did not log (the log catches up, in version order)"
             act("log", finding.model, why, lambda m=finding.model: versions.log_unlogged(reg.store, m))
+        elif finding.kind == "event_torn":
+            why = "empty event object at the end of the log: a write that never completed (no writer saw it succeed)"
+            act("delete", finding.key, why, lambda k=finding.key: _delete_if_empty(reg, k))
         elif finding.kind == "stale_claim":
             _repair_claim(reg, finding, act)
         elif finding.kind == "claim_missing" and finding.key.startswith(keys.versions_prefix(finding.model)):
             _recreate_claim(reg, finding, act)
     return actions
+
+
+def _delete_if_empty(reg: Registry, key: str) -> None:
+    if not reg.store.get(key).data:  # read again: only ever an empty object, never an event
+        reg.store.delete(key)
 
 
 def _repair_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], None]], None]) -> None:

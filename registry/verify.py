@@ -160,6 +160,8 @@ class _Model:
                 event = parse_event(self.name, seq, raw, prev)
             except IntegrityError as exc:
                 kind = "chain_broken" if "hash chain" in str(exc) else "event_corrupt"
+                if not raw and seq == max(numbered):
+                    kind = "event_torn"  # nothing was built on it: repair can remove it
                 self.bad(numbered[seq], str(exc), kind)
                 chained = False
                 break

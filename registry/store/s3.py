@@ -3,7 +3,8 @@
 The endpoint, region and credentials come from boto3's standard chain (``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, profiles, instance roles …). Path-style addressing is used so that local servers
 such as SeaweedFS or MinIO work without DNS tricks. Every write is one PUT of the whole object: conditional
-multipart completion is not atomic on some servers.
+multipart completion is not atomic on some servers. Every PUT carries its Content-MD5, so a body cut short by a
+dying writer is refused rather than stored truncated (SeaweedFS stores a PUT whose body never came as empty).
 
 Single-object reads and writes (the critical path of every operation) go out as one signed HTTP request each
 (:mod:`registry.store.s3_direct`), a quarter of boto3's CPU per call; listing, deleting and bucket checks use the
@@ -31,7 +32,7 @@ from registry.errors import (
     StoreUnavailable,
 )
 from registry.store.base import ObjectStore, StoredObject, check_key
-from registry.store.s3_direct import Answer, DirectS3, Unreachable
+from registry.store.s3_direct import Answer, DirectS3, Unreachable, content_md5
 
 _DENIED = {
     "AccessDenied",
@@ -208,7 +209,8 @@ class S3Store(ObjectStore):
         if answer is not None:
             return answer.headers["etag"]
         full = self.prefix + check_key(key)
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "Body": data}
+        # Content-MD5: a body cut short by a dying process is refused, never stored truncated or empty.
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "Body": data, "ContentMD5": content_md5(data)}
         if create_only:
             kwargs["IfNoneMatch"] = "*"
         if if_match is not None:

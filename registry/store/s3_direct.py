@@ -15,6 +15,7 @@ Connection errors and 5xx/throttling answers are retried like boto3's ``standard
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -57,6 +58,11 @@ class Answer:
 
 class Unreachable(Exception):
     """The endpoint could not be reached (after the retries)."""
+
+
+def content_md5(body: bytes) -> str:
+    """The ``Content-MD5`` header for ``body``: a server refuses a PUT whose body does not arrive whole."""
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
 
 
 def signing_key(secret: str, day: str, region: str) -> bytes:
@@ -149,7 +155,9 @@ class DirectS3:
         conn = None
         try:
             conn = self._connection()
-            # One send() for headers and a bytes body: no Nagle/delayed-ACK stall between them.
+            # http.client sends the headers and the body in two send() calls (TCP_NODELAY, so no stall); a
+            # process killed between them leaves the server a request without its body, which Content-MD5
+            # makes it refuse (SeaweedFS stores such a PUT as an empty object without it).
             conn.request(method, path, body=body or None, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
@@ -173,6 +181,7 @@ class DirectS3:
         extra = dict(headers or {})
         if method == "PUT":
             extra["content-length"] = str(len(body))
+            extra["content-md5"] = content_md5(body)
         for attempt in range(ATTEMPTS):
             signed = sign(method, self._host, path, extra, payload, self._frozen(), self._region, _utcnow())
             try:

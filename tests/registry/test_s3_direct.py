@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
 import os
 import socket
 import ssl
@@ -150,6 +152,40 @@ def test_a_connection_the_server_dropped_is_reopened(direct: S3Store) -> None:
     conn.sock.shutdown(socket.SHUT_RDWR)  # as an idle keep-alive connection closed by the server looks
     assert direct.get("k").data == b"x"
     assert direct._direct._local.conn is not conn  # type: ignore[union-attr]
+
+
+def test_a_put_whose_body_never_arrives_stores_nothing(direct: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A writer killed between http.client's two send() calls (headers, then body): SeaweedFS stored such a
+    # request as an empty object, and an empty event is a log nobody can read or append to again.
+    body = b'{"event": "registered"}'
+    real_send = http.client.HTTPConnection.send
+
+    def dies_before_the_body(conn: http.client.HTTPConnection, data: Any) -> None:
+        if bytes(data) == body:
+            conn.sock.close()
+            raise BrokenPipeError("writer died")
+        real_send(conn, data)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "send", dies_before_the_body)
+    for create_only in (False, True):
+        with pytest.raises(StoreUnavailable):
+            direct.put(f"log/{create_only}", body, create_only=create_only)
+    monkeypatch.undo()
+    time.sleep(0.2)  # the server has seen each connection close
+    assert not direct.exists("log/False") and not direct.exists("log/True")
+    direct.put("log/True", body, create_only=True)  # the number is still free
+    assert direct.get("log/True").data == body
+
+
+def test_boto3_puts_carry_their_md5(s3_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PMR_S3_DIRECT", "0")
+    store = S3Store(BUCKET, f"md5-{uuid.uuid4().hex}")
+    sent: list[bytes | None] = []
+    store._client.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: sent.append(request.headers.get("Content-MD5"))
+    )
+    store.put("k", b"whole", create_only=True)
+    assert sent == [base64.b64encode(hashlib.md5(b"whole").digest())]
 
 
 def test_credentials_come_from_botos_chain(s3_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

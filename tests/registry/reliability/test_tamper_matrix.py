@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -54,6 +55,10 @@ def _raises(exc: type[BaseException], call: Callable[[Registry], Any]) -> Callab
             call(reg)
 
     return check
+
+
+def _next_event(reg: Registry) -> str:
+    return K.event_key("m", len(reg.history("m")) + 1)
 
 
 def _artifact(v: int) -> Callable[[Registry], str]:
@@ -156,6 +161,12 @@ CASES = [
         {"event_gap"},
         _raises(IntegrityError, lambda r: r.history("m")),
     ),
+    Case(
+        "event-left-empty",  # a PUT whose body never came, on a server that stored it
+        lambda r: r.store.put(_next_event(r), b""),
+        {"event_torn"},
+        _raises(IntegrityError, lambda r: r.history("m")),
+    ),
     Case("last-event-flipped", lambda r: _flip(r, _last_event(r)), {"snapshot_altered", "event_corrupt"}),
     Case("stray-event", lambda r: r.store.put(K.events_prefix("m") + "x.json", b"{}"), {"stray"}),
     Case(
@@ -213,9 +224,39 @@ def test_tamper_matrix(populated: Registry, case: Case) -> None:
     assert report.ok == (case.kinds <= WARNINGS), report.findings
     if case.read is not None:
         case.read(populated)
-    # Repair (dry run) never raises either, and never proposes touching history.
+    # Repair (dry run) never raises either, and never proposes touching history (an empty object is none).
     for action in repair(populated):
+        if case.kinds == {"event_torn"}:
+            assert populated.store.get(action["key"]).data == b"", action
+            continue
         assert "/events/" not in action["key"] and "/versions/" not in action["key"], action
+
+
+def test_an_empty_object_at_the_end_of_the_log_is_removed_and_the_model_goes_on(populated: Registry) -> None:
+    history = populated.history("m")
+    torn = _next_event(populated)
+    populated.store.put(torn, b"")
+    with pytest.raises(IntegrityError, match="verify --repair"):
+        populated.register("m", b"blocked", fmt="bytes", operation_key="run-2/register")
+    assert populated.latest_version("m") == 3  # the log is read before anything is written
+    assert repair(populated) == [{"action": "delete", "key": torn, "why": ANY}]
+    assert populated.store.exists(torn)  # a dry run changes nothing
+    repair(populated, apply=True)
+    # The retry of the failed registration finishes it: the same version, logged once, after the old history.
+    assert populated.register("m", b"blocked", fmt="bytes", operation_key="run-2/register").version == 4
+    assert populated.history("m")[: len(history)] == history
+    assert [(e.type, e.version) for e in populated.history("m")[len(history) :]] == [("registered", 4)]
+    assert populated.register("m", b"next", fmt="bytes").version == 5
+    assert verify(populated).ok and not verify(populated).findings
+
+
+def test_an_empty_event_with_events_after_it_is_damage_not_torn(populated: Registry) -> None:
+    last = K.event_key("m", len(populated.history("m")))
+    populated.store.put(K.event_key("m", 3), b"")
+    report = verify(populated)
+    assert "event_corrupt" in report.kinds() and "event_torn" not in report.kinds()
+    assert all(a["key"] != K.event_key("m", 3) for a in repair(populated))
+    assert populated.store.exists(last)
 
 
 def test_a_rewritten_newest_event_is_caught_against_a_head_recorded_outside(populated: Registry) -> None:
