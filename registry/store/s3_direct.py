@@ -21,6 +21,7 @@ import hmac
 import http.client
 import os
 import random
+import select
 import ssl
 import threading
 import time
@@ -35,6 +36,8 @@ from botocore.exceptions import NoCredentialsError
 #: Answers worth another attempt (as botocore's ``standard`` retry mode).
 RETRY_STATUS = frozenset({500, 502, 503, 504})
 ATTEMPTS = 3
+#: A conditional PUT unanswered this long (or four times the usual, if more) is looked at with a HEAD.
+STUCK_S = 0.05
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -133,40 +136,74 @@ class DirectS3:
             self._tls = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
         self._address = (parts.hostname or "", parts.port)
         self._timeouts = (float(config.connect_timeout), float(config.read_timeout))
-        self._local = threading.local()  # one keep-alive connection per thread (http.client is not thread-safe)
+        # One keep-alive connection per thread (http.client is not thread-safe), and a second one for the HEAD
+        # that looks at a conditional write the server is slow to answer.
+        self._local = threading.local()
+        self._put_s = 0.0  # moving average of how long a conditional PUT takes to be answered
+        # Whether this server's ETags are the MD5 of the bytes (not so under SSE-KMS): None until a PUT shows it.
+        self._md5_etags: bool | None = None
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid != os.getpid():
-            conn = None  # a forked child must not share its parent's socket
-        if conn is None:
+    def _connection(self, slot: str = "conn") -> http.client.HTTPConnection:
+        conn, pid = getattr(self._local, slot, (None, None))
+        if conn is None or pid != os.getpid():  # a forked child must not share its parent's socket
             host, port = self._address
             if self._tls is not None:
                 conn = http.client.HTTPSConnection(host, port, timeout=self._timeouts[0], context=self._tls)
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=self._timeouts[0])
-            self._local.conn, self._local.pid = conn, os.getpid()
+            setattr(self._local, slot, (conn, os.getpid()))
         if conn.sock is None:  # new, or closed by a "Connection: close" answer: connect with the short timeout
             conn.connect()
             conn.sock.settimeout(self._timeouts[1])
         return conn
 
-    def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
+    def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str], slot: str = "conn") -> Answer:
         conn = None
         try:
-            conn = self._connection()
+            conn = self._connection(slot)
             # http.client sends the headers and the body in two send() calls (TCP_NODELAY, so no stall); a
             # process killed between them leaves the server a request without its body, which Content-MD5
             # makes it refuse (SeaweedFS stores such a PUT as an empty object without it).
             conn.request(method, path, body=body or None, headers=headers)
+            if slot == "conn" and self._md5_etags and ("if-none-match" in headers or "if-match" in headers):
+                lost = self._await_conditional(conn, path, headers)
+                if lost is not None:
+                    conn.close()  # the request is settled: its answer, when it comes, can only be a refusal
+                    setattr(self._local, slot, (None, None))
+                    return lost
             resp = conn.getresponse()
             data = resp.read()
         except (OSError, http.client.HTTPException):
             if conn is not None:
                 conn.close()
-            self._local.conn = None
+            setattr(self._local, slot, (None, None))
             raise
         return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+
+    def _await_conditional(self, conn: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> Answer | None:
+        """Wait for a conditional PUT's answer; a refusal made certain meanwhile when the server sits on it.
+
+        SeaweedFS serialises conditional writes of one key with a lock whose waiters retry once a second, so of
+        writers racing for one key the losers wait a second or more for their 412. Once a HEAD shows the object
+        in a state the condition can no longer accept (created with other bytes than ours, or changed away from
+        the ETag we require), this request can only be refused: that refusal is returned at once.
+        """
+        assert conn.sock is not None
+        started = time.monotonic()
+        wait = max(STUCK_S, 4 * self._put_s)
+        ours = f'"{base64.b64decode(headers["content-md5"]).hex()}"'
+        while not select.select([conn.sock], [], [], wait)[0]:
+            if time.monotonic() - started > self._timeouts[1]:
+                return None  # let the read time out as usual
+            try:
+                head = self._exchange("HEAD", path, b"", self._signed("HEAD", path, {}, EMPTY_SHA256), "side")
+            except (OSError, http.client.HTTPException, NoCredentialsError):
+                head = None
+            if head is not None and _refused_now(head, headers, ours):
+                return Answer(412, {}, b"<Error><Code>PreconditionFailed</Code></Error>")
+            wait = STUCK_S
+        self._put_s = 0.8 * self._put_s + 0.2 * (time.monotonic() - started)
+        return None
 
     def request(self, method: str, key: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Answer:
         """Send one request for object ``key`` (the full key, prefix included) and return the answer.
@@ -179,27 +216,47 @@ class DirectS3:
         path = f"{self._root}/{quote(key, safe='/~')}"
         payload = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         extra = dict(headers or {})
+        md5 = hashlib.md5(body, usedforsecurity=False).digest() if method == "PUT" else b""
         if method == "PUT":
             extra["content-length"] = str(len(body))
-            extra["content-md5"] = content_md5(body)
+            extra["content-md5"] = base64.b64encode(md5).decode()
         for attempt in range(ATTEMPTS):
-            signed = sign(method, self._host, path, extra, payload, self._frozen(), self._region, _utcnow())
+            signed = self._signed(method, path, extra, payload)
             try:
                 answer = self._exchange(method, path, body, signed)
             except (OSError, http.client.HTTPException) as exc:
                 if attempt + 1 == ATTEMPTS:
                     raise Unreachable(f"{type(exc).__name__}: {exc}") from exc
             else:
+                if method == "PUT" and answer.status == 200 and self._md5_etags is not False:
+                    self._md5_etags = answer.headers.get("etag") == f'"{md5.hex()}"'
                 if answer.status not in RETRY_STATUS or attempt + 1 == ATTEMPTS:
                     return answer
             time.sleep(random.uniform(0, 0.05 * 2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _signed(self, method: str, path: str, headers: dict[str, str], payload_sha256: str) -> dict[str, str]:
+        return sign(method, self._host, path, headers, payload_sha256, self._frozen(), self._region, _utcnow())
 
     def _frozen(self) -> Any:
         credentials = self._session.get_credentials()
         if credentials is None:
             raise NoCredentialsError()
         return credentials.get_frozen_credentials()
+
+
+def _refused_now(head: Answer, headers: dict[str, str], ours: str) -> bool:
+    """Whether a conditional PUT (``headers``) can only be refused, given a HEAD of its object now.
+
+    Objects are whole and never change back to an earlier ETag in this registry (every write holds something
+    new: a sequence number, a time), so an object created or changed by another writer stays so.
+    """
+    if head.status == 200:
+        etag = head.headers.get("etag", "")
+        if "if-none-match" in headers:
+            return etag != ours  # created, and not with our bytes (ours may be landing: wait for the answer)
+        return etag not in (headers["if-match"], ours)
+    return head.status == 404 and "if-match" in headers and "if-none-match" not in headers
 
 
 def _verify(session: Any) -> bool | str:

@@ -148,10 +148,10 @@ def test_a_forked_child_opens_its_own_connection(direct: S3Store) -> None:
 
 def test_a_connection_the_server_dropped_is_reopened(direct: S3Store) -> None:
     direct.put("k", b"x")
-    conn = direct._direct._local.conn  # type: ignore[union-attr]
+    conn = direct._direct._local.conn[0]  # type: ignore[union-attr]
     conn.sock.shutdown(socket.SHUT_RDWR)  # as an idle keep-alive connection closed by the server looks
     assert direct.get("k").data == b"x"
-    assert direct._direct._local.conn is not conn  # type: ignore[union-attr]
+    assert direct._direct._local.conn[0] is not conn  # type: ignore[union-attr]
 
 
 def test_a_put_whose_body_never_arrives_stores_nothing(direct: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,11 +221,11 @@ def test_a_proxy_keeps_every_call_in_boto3(s3_server, monkeypatch: pytest.Monkey
 class _Scripted:
     """A loopback HTTP server answering from a script: faults a real S3 server cannot give on demand."""
 
-    def __init__(self, script: list[tuple[int, bytes, dict[str, str]] | str], tls: Any = None) -> None:
+    def __init__(self, script: list[Any], tls: Any = None, default: Any = (200, b"", {"ETag": '"ok"'})) -> None:
         import http.server
         import threading
 
-        self.script, self.seen = list(script), []
+        self.script, self.seen, self.late = list(script), [], threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -235,11 +235,15 @@ class _Scripted:
                 length = int(self.headers.get("content-length") or 0)
                 self.rfile.read(length)
                 outer.seen.append((self.command, self.path, "authorization" in self.headers))
-                step = outer.script.pop(0) if outer.script else (200, b"", {"ETag": '"ok"'})
+                step = outer.script.pop(0) if outer.script else default
                 if step == "drop":  # the connection dies before an answer
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if step[0] == "late":  # answered after a while (SeaweedFS's per-key lock), noted in ``late``
+                    time.sleep(step[1])
+                    outer.late.set()
+                    step = step[2]
                 status, body, headers = step
                 self.send_response(status)
                 for name, value in {**headers, "Content-Length": str(len(body))}.items():
@@ -310,6 +314,66 @@ def test_a_closed_connection_is_reopened_and_409_is_not_taken(monkeypatch: pytes
         with pytest.raises(PreconditionFailed) as taken:
             store.put("k", b"x", create_only=True)
     assert not retry.value.taken and taken.value.taken
+
+
+def _md5_etag(body: bytes) -> dict[str, str]:
+    return {"ETag": f'"{hashlib.md5(body).hexdigest()}"'}
+
+
+EXISTS = (412, b"<Error><Code>PreconditionFailed</Code></Error>", {})
+
+
+def test_a_conditional_put_the_server_sits_on_is_refused_once_a_head_shows_another_writer_won(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SeaweedFS makes the losers of a race for one key wait a second or more on its lock for their 412.
+    learn = (200, b"", _md5_etag(b"first"))  # this server's ETags are MD5s: a HEAD can tell whose bytes landed
+    scripted = _Scripted([learn, ("late", 3.0, EXISTS), (200, b"", _md5_etag(b"theirs"))])
+    with scripted as endpoint:
+        store = _scripted_store(monkeypatch, endpoint)
+        store.put("first", b"first")
+        with pytest.raises(PreconditionFailed) as lost:
+            store.put("v/7", b"ours", create_only=True)
+        assert lost.value.taken
+        assert not scripted.late.is_set()  # refused without waiting for the server's answer
+        assert [m for m, _, _ in scripted.seen] == ["PUT", "PUT", "HEAD"]
+        assert store.get("k").etag == '"ok"'  # a new connection serves the next call
+
+
+@pytest.mark.parametrize(
+    ("put", "head", "answer"),
+    [
+        ({"create_only": True}, (200, b"", _md5_etag(b"ours")), (200, b"", _md5_etag(b"ours"))),  # ours may be landing
+        ({"create_only": True}, (404, b"", {}), EXISTS),  # nobody's yet
+        ({"if_match": '"e1"'}, (200, b"", {"ETag": '"e1"'}), (200, b"", _md5_etag(b"ours"))),  # unchanged yet
+    ],
+    ids=["our-bytes", "missing", "unchanged"],
+)
+def test_a_conditional_put_waits_for_its_answer_while_a_head_cannot_settle_it(
+    monkeypatch: pytest.MonkeyPatch, put: dict[str, Any], head: Any, answer: Any
+) -> None:
+    scripted = _Scripted([(200, b"", _md5_etag(b"first")), ("late", 0.3, answer)], default=head)
+    with scripted as endpoint:
+        store = _scripted_store(monkeypatch, endpoint)
+        store.put("first", b"first")
+        if answer[0] == 200:
+            assert store.put("v/7", b"ours", **put) == answer[2]["ETag"]
+        else:
+            with pytest.raises(PreconditionFailed):
+                store.put("v/7", b"ours", **put)
+        assert scripted.late.is_set()
+        assert "HEAD" in [m for m, _, _ in scripted.seen]
+
+
+def test_without_md5_etags_a_slow_conditional_put_is_simply_awaited(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under SSE-KMS an ETag is not the MD5 of the bytes, so a HEAD cannot tell our object from another's.
+    scripted = _Scripted([(200, b"", {"ETag": '"kms-1"'}), ("late", 0.3, EXISTS)], default=(200, b"", {"ETag": '"x"'}))
+    with scripted as endpoint:
+        store = _scripted_store(monkeypatch, endpoint)
+        store.put("first", b"first")
+        with pytest.raises(PreconditionFailed):
+            store.put("v/7", b"ours", create_only=True)
+    assert scripted.late.is_set() and [m for m, _, _ in scripted.seen] == ["PUT", "PUT"]
 
 
 def test_https_verifies_the_server_against_the_configured_ca(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
