@@ -12,7 +12,9 @@ create-only write loses and it gallops to the first free one, exactly as from a 
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import time
 from dataclasses import replace
 from typing import Any
@@ -248,7 +250,7 @@ def registered_draft(mv: ModelVersion) -> Draft:
     """The ``registered`` event for a manifest (it records the manifest's hash, making it tamper-evident).
 
     Everything in it comes from the manifest (the actor is its ``created_by``), so whichever process logs it
-    writes the same event.
+    writes the same event (one logged on behalf of its registrant adds ``logged_by``: see :func:`announce`).
     """
     data = {
         "manifest_sha256": sha256(mv.to_bytes()),
@@ -291,8 +293,12 @@ def announce(store: ObjectStore, mv: ModelVersion, *, late: bool = False) -> Eve
             except (VersionNotFound, IntegrityError):
                 below = mv.version
         draft = registered_draft(held[below])
-        if (below != mv.version or late) and draft.at is None:
-            draft = replace(draft, at=held[below].created_at)
+        if below != mv.version or late:
+            # Logged for its registrant: at the manifest's time, naming the process that logged it. That also
+            # keeps two processes catching up from writing identical bytes, the one race a HEAD cannot settle
+            # early (see registry.store.s3_direct): the loser would wait out the server's lock.
+            at = draft.at if draft.at is not None else held[below].created_at
+            draft = replace(draft, at=at, data={**draft.data, "logged_by": f"{socket.gethostname()}:{os.getpid()}"})
         return draft
 
     while True:

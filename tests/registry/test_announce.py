@@ -4,6 +4,8 @@ catches up on registrants that died (or failed to write) before logging theirs. 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import socket
 import threading
 from typing import Any
 
@@ -67,6 +69,10 @@ def test_the_next_registration_logs_what_a_dead_registrant_left(reg: Registry, l
     assert caught.op_key == "ghost-key"  # the event its registrant would have written
     # When it was registered (never before the event ahead of it), not when it was logged.
     assert caught.at == max(reg.get_version("m", ghost).created_at, events[0].at)
+    # It names the process that logged it, so two processes catching up never write the same bytes (the race
+    # SeaweedFS makes its loser wait a second for); an event its own registrant logged does not.
+    assert caught.data["logged_by"] == f"{socket.gethostname()}:{os.getpid()}"
+    assert "logged_by" not in events[0].data and "logged_by" not in events[2].data
     assert {f.kind for f in verify(reg).findings} == {"claim_missing"}
 
 
