@@ -211,9 +211,11 @@ class ModelLog:
                 read += 1
                 if not jumped and read == JUMP_AFTER:
                     jumped = True
-                    snap, _ = self._snapshot()
+                    snap, etag = self._snapshot()
                     if snap.seq > state.seq and self._snapshot_matches_log(snap):
-                        state, events = snap, self._events_from(snap.seq + 1, snap.head_hash)
+                        # Where the snapshot object stands now, so a later refresh of it writes on its ETag.
+                        self._remember(snap, snap.seq, etag)
+                        state, events = snap.model_copy(deep=True), self._events_from(snap.seq + 1, snap.head_hash)
                         break
             else:
                 return state, None
