@@ -75,10 +75,10 @@ class RequestCounter:
         if direct is not None:
             send = direct.request
 
-            def counted(method: str, *args: Any, **kwargs: Any) -> Any:
-                answer = send(method, *args, **kwargs)
+            def counted(method: str, key: str | None, *args: Any, **kwargs: Any) -> Any:
+                answer = send(method, key, *args, **kwargs)
                 with self._lock:
-                    self.calls[DIRECT_NAMES[method]] += 1
+                    self.calls[DIRECT_NAMES[method] if key is not None else "ListObjectsV2"] += 1
                     self.lost += answer.status in (409, 412)
                 return answer
 

@@ -38,6 +38,8 @@ from registry.store.base import ObjectStore
 
 # Per store object, per model: the highest version number this process knows to be taken.
 _taken: ProcessMemory[dict[str, int]] = ProcessMemory(dict)
+# Per store object, per model: manifests this process created whose events may not be logged yet (by version).
+_mine: ProcessMemory[dict[str, dict[int, ModelVersion]]] = ProcessMemory(dict)
 # Per store object: blob keys this process uploaded, with when (oldest first).
 _uploads: ProcessMemory[dict[str, float]] = ProcessMemory(dict)
 
@@ -50,6 +52,8 @@ REUSE_MAX = 256
 #: every number.
 CLAIM_BACKOFF_S = 0.005
 CLAIM_BACKOFF_MAX_S = 0.1
+#: Manifest keys per listing page when looking for the first free number.
+LIST_PAGE = 100
 
 
 def seen_taken(store: ObjectStore, name: str) -> int | None:
@@ -146,8 +150,31 @@ def read_hint(store: ObjectStore, name: str) -> int | None:
 
 
 def first_free(store: ObjectStore, name: str, start: int) -> int:
-    """The lowest free version >= ``start``. Versions are dense, so gallop then bisect."""
+    """The lowest free version >= ``start``.
+
+    Where the store lists in one request (S3), the manifests from ``start`` on are listed a page at a time and
+    the first missing number is free: after a lost claim that is one request, however far the winners got.
+    Elsewhere versions are dense, so it gallops then bisects with existence checks. Either way the answer is
+    only a candidate: a number taken meanwhile (or one a lagging listing missed) loses its create-only write.
+    """
     start = max(start, 1)
+    prefix = keys.versions_prefix(name)
+    after = keys.manifest_key(name, start - 1) if start > 1 else None
+    while (page := store.keys_after(prefix, after, LIST_PAGE)) is not None:
+        for key in page:
+            number = keys.parse_number(key, prefix)
+            if number is None or number < start:
+                continue  # not a manifest (nothing else is written there)
+            if number > start:
+                return start
+            start += 1
+        if len(page) < LIST_PAGE:
+            return start
+        after = page[-1]
+    return _gallop(store, name, start)
+
+
+def _gallop(store: ObjectStore, name: str, start: int) -> int:
     if not exists(store, name, start):
         return start
     lo, step = start, 1  # lo is taken
@@ -228,6 +255,9 @@ def allocate(
             version = first_free(store, name, version + 1 if lost.taken else version)
             continue
         saw_taken(store, name, version)
+        mine = _mine.of(store)
+        with _mine.lock:
+            mine.setdefault(name, {})[version] = mv
         background.submit(_hint_newest, store, name, key=("hint", id(store), name))
         return mv
 
@@ -268,10 +298,11 @@ def announce(store: ObjectStore, mv: ModelVersion, *, late: bool = False) -> Eve
     """Log the ``registered`` event of ``mv`` and, first, of every version below it the log still lacks.
 
     Registrations are logged in version order: the log's ``registered`` count is the highest version it has
-    logged, and each append logs the one after it, reading its manifest (that of a registrant that died before
-    logging it, or whose event another process is about to write: of two writers of one event, the second
-    finds it logged and stops). A manifest that cannot be read is skipped (``verify`` reports it), so damage
-    below never stops a registration from being logged.
+    logged, and each append logs the one after it: from the manifest this process holds when it registered that
+    version itself (a newer announcement supersedes a waiting one, see :mod:`registry.announcer`), else by reading
+    it (a registrant that died before logging it, or whose event another process is about to write: of two
+    writers of one event, the second finds it logged and stops). A manifest that cannot be read is skipped
+    (``verify`` reports it), so damage below never stops a registration from being logged.
 
     A version logged on behalf of another registrant (and ``mv`` too, when ``late``) carries the time its
     manifest was made, not the time it was logged.
@@ -281,7 +312,10 @@ def announce(store: ObjectStore, mv: ModelVersion, *, late: bool = False) -> Eve
 
     """
     log = ModelLog(store, mv.name)
-    held: dict[int, ModelVersion] = {mv.version: mv}
+    mine = _mine.of(store)
+    with _mine.lock:
+        held: dict[int, ModelVersion] = dict(mine.get(mv.name, {}))
+    held[mv.version] = mv
 
     def plan(state: ModelState) -> Draft | None:
         if state.registered >= mv.version:
@@ -301,10 +335,18 @@ def announce(store: ObjectStore, mv: ModelVersion, *, late: bool = False) -> Eve
             draft = replace(draft, at=at, data={**draft.data, "logged_by": f"{socket.gethostname()}:{os.getpid()}"})
         return draft
 
-    while True:
-        event, _ = log.append(plan)
-        if event is None or event.version == mv.version:
-            return event
+    logged = 0
+    try:
+        while True:
+            event, state = log.append(plan)
+            logged = state.registered
+            if event is None or event.version == mv.version:
+                return event
+    finally:
+        with _mine.lock:  # what the log holds now needs no manifest kept for it
+            own = mine.get(mv.name, {})
+            for version in [v for v in own if v <= logged]:
+                del own[version]
 
 
 def log_unlogged(store: ObjectStore, name: str) -> None:

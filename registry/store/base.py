@@ -74,6 +74,14 @@ class ObjectStore(ABC):
     def list(self, prefix: str) -> Iterator[str]:
         """Yield the keys under ``prefix`` in lexicographic order."""
 
+    def keys_after(self, prefix: str, after: str | None, limit: int) -> list[str] | None:
+        """Up to ``limit`` keys under ``prefix`` sorting after ``after`` (from the first, when None), in order.
+
+        One request where the store lists cheaply (S3: a page of ``ListObjectsV2``); None where a listing costs
+        more than looking at a few keys one by one (a directory), and the caller does that instead.
+        """
+        return None
+
     @abstractmethod
     def delete(self, key: str) -> None:
         """Delete an object (missing is fine). The registry never deletes; maintenance tools may."""

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
+from xml.etree.ElementTree import ParseError
 
 import boto3
 from botocore.config import Config
@@ -32,7 +33,7 @@ from registry.errors import (
     StoreUnavailable,
 )
 from registry.store.base import ObjectStore, StoredObject, check_key
-from registry.store.s3_direct import Answer, DirectS3, Unreachable, content_md5
+from registry.store.s3_direct import Answer, DirectS3, Unreachable, canonical_query, content_md5, listed_keys
 
 _DENIED = {
     "AccessDenied",
@@ -229,6 +230,33 @@ class S3Store(ObjectStore):
                     yield obj["Key"][len(self.prefix) :]
         except (ClientError, BotoCoreError) as exc:
             self._raise(exc, prefix)
+
+    def keys_after(self, prefix: str, after: str | None, limit: int) -> list[str] | None:
+        """One page of ``ListObjectsV2`` from just after ``after``: see :meth:`ObjectStore.keys_after`."""
+        params = {"list-type": "2", "prefix": self.prefix + prefix, "max-keys": str(limit)}
+        if after is not None:
+            params["start-after"] = self.prefix + check_key(after)
+        if self._direct is not None:
+            try:
+                answer = self._direct.request("GET", None, query=canonical_query(params))
+            except (NoCredentialsError, Unreachable) as exc:
+                self._raise(exc, prefix)
+            if 200 <= answer.status < 300:
+                try:
+                    return [key[len(self.prefix) :] for key in listed_keys(answer.body)]
+                except ParseError as exc:
+                    raise StoreError(f"S3 sent an unreadable listing of {self.uri}/{prefix}") from exc
+            if answer.status not in (301, 307) and answer.code not in _REDIRECT:
+                self._refuse(answer.code, prefix, f"(HTTP {answer.status})", None, False)
+            self._direct = None  # another region: boto3 follows it from now on (as in _send)
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": params["prefix"], "MaxKeys": limit}
+        if after is not None:
+            kwargs["StartAfter"] = params["start-after"]
+        try:
+            page = self._client.list_objects_v2(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            self._raise(exc, prefix)
+        return [obj["Key"][len(self.prefix) :] for obj in page.get("Contents", ())]
 
     def list_children(self, prefix: str) -> list[str]:
         """Distinct next segments below ``prefix``, using S3's delimiter listing."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import os
 import socket
 import ssl
@@ -29,7 +28,8 @@ from registry.errors import (
     StoreUnavailable,
 )
 from registry.store.s3 import S3Store
-from registry.store.s3_direct import Answer, sign
+from registry.store import http1
+from registry.store.s3_direct import EMPTY_SHA256, Answer, canonical_query, sign
 from tests.conftest import BUCKET
 
 WHEN = datetime(2026, 11, 23, 12, 34, 56, tzinfo=UTC)
@@ -68,6 +68,20 @@ def test_the_signature_is_botocores(method: str, key: str, headers: dict[str, st
     assert ours["x-amz-date"] == theirs["X-Amz-Date"]
     assert ours["x-amz-content-sha256"] == theirs["X-Amz-Content-SHA256"]
     assert ours.get("x-amz-security-token") == theirs.get("X-Amz-Security-Token")
+
+
+def test_a_listing_is_signed_as_botocore_signs_it() -> None:
+    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None)
+    params = {
+        "list-type": "2",
+        "prefix": "p/models/m@x=1+2~/versions/",
+        "max-keys": "100",
+        "start-after": "p/models/m@x=1+2~/versions/0000000009.json",
+    }
+    query = canonical_query(params)
+    ours = sign("GET", "127.0.0.1:8333", "/bucket-1", {}, EMPTY_SHA256, creds, "eu-west-3", WHEN, query)
+    theirs = _botocore_headers("GET", f"http://127.0.0.1:8333/bucket-1?{query}", {}, b"", creds)
+    assert ours["authorization"] == theirs["Authorization"]
 
 
 @pytest.fixture
@@ -148,25 +162,27 @@ def test_a_forked_child_opens_its_own_connection(direct: S3Store) -> None:
 
 def test_a_connection_the_server_dropped_is_reopened(direct: S3Store) -> None:
     direct.put("k", b"x")
-    conn = direct._direct._local.conn[0]  # type: ignore[union-attr]
-    conn.sock.shutdown(socket.SHUT_RDWR)  # as an idle keep-alive connection closed by the server looks
+    old = direct._direct._local.conn[0].sock  # type: ignore[union-attr]
+    old.shutdown(socket.SHUT_RDWR)  # as an idle keep-alive connection closed by the server looks
     assert direct.get("k").data == b"x"
-    assert direct._direct._local.conn[0] is not conn  # type: ignore[union-attr]
+    assert direct._direct._local.conn[0].sock is not old  # type: ignore[union-attr]
 
 
 def test_a_put_whose_body_never_arrives_stores_nothing(direct: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A writer killed between http.client's two send() calls (headers, then body): SeaweedFS stored such a
-    # request as an empty object, and an empty event is a log nobody can read or append to again.
+    # A writer killed after its headers went out and before its body did: SeaweedFS stored such a request as an
+    # empty object, and an empty event is a log nobody can read or append to again.
     body = b'{"event": "registered"}'
-    real_send = http.client.HTTPConnection.send
+    real_send = http1.Connection.send
 
-    def dies_before_the_body(conn: http.client.HTTPConnection, data: Any) -> None:
-        if bytes(data) == body:
+    def dies_before_the_body(conn: http1.Connection, method: str, target: str, headers: Any, data: bytes) -> None:
+        if data == body:
+            real_send(conn, method, target, headers, b"")
+            assert conn.sock is not None
             conn.sock.close()
             raise BrokenPipeError("writer died")
-        real_send(conn, data)
+        real_send(conn, method, target, headers, data)
 
-    monkeypatch.setattr(http.client.HTTPConnection, "send", dies_before_the_body)
+    monkeypatch.setattr(http1.Connection, "send", dies_before_the_body)
     for create_only in (False, True):
         with pytest.raises(StoreUnavailable):
             direct.put(f"log/{create_only}", body, create_only=create_only)
@@ -175,6 +191,26 @@ def test_a_put_whose_body_never_arrives_stores_nothing(direct: S3Store, monkeypa
     assert not direct.exists("log/False") and not direct.exists("log/True")
     direct.put("log/True", body, create_only=True)  # the number is still free
     assert direct.get("log/True").data == body
+
+
+@pytest.mark.parametrize("via", ["direct", "boto3"])
+def test_a_page_of_keys_after_a_key(s3_server, monkeypatch: pytest.MonkeyPatch, via: str) -> None:
+    if via == "boto3":
+        monkeypatch.setenv("PMR_S3_DIRECT", "0")
+    store = S3Store(BUCKET, f"page-{uuid.uuid4().hex}")
+    assert (store._direct is None) == (via == "boto3")
+    for n in (1, 2, 3, 5):
+        store.put(f"m@x=1/v/{n:04d}.json", b"x")
+    store.put("m@x=1/w", b"x")
+    assert store.keys_after("m@x=1/v/", None, 10) == [f"m@x=1/v/{n:04d}.json" for n in (1, 2, 3, 5)]
+    assert store.keys_after("m@x=1/v/", "m@x=1/v/0001.json", 2) == ["m@x=1/v/0002.json", "m@x=1/v/0003.json"]
+    assert store.keys_after("m@x=1/v/", "m@x=1/v/0005.json", 10) == []
+    assert store.keys_after("nothing/here/", None, 10) == []
+
+
+def test_a_listing_of_a_missing_bucket_is_a_typed_error(s3_server) -> None:
+    with pytest.raises(BucketNotFound):
+        S3Store(f"missing-{uuid.uuid4().hex[:8]}", "p").keys_after("a/", None, 5)
 
 
 def test_boto3_puts_carry_their_md5(s3_server, monkeypatch: pytest.MonkeyPatch) -> None:
