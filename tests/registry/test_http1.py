@@ -37,7 +37,8 @@ def test_a_request_goes_out_whole_in_one_send() -> None:
 
 
 def test_a_body_split_across_reads_is_framed_by_its_length_and_the_connection_kept() -> None:
-    conn, sock = _connection(b"HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-", b"Length: 10\r\n\r\n01234", b"56789HTTP/1.1 404 ")
+    parts = (b'HTTP/1.1 200 OK\r\nETag: "e"\r\nContent-', b"Length: 10\r\n\r\n01234", b"56789HTTP/1.1 404 ")
+    conn, sock = _connection(*parts)
     assert conn.answer("GET") == (200, {"etag": '"e"', "content-length": "10"}, b"0123456789")
     assert conn.sock is sock and not sock.closed
     sock.chunks = [b"Not Found\r\nContent-Length: 0\r\n\r\n"]
@@ -45,7 +46,8 @@ def test_a_body_split_across_reads_is_framed_by_its_length_and_the_connection_ke
 
 
 def test_chunked_bodies_interim_answers_and_head_answers() -> None:
-    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked = head + b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n"
     conn, _ = _connection(b"HTTP/1.1 100 Continue\r\n\r\n" + chunked)
     assert conn.answer("PUT")[2] == b"Wikipedia"
     conn, _ = _connection(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")

@@ -27,8 +27,8 @@ from registry.errors import (
     StoreAccessDenied,
     StoreUnavailable,
 )
-from registry.store.s3 import S3Store
 from registry.store import http1
+from registry.store.s3 import S3Store
 from registry.store.s3_direct import EMPTY_SHA256, Answer, canonical_query, sign
 from tests.conftest import BUCKET
 
