@@ -17,7 +17,6 @@ import os
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
-from xml.etree.ElementTree import ParseError
 
 import boto3
 from botocore.config import Config
@@ -244,7 +243,7 @@ class S3Store(ObjectStore):
             if 200 <= answer.status < 300:
                 try:
                     return [key[len(self.prefix) :] for key in listed_keys(answer.body)]
-                except ParseError as exc:
+                except (ValueError, UnicodeDecodeError) as exc:
                     raise StoreError(f"S3 sent an unreadable listing of {self.uri}/{prefix}") from exc
             if answer.status not in (301, 307) and answer.code not in _REDIRECT:
                 self._refuse(answer.code, prefix, f"(HTTP {answer.status})", None, False)

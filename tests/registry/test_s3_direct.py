@@ -29,7 +29,7 @@ from registry.errors import (
 )
 from registry.store import http1
 from registry.store.s3 import S3Store
-from registry.store.s3_direct import EMPTY_SHA256, Answer, canonical_query, sign
+from registry.store.s3_direct import EMPTY_SHA256, Answer, canonical_query, listed_keys, sign
 from tests.conftest import BUCKET
 
 WHEN = datetime(2026, 11, 23, 12, 34, 56, tzinfo=UTC)
@@ -82,6 +82,17 @@ def test_a_listing_is_signed_as_botocore_signs_it() -> None:
     ours = sign("GET", "127.0.0.1:8333", "/bucket-1", {}, EMPTY_SHA256, creds, "eu-west-3", WHEN, query)
     theirs = _botocore_headers("GET", f"http://127.0.0.1:8333/bucket-1?{query}", {}, b"", creds)
     assert ours["authorization"] == theirs["Authorization"]
+
+
+def test_listed_keys_are_read_from_contents_only() -> None:
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<Name>b</Name><Prefix>p/</Prefix><Contents><Key>p/a&amp;b</Key><ETag>&#34;e&#34;</ETag></Contents>"
+        b"<Contents><Key>p/c</Key></Contents><KeyCount>2</KeyCount><StartAfter>p/0</StartAfter></ListBucketResult>"
+    )
+    assert listed_keys(body) == ["p/a&b", "p/c"]
+    with pytest.raises(ValueError):
+        listed_keys(b"<Error><Code>NoSuchKey</Code><Key>p/a</Key></Error>")
 
 
 @pytest.fixture
