@@ -47,13 +47,16 @@ _uploads: ProcessMemory[dict[str, float]] = ProcessMemory(dict)
 REUSE_S = 60.0
 #: How many recent uploads a process remembers per store.
 REUSE_MAX = 256
-#: A registrant that lost a number waits up to this long (doubling per loss, jittered) before the next try:
-#: under contention the winner registers on uncontested while the losers wait, instead of all colliding on
-#: every number. The cap trades the losers' looks while a winner runs (each a listing and a write, on the
-#: server's CPU too) against the idle moment after it stops: 8 processes x 25 on 2 cores took 1.5 s (median of
-#: 16 rounds) with 0.1 s, about 1.2 s with 0.25 s, and no better with 0.5 or 1 s.
+#: A registrant that lost a number waits for the others to pause before it tries again (see ``_await_turn``):
+#: it looks after a jittered pause that doubles per loss from CLAIM_BACKOFF_S up to CLAIM_BACKOFF_MAX_S, and
+#: tries the first free number only if nobody took it within QUIET_S, or three times its own lost write's
+#: time if longer (a writer registering on takes its next number about one write after its last). After
+#: TURN_PATIENCE_S of waiting it races for the number instead.
 CLAIM_BACKOFF_S = 0.005
-CLAIM_BACKOFF_MAX_S = 0.25
+CLAIM_BACKOFF_MAX_S = 0.05
+QUIET_S = 0.01
+QUIET_MAX_S = 0.25
+TURN_PATIENCE_S = 2.0
 #: Manifest keys per listing page when looking for the first free number.
 LIST_PAGE = 100
 
@@ -238,23 +241,26 @@ def allocate(
     """Create the manifest at the first free number (create-only: of racing writers each gets its own).
 
     It starts just above a number known to be taken (``start``, when the caller read it already); a lagging
-    start only costs a lost create-only write, after which the free number is found by galloping, so versions
-    stay dense. The ``latest`` hint is written in the background (:mod:`registry.background`).
+    start only costs a lost create-only write, after which the first free number is found from the manifests
+    (see :func:`first_free`), so versions stay dense; a lost claim first waits for the other writers to pause
+    (see :func:`_await_turn`). The ``latest`` hint is written in the background (:mod:`registry.background`).
     """
     version = (known_taken(store, name) if start is None else start) + 1
-    losses = 0
+    losses, patient_until = 0, time.monotonic() + TURN_PATIENCE_S
     while True:
         mv = ModelVersion(version=version, **fields)
+        sent = time.monotonic()
         try:
             store.put(keys.manifest_key(name, version), mv.to_bytes(), create_only=True)
         except PreconditionFailed as lost:
+            # A writer registering on takes its next number about one write's time after its last one.
+            quiet = min(max(QUIET_S, 3 * (time.monotonic() - sent)), QUIET_MAX_S)
             # Usually the number is taken (412): look from the next one. AWS's 409 only means "retry", so then
             # look again from this one (skipping it unconfirmed could leave a gap).
             if lost.taken:
                 saw_taken(store, name, version)
             losses += 1
-            time.sleep(random.uniform(0, min(CLAIM_BACKOFF_MAX_S, CLAIM_BACKOFF_S * 2**losses)))
-            version = first_free(store, name, version + 1 if lost.taken else version)
+            version = _await_turn(store, name, version + 1 if lost.taken else version, losses, quiet, patient_until)
             continue
         saw_taken(store, name, version)
         mine = _mine.of(store)
@@ -262,6 +268,27 @@ def allocate(
             mine.setdefault(name, {})[version] = mv
         background.submit(_hint_newest, store, name, key=("hint", id(store), name))
         return mv
+
+
+def _await_turn(store: ObjectStore, name: str, free: int, losses: int, quiet: float, patient_until: float) -> int:
+    """After a lost claim: wait until the other writers pause, then return the first free number (>= ``free``).
+
+    ``free - 1`` is taken. After each pause (jittered, doubling per loss up to :data:`CLAIM_BACKOFF_MAX_S`) the
+    first free number is listed, and returned only if nobody takes it within ``quiet`` seconds: while another
+    writer registers on, this one keeps out of its way instead of colliding with it (one writer at a time runs
+    at the uncontended rate, and a look costs two small reads instead of a lost write and what follows it).
+    Past ``patient_until`` it returns the number at once, to race for it: a writer is never starved by others
+    that keep registering.
+    """
+    while True:
+        time.sleep(random.uniform(0, min(CLAIM_BACKOFF_MAX_S, CLAIM_BACKOFF_S * 2**losses)))
+        free = first_free(store, name, free)
+        if time.monotonic() > patient_until:
+            return free
+        time.sleep(quiet)
+        if not exists(store, name, free):
+            return free
+        free, losses = free + 1, losses + 1
 
 
 def _hint_newest(store: ObjectStore, name: str) -> None:
