@@ -49,8 +49,8 @@ REUSE_S = 60.0
 REUSE_MAX = 256
 #: A registrant that lost a number waits for the others to pause before it tries again (see ``_await_turn``):
 #: it looks after a jittered pause that doubles per loss from CLAIM_BACKOFF_S up to CLAIM_BACKOFF_MAX_S, and
-#: tries the first free number only if nobody took it within QUIET_S, or three times its own lost write's
-#: time if longer (a writer registering on takes its next number about one write after its last). After
+#: tries the first free number only if nobody took it within QUIET_S (or three round trips, up to QUIET_MAX_S,
+#: on a slower store): a writer registering on takes its next number a round trip after its last. After
 #: TURN_PATIENCE_S of waiting it races for the number instead.
 CLAIM_BACKOFF_S = 0.005
 CLAIM_BACKOFF_MAX_S = 0.05
@@ -249,18 +249,15 @@ def allocate(
     losses, patient_until = 0, time.monotonic() + TURN_PATIENCE_S
     while True:
         mv = ModelVersion(version=version, **fields)
-        sent = time.monotonic()
         try:
             store.put(keys.manifest_key(name, version), mv.to_bytes(), create_only=True)
         except PreconditionFailed as lost:
-            # A writer registering on takes its next number about one write's time after its last one.
-            quiet = min(max(QUIET_S, 3 * (time.monotonic() - sent)), QUIET_MAX_S)
             # Usually the number is taken (412): look from the next one. AWS's 409 only means "retry", so then
             # look again from this one (skipping it unconfirmed could leave a gap).
             if lost.taken:
                 saw_taken(store, name, version)
             losses += 1
-            version = _await_turn(store, name, version + 1 if lost.taken else version, losses, quiet, patient_until)
+            version = _await_turn(store, name, version + 1 if lost.taken else version, losses, patient_until)
             continue
         saw_taken(store, name, version)
         mine = _mine.of(store)
@@ -270,22 +267,27 @@ def allocate(
         return mv
 
 
-def _await_turn(store: ObjectStore, name: str, free: int, losses: int, quiet: float, patient_until: float) -> int:
+def _await_turn(store: ObjectStore, name: str, free: int, losses: int, patient_until: float) -> int:
     """After a lost claim: wait until the other writers pause, then return the first free number (>= ``free``).
 
     ``free - 1`` is taken. After each pause (jittered, doubling per loss up to :data:`CLAIM_BACKOFF_MAX_S`) the
-    first free number is listed, and returned only if nobody takes it within ``quiet`` seconds: while another
-    writer registers on, this one keeps out of its way instead of colliding with it (one writer at a time runs
-    at the uncontended rate, and a look costs two small reads instead of a lost write and what follows it).
+    first free number is listed, and returned only if nobody takes it within :data:`QUIET_S`, or three times
+    the listing's round trip if longer (a writer registering on takes its next number about a round trip after
+    its last): while another writer registers on, this one keeps out of its way instead of colliding with it
+    (one writer at a time runs at the uncontended rate, and a look costs two small reads instead of a lost
+    write and what follows it). The round trip, not the lost write's time, sets the window: a lost write can
+    sit in a server's lock.
     Past ``patient_until`` it returns the number at once, to race for it: a writer is never starved by others
     that keep registering.
     """
     while True:
         time.sleep(random.uniform(0, min(CLAIM_BACKOFF_MAX_S, CLAIM_BACKOFF_S * 2**losses)))
+        looked = time.monotonic()
         free = first_free(store, name, free)
-        if time.monotonic() > patient_until:
+        now = time.monotonic()
+        if now > patient_until:
             return free
-        time.sleep(quiet)
+        time.sleep(min(max(QUIET_S, 3 * (now - looked)), QUIET_MAX_S))
         if not exists(store, name, free):
             return free
         free, losses = free + 1, losses + 1

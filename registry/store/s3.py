@@ -243,7 +243,7 @@ class S3Store(ObjectStore):
             if 200 <= answer.status < 300:
                 try:
                     return [key[len(self.prefix) :] for key in listed_keys(answer.body)]
-                except (ValueError, UnicodeDecodeError) as exc:
+                except ValueError as exc:  # not a listing (or not UTF-8)
                     raise StoreError(f"S3 sent an unreadable listing of {self.uri}/{prefix}") from exc
             if answer.status not in (301, 307) and answer.code not in _REDIRECT:
                 self._refuse(answer.code, prefix, f"(HTTP {answer.status})", None, False)

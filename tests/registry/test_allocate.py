@@ -97,7 +97,7 @@ def test_a_loser_keeps_out_of_the_way_until_the_other_writer_pauses(
     store.put(keys.manifest_key("m", 1), b"{}")
     clock = _Clock(store, "m", first=2, stops_at=0.5)
     monkeypatch.setattr(versions, "time", clock)
-    free = versions._await_turn(store, "m", 2, 1, versions.QUIET_S, patient_until=60.0)
+    free = versions._await_turn(store, "m", 2, 1, patient_until=60.0)
     # It tried nothing while the other writer took ~166 numbers, and takes the next one once it stopped.
     assert clock.now >= 0.5
     assert free == clock.next_number and free > 150
@@ -111,6 +111,6 @@ def test_a_loser_past_its_patience_races_for_the_first_free_number(
     store.put(keys.manifest_key("m", 1), b"{}")
     clock = _Clock(store, "m", first=2, stops_at=1e9)  # the other writer never pauses
     monkeypatch.setattr(versions, "time", clock)
-    free = versions._await_turn(store, "m", 2, 1, versions.QUIET_S, patient_until=0.1)
+    free = versions._await_turn(store, "m", 2, 1, patient_until=0.1)
     assert 0.1 < clock.now < 0.1 + 2 * (versions.CLAIM_BACKOFF_MAX_S + versions.QUIET_S)
     assert free == clock.next_number  # the first free number when it looked: not starved, and no gap
