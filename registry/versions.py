@@ -7,7 +7,8 @@ only a cache: it is checked against the manifests before use, and garbage, negat
 ignored, so a bad hint can neither make a gap nor a version 0 or below. A process also remembers the highest
 number it saw taken (by its own write, or confirmed by a read): a manifest is never removed, so that number stays
 taken, and a registration starts just above it without reading anything; if others took numbers since, its
-create-only write loses and it gallops to the first free one, exactly as from a lagging hint.
+create-only write loses, and it waits for the others to pause and then tries the first free number (see
+``allocate``), exactly as from a lagging hint.
 """
 
 from __future__ import annotations
