@@ -109,7 +109,7 @@ def test_a_loser_past_its_patience_races_for_the_first_free_number(
 ) -> None:
     store = Registry.open(location).store
     store.put(keys.manifest_key("m", 1), b"{}")
-    clock = _Clock(store, "m", first=2, stops_at=1e9)  # the other writer never pauses
+    clock = _Clock(store, "m", first=2, stops_at=1.0)  # the other writer does not pause before 1 s
     monkeypatch.setattr(versions, "time", clock)
     free = versions._await_turn(store, "m", 2, 1, patient_until=0.1)
     assert 0.1 < clock.now < 0.1 + 2 * (versions.CLAIM_BACKOFF_MAX_S + versions.QUIET_S)
