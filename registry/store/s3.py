@@ -113,19 +113,22 @@ class S3Store(ObjectStore):
     def _send(
         self,
         method: str,
-        key: str,
+        key: str | None,
         body: bytes = b"",
         headers: dict[str, str] | None = None,
+        query: str = "",
     ) -> Answer | None:
         """One direct request, when this store makes them: its answer if it succeeded (or found nothing, for HEAD).
 
-        None when boto3 must make the call: direct requests are off, or a region redirect just turned them off.
-        Any other failure raises the typed error.
+        ``key`` None addresses the bucket itself, with ``query`` (a listing). None when boto3 must make the
+        call: direct requests are off, or a region redirect just turned them off. Any other failure raises the
+        typed error.
         """
         if self._direct is None:
             return None
+        target = None if key is None else self.prefix + check_key(key)
         try:
-            answer = self._direct.request(method, self.prefix + check_key(key), body, headers)
+            answer = self._direct.request(method, target, body, headers, query)
         except (NoCredentialsError, Unreachable) as exc:
             self._raise(exc, key)
         if 200 <= answer.status < 300:
@@ -235,19 +238,12 @@ class S3Store(ObjectStore):
         params = {"list-type": "2", "prefix": self.prefix + prefix, "max-keys": str(limit)}
         if after is not None:
             params["start-after"] = self.prefix + check_key(after)
-        if self._direct is not None:
+        answer = self._send("GET", None, query=canonical_query(params))
+        if answer is not None:
             try:
-                answer = self._direct.request("GET", None, query=canonical_query(params))
-            except (NoCredentialsError, Unreachable) as exc:
-                self._raise(exc, prefix)
-            if 200 <= answer.status < 300:
-                try:
-                    return [key[len(self.prefix) :] for key in listed_keys(answer.body)]
-                except ValueError as exc:  # not a listing (or not UTF-8)
-                    raise StoreError(f"S3 sent an unreadable listing of {self.uri}/{prefix}") from exc
-            if answer.status not in (301, 307) and answer.code not in _REDIRECT:
-                self._refuse(answer.code, prefix, f"(HTTP {answer.status})", None, False)
-            self._direct = None  # another region: boto3 follows it from now on (as in _send)
+                return [key[len(self.prefix) :] for key in listed_keys(answer.body)]
+            except ValueError as exc:  # not a listing (or not UTF-8)
+                raise StoreError(f"S3 sent an unreadable listing of {self.uri}/{prefix}") from exc
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": params["prefix"], "MaxKeys": limit}
         if after is not None:
             kwargs["StartAfter"] = params["start-after"]

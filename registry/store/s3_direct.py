@@ -151,7 +151,10 @@ def listed_keys(body: bytes) -> list[str]:
 
 
 class DirectS3:
-    """GET, HEAD and PUT of single objects in one bucket (path-style), signed with the session's credentials."""
+    """Single-object GET, HEAD and PUT in one bucket (path-style), and listing pages: signed requests.
+
+    Signed with the session's credentials; a key of None addresses the bucket itself (a ``ListObjectsV2`` page).
+    """
 
     def __init__(self, session: Any, client: Any, bucket: str) -> None:
         endpoint = client.meta.endpoint_url.rstrip("/")
