@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from flows import trust
 from flows.approval import ApprovalPolicy
 from flows.errors import ConfigError
 from validations.policy import GatePolicy
@@ -54,12 +55,13 @@ class RetrainConfig(BaseModel):
         default=None,
         title="Trainer function",
         description="module:function that gets (train frame, target, params) and returns a fitted estimator. "
-        "Its module must be allowed by PMR_TRAINER_MODULES, which the deployment sets.",
+        "Its module must be listed exactly: in a deployment's run by the worker policy, else by PMR_TRAINER_MODULES.",
     )
     estimator: str = Field(
         default="sklearn.linear_model.LogisticRegression",
         title="Estimator class",
-        description="scikit-learn class path, used when no trainer is given.",
+        description="A scikit-learn estimator class (one of sklearn.utils.all_estimators()), used when no "
+        "trainer is given.",
     )
     params: dict[str, Any] = Field(
         default_factory=dict, title="Parameters", description="Hyperparameters of the estimator (or the trainer)."
@@ -84,7 +86,8 @@ class RetrainConfig(BaseModel):
     dask_address: str | None = Field(
         default=None,
         title="Dask scheduler",
-        description="tcp://host:8786 of a running Dask scheduler; empty starts a local cluster of 2 workers.",
+        description="tcp://host:8786 of a running Dask scheduler (in a deployment's run, one the worker policy "
+        "lists); empty starts a local cluster of 2 workers.",
     )
     split: SplitConfig = Field(default_factory=SplitConfig, title="Holdout split")
     gates: GatePolicy = Field(default_factory=GatePolicy, title="Gate policy")
@@ -154,27 +157,67 @@ class RetrainConfig(BaseModel):
         """
         return cls.parse(read_config_file(path) | overrides, source=str(path))
 
-    def preflight(self) -> None:
-        """Load the suite, the thresholds and the trainer now, before any data is read or model trained.
+    def preflight(self) -> trust.Loaded | None:
+        """Check what the run may reach, then load the suite, thresholds and trainer, before any data is read.
+
+        In a deployment's run, every location (data, suite, thresholds, registry), the trainer module and the Dask
+        scheduler must be on the worker policy's lists, and the run's reviewers may only narrow the model's
+        (:mod:`flows.trust`); nothing outside them is read, imported or contacted.
+
+        Returns:
+            The worker policy the run is held to, or ``None`` for a flow called in a person's own process.
 
         Raises:
-            ConfigError: the field whose file or function is unusable, with why.
+            ConfigError: the field whose value is not allowed, or whose file or function is unusable, with why.
 
         """
         from flows import training
         from validations import data_quality, thresholds
 
+        loaded = trust.load() if trust.restricted() else None
+        if loaded is not None:
+            self.check_reach(loaded)
         checks: list[tuple[str, Any]] = [
             ("suite", lambda: data_quality.load_suite_ref(self.suite_ref)),
             ("thresholds", lambda: thresholds.load_thresholds(self.thresholds_ref)),
         ]
         if self.trainer:
-            checks.append(("trainer", lambda: training.load_trainer(self.trainer or "")))
+            modules, where = self.trainer_modules(loaded)
+            checks.append(("trainer", lambda: training.load_trainer(self.trainer or "", modules, where)))
+        else:
+            checks.append(("estimator", lambda: training.resolve_estimator(self.estimator)))
         for field, check in checks:
             try:
                 check()
             except Exception as exc:  # each loader raises its own typed error; the field is what matters here
                 raise ConfigError(f"config field {field!r}: {exc}") from None
+        return loaded
+
+    def check_reach(self, loaded: trust.Loaded) -> None:
+        """Refuse any location or scheduler outside the worker policy ``loaded`` (the trainer: :meth:`preflight`).
+
+        Raises:
+            trust.NotAllowed: the first field outside its list, naming where the list lives.
+
+        """
+        from registry.store.base import default_location
+
+        locations = {"dataset_uri": self.dataset_uri, "registry": self.registry or default_location()}
+        for field, ref in (("suite", self.suite_ref), ("thresholds", self.thresholds_ref)):
+            if not trust.is_bundled_name(ref):
+                locations[field] = ref
+        for field, value in locations.items():
+            trust.check_location(field, value, loaded)
+        if self.task_runner == "dask" and self.candidates and self.dask_address:
+            trust.check_dask_address(self.dask_address, loaded)
+
+    def trainer_modules(self, loaded: trust.Loaded | None) -> tuple[tuple[str, ...], str]:
+        """The modules a trainer may come from in this run, and where that list lives."""
+        from flows import training
+
+        if loaded is not None:
+            return tuple(loaded.policy.trainer_modules), f"'trainer_modules' in {loaded.where}"
+        return training.allowed_trainer_modules(), training.TRAINER_MODULES_ENV
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

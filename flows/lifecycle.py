@@ -11,7 +11,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows import publish
+from flows import publish, trust
 from flows.opkeys import operation_key
 from flows.tasks import run_actor
 from registry import Event, Registry
@@ -75,6 +75,7 @@ def promote_model(
         registry: registry location (default ``PMR_REGISTRY_URI``).
         actor: who promotes (default ``PMR_ACTOR`` or the deployment).
     """
+    trust.guard(registry=registry)  # a deployment's run opens only a registry the worker allows
     reg, who = Registry.open(registry), run_actor(actor)
     event = promote_version(reg, model_name, version, stage, actor=who, reason=reason, aliases=aliases)
     publish.overview(reg)
@@ -95,6 +96,7 @@ def archive_model(
         registry: registry location (default ``PMR_REGISTRY_URI``).
         actor: who archives (default ``PMR_ACTOR`` or the deployment).
     """
+    trust.guard(registry=registry)  # a deployment's run opens only a registry the worker allows
     reg, who = Registry.open(registry), run_actor(actor)
     reg.archive(
         model_name,
@@ -121,6 +123,7 @@ def rollback_model(
         registry: registry location (default ``PMR_REGISTRY_URI``).
         actor: who rolls back (default ``PMR_ACTOR`` or the deployment).
     """
+    trust.guard(registry=registry)  # a deployment's run opens only a registry the worker allows
     reg, who = Registry.open(registry), run_actor(actor)
     # The aliases move in the rollback's own event: a crash cannot leave them on the rolled-back version.
     event = reg.rollback(
@@ -161,6 +164,7 @@ def decide_model(
         four_eyes: refuse a registrant approving their own version.
         registry: registry location (default ``PMR_REGISTRY_URI``).
     """
+    trust.guard(registry=registry)
     reg = Registry.open(registry)
     event = reg.record_decision(
         model_name,

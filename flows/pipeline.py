@@ -10,7 +10,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import evidence, publish, training
+from flows import evidence, publish, training, trust
 from flows.approval import ApprovalPolicy, wait_for_decision
 from flows.config import RetrainConfig
 from flows.errors import ApprovalRejected, ApprovalTimedOut, ConfigError, GateFailed
@@ -30,8 +30,9 @@ from flows.tasks import (
 )
 from flows.training import Split
 from registry import Registry, VersionInfo
-from registry.errors import ApprovalRefused
+from registry.errors import ApprovalRefused, ModelNotFound
 from registry.lifecycle import approval_needed
+from registry.policy import ApprovalRules
 from validations import drift, policy
 from validations.report import GateReport
 
@@ -47,9 +48,12 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
         config: the whole run, see :class:`flows.config.RetrainConfig` (loadable from YAML).
     """
     cfg = RetrainConfig.parse(config)
-    cfg.preflight()  # suite, thresholds and trainer load before any data is read or model trained
+    # What the run may reach, the suite, thresholds and trainer: all checked before any data is read.
+    held_to = cfg.preflight()
     log = get_run_logger()
     approvals, gates = cfg.approval, cfg.gates
+    if held_to is not None and approvals.reviewers is not None:  # a deployment's run names no reviewers of its own
+        trust.check_reviewers(approvals.reviewers, _policy_of(cfg.registry, cfg.model_name), held_to)
     who = run_actor(cfg.actor)
     data = load_dataset(cfg.dataset_uri)
     dq = check_data_quality(data, cfg.suite_ref)
@@ -60,7 +64,7 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
         raise GateFailed("data_quality", f"data-quality gate failed on {cfg.dataset_uri}: {failed}; nothing registered")
 
     split = split_dataset(data, cfg.target, cfg.split.test_size, cfg.split.random_state)
-    model, metrics, params, sweep = _train(cfg, split)
+    model, metrics, params, sweep = _train(cfg, split, cfg.trainer_modules(held_to)[0])
     champ_mv, champ_model = current_champion(cfg.registry, cfg.model_name)
     metrics_report, thresholds_report, comparison = metric_gates(
         model, champ_model, split, metrics, cfg.thresholds_ref, gates
@@ -96,13 +100,14 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
         publish.overview(reg)
         raise GateFailed(blocking, f"{mv.uri} registered but blocked: {blocking} failed ({why})", mv.version)
 
-    # The registry keeps the model's policy and enforces it for every caller; this run's policy is recorded
-    # only when the model has none, and a stage either policy protects waits for a reviewer.
+    # The registry keeps the model's policy and enforces it for every caller, and a stage either policy
+    # protects waits for a reviewer. A model without one gets the worker's minimum in a deployment's run (a run
+    # never writes its own), this run's policy in a person's own process.
     reg.set_policy(
         cfg.model_name,
-        approvals.rules(),
+        held_to.policy.approval if held_to is not None else approvals.rules(),
         actor=who,
-        reason="default of the retraining pipeline",
+        reason="worker policy's minimum" if held_to is not None else "default of the retraining pipeline",
         only_if_unset=True,
         operation_key=operation_key(cfg.model_name, "policy"),
     )
@@ -125,14 +130,20 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
     return {"model": cfg.model_name, "version": mv.version, "stage": stage, "metrics": info.metrics}
 
 
-def _train(cfg: RetrainConfig, split: Split) -> tuple[Any, dict[str, float], dict[str, Any], GateReport | None]:
-    """Train the one candidate, or sweep ``cfg.candidates`` on the selected task runner and keep the best."""
+def _train(
+    cfg: RetrainConfig, split: Split, modules: tuple[str, ...]
+) -> tuple[Any, dict[str, float], dict[str, Any], GateReport | None]:
+    """Train the one candidate, or sweep ``cfg.candidates`` on the selected task runner and keep the best.
+
+    ``modules`` is the trainer allow-list the flow resolved: a Dask worker has no run context to resolve it.
+    """
     if not cfg.candidates:
-        model, metrics = train_candidate(split, cfg, cfg.params)
+        model, metrics = train_candidate(split, cfg, cfg.params, modules)
         return model, metrics, dict(cfg.params), None
     candidates = [cfg.params | c for c in cfg.candidates]
     with task_runner_for(cfg) as runner:
-        futures = runner.map(train_candidate, {"data": unmapped(split), "config": unmapped(cfg), "params": candidates})
+        arguments = {"data": unmapped(split), "config": unmapped(cfg), "params": candidates}
+        futures = runner.map(train_candidate, arguments | {"trainer_modules": unmapped(modules)})
         results = [f.result() for f in futures]
     scored = [(params, metrics) for params, (_, metrics) in zip(candidates, results, strict=True)]
     best, report = policy.sweep_report(scored, policy.primary_metric(gates=cfg.gates, model=results[0][0]))
@@ -149,6 +160,14 @@ def task_runner_for(cfg: RetrainConfig) -> Any:
     if cfg.dask_address:
         return DaskTaskRunner(address=cfg.dask_address)
     return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "dashboard_address": "127.0.0.1:0"})
+
+
+def _policy_of(registry: str | None, name: str) -> ApprovalRules | None:
+    """The model's approval policy, ``None`` for a model without one (or not registered yet)."""
+    try:
+        return Registry.open(registry).policy(name)
+    except ModelNotFound:
+        return None
 
 
 def _recorded(cfg: RetrainConfig) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows import trust
 from flows.errors import DatasetError
 from flows.training import read_dataset
 from registry import ModelVersion, Registry
@@ -140,6 +141,8 @@ def score_batch(model_uri: str, input_uri: str, output_uri: str, registry: str |
         output_uri: where the stamped predictions go (CSV or Parquet by suffix).
         registry: registry location (default PMR_REGISTRY_URI).
     """
+    # A deployment's run reads and writes only where the worker allows (flows/trust.py).
+    trust.guard(input_uri=input_uri, output_uri=output_uri, registry=registry)
     record = _score(registry, model_uri, input_uri, output_uri, str(flow_run.id or f"local-{uuid.uuid4().hex[:12]}"))
     get_run_logger().info(
         "scored %d rows of %s with %s v%s into %s",

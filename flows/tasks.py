@@ -94,11 +94,12 @@ def split_dataset(dataset: training.Dataset, target: str, test_size: float, rand
 
 @task(cache_policy=NO_CACHE)
 def train_candidate(
-    data: training.Split, config: RetrainConfig, params: dict[str, Any]
+    data: training.Split, config: RetrainConfig, params: dict[str, Any], trainer_modules: tuple[str, ...] = ()
 ) -> tuple[Any, dict[str, float]]:
     """Fit one candidate and score it on the holdout.
 
-    The candidate is the user's trainer, or the estimator class behind the default preprocessing.
+    The candidate is the user's trainer (its module in ``trainer_modules``, the list the flow resolved), or
+    the estimator class behind the default preprocessing.
     """
     model = training.train(
         data,
@@ -107,6 +108,7 @@ def train_candidate(
         trainer=config.trainer,
         estimator=config.estimator,
         preprocessing=config.preprocessing,
+        trainer_modules=trainer_modules,
     )
     return model, metrics.evaluate(model, data.X_test, data.y_test)
 

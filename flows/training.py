@@ -5,6 +5,7 @@ The flows call these; tests can too, without a Prefect server.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import os
@@ -20,10 +21,10 @@ from flows.errors import DatasetError, EstimatorError, TrainerError
 from registry.errors import DatasetUnavailable
 from registry.lineage import fingerprint_bytes, read_dataset_bytes
 
-#: Module prefixes an estimator class may come from (parameters can come from the UI: no arbitrary imports).
-ALLOWED_ESTIMATOR_MODULES = ("sklearn.",)
 #: Environment variable holding the modules a trainer function may come from (comma-separated).
 TRAINER_MODULES_ENV = "PMR_TRAINER_MODULES"
+#: The estimator a run trains when it names none.
+DEFAULT_ESTIMATOR = "sklearn.linear_model.LogisticRegression"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -78,6 +79,39 @@ def read_dataset(uri: str) -> Dataset:
     return Dataset(frame=frame, uri=uri, fingerprint=fingerprint_bytes(raw))
 
 
+@functools.cache
+def _estimator_classes() -> frozenset[type]:
+    from sklearn.utils import all_estimators
+
+    return frozenset(cls for _, cls in all_estimators())
+
+
+def resolve_estimator(class_path: str) -> type:
+    """The scikit-learn estimator class ``class_path`` names (public or private path), or a refusal.
+
+    Only a module of scikit-learn itself is imported, and what the name resolves to must be one of
+    ``sklearn.utils.all_estimators()`` (compared by identity): a function or any other class re-exported into a
+    scikit-learn module (``sklearn.utils._testing.check_output`` is ``subprocess.check_output``) is refused
+    before anything is called.
+
+    Raises:
+        EstimatorError: malformed, outside scikit-learn, or not an estimator class.
+
+    """
+    module_name, _, class_name = class_path.rpartition(".")
+    if not _DOTTED.fullmatch(class_path) or not (module_name == "sklearn" or module_name.startswith("sklearn.")):
+        raise EstimatorError(f"estimator {class_path!r} must be a scikit-learn class path, e.g. {DEFAULT_ESTIMATOR}")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError):
+        raise EstimatorError(f"no estimator class {class_path!r}") from None
+    if not isinstance(found, type) or found not in _estimator_classes():
+        raise EstimatorError(
+            f"{class_path!r} is not a scikit-learn estimator class (sklearn.utils.all_estimators() lists them)"
+        )
+    return found
+
+
 def build_estimator(
     class_path: str,
     params: Mapping[str, Any] | None = None,
@@ -94,20 +128,14 @@ def build_estimator(
         features: the training features (without the target); needed for ``"auto"``.
 
     Raises:
-        EstimatorError: not an allowed module, no such class, or parameters it does not take.
+        EstimatorError: not a scikit-learn estimator class, or parameters it does not take.
 
     """
-    module_name, _, class_name = class_path.rpartition(".")
-    if not module_name.startswith(ALLOWED_ESTIMATOR_MODULES):
-        raise EstimatorError(f"estimator {class_path!r} is not from {', '.join(ALLOWED_ESTIMATOR_MODULES)}")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError):
-        raise EstimatorError(f"no estimator class {class_path!r}") from None
+    cls = resolve_estimator(class_path)
     try:
         estimator = cls(**dict(params or {}))
     except TypeError as exc:
-        raise EstimatorError(f"{class_name} does not take these parameters: {exc}") from None
+        raise EstimatorError(f"{cls.__name__} does not take these parameters: {exc}") from None
     if preprocessing == "none":
         return estimator
     if preprocessing != "auto" or features is None:
@@ -144,30 +172,40 @@ def default_preprocessor(features: pd.DataFrame) -> Any:
 
 
 def allowed_trainer_modules(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """Modules a trainer function may come from: ``PMR_TRAINER_MODULES``, comma-separated.
+    """Modules a trainer function may come from in a person's own process: ``PMR_TRAINER_MODULES``, comma-separated.
 
-    The deployment or the operator sets it; never run parameters, which anyone can edit in the UI.
+    A deployment's runs ignore it: a run's job variables can set the environment, so their list comes from the
+    worker policy (:mod:`flows.trust`).
     """
     raw = (os.environ if env is None else env).get(TRAINER_MODULES_ENV, "")
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def load_trainer(spec: str, allowed: Sequence[str] | None = None) -> Callable[..., Any]:
-    """Import the trainer ``module:function`` if its module is on the allow-list.
+def load_trainer(
+    spec: str, allowed: Sequence[str] | None = None, where: str = TRAINER_MODULES_ENV
+) -> Callable[..., Any]:
+    """Import the trainer ``module:function`` if its module is listed exactly and the function is its own.
+
+    Args:
+        spec: ``package.module:function``.
+        allowed: exact module names (default :func:`allowed_trainer_modules`); a listed package does not admit
+            its submodules.
+        where: where the list lives, for the refusal.
 
     Raises:
-        TrainerError: malformed, not allowed (nothing is imported), missing, or not callable.
+        TrainerError: malformed, not allowed (nothing is imported), missing, not callable, or defined in another
+            module (a re-export such as ``from os import system`` is refused).
 
     """
     module_name, sep, func_name = spec.partition(":")
     if not sep or not _DOTTED.fullmatch(module_name) or not func_name.isidentifier():
         raise TrainerError(f"trainer {spec!r} must look like 'my_package.module:function'")
     allowed = allowed_trainer_modules() if allowed is None else tuple(allowed)
-    if not any(module_name == a or module_name.startswith(a + ".") for a in allowed):
+    if module_name not in allowed:
         listed = ", ".join(allowed) or "nothing"
         raise TrainerError(
-            f"trainer module {module_name!r} is not allowed: {TRAINER_MODULES_ENV} allows {listed} "
-            f"(the deployment or operator sets it; run parameters cannot)"
+            f"trainer module {module_name!r} is not allowed: {where} allows {listed} "
+            f"(exact module names, set by the operator; run parameters cannot)"
         )
     try:
         module = importlib.import_module(module_name)
@@ -176,6 +214,8 @@ def load_trainer(spec: str, allowed: Sequence[str] | None = None) -> Callable[..
     fn = getattr(module, func_name, None)
     if not callable(fn):
         raise TrainerError(f"{module_name} has no function {func_name!r}")
+    if getattr(fn, "__module__", None) != module_name or getattr(fn, "__qualname__", None) != func_name:
+        raise TrainerError(f"{spec!r} is not defined in {module_name} (a re-exported callable is not a trainer)")
     return fn
 
 
@@ -231,10 +271,13 @@ def train(
     params: Mapping[str, Any],
     *,
     trainer: str | None = None,
-    estimator: str = "sklearn.linear_model.LogisticRegression",
+    estimator: str = DEFAULT_ESTIMATOR,
     preprocessing: str = "auto",
+    trainer_modules: Sequence[str] | None = None,
 ) -> Any:
     """Fit one model on the training part: the user's ``trainer`` if given, else ``estimator`` (preprocessed).
+
+    ``trainer_modules`` is the allow-list the flow resolved (default: ``PMR_TRAINER_MODULES``).
 
     Raises:
         TrainerError: the trainer is not allowed, missing, or returned no estimator.
@@ -242,7 +285,7 @@ def train(
 
     """
     if trainer:
-        return run_trainer(load_trainer(trainer), data, target, params)
+        return run_trainer(load_trainer(trainer, trainer_modules), data, target, params)
     return fit(build_estimator(estimator, params, preprocessing=preprocessing, features=data.X_train), data)
 
 

@@ -90,7 +90,7 @@ def team_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     mark = f"open({str(tmp_path / 'imported')!r}, 'w').write('ran')\n"
     (package.parent / "not_allowed.py").write_text(mark + "def fit(frame, target, params):\n    raise SystemExit\n")
     monkeypatch.syspath_prepend(str(package.parent))
-    monkeypatch.setenv("PMR_TRAINER_MODULES", "team_churn")
+    monkeypatch.setenv("PMR_TRAINER_MODULES", "team_churn.train,team_churn.hgb")
     return "team_churn.train:fit"
 
 
