@@ -107,17 +107,37 @@ def copy(
 
 @app.command("import-mlflow")
 def import_mlflow(
-    tracking_uri: Annotated[str, typer.Option("--tracking-uri", help="The MLflow server: http(s)://host:port.")],
+    tracking_uri: Annotated[
+        str,
+        typer.Option(
+            "--tracking-uri", help="The MLflow server: http(s)://host:port (user:password@ is basic auth, never shown)."
+        ),
+    ],
     model: Annotated[list[str], typer.Option("--model", help="Only this registered model; repeatable.")] = [],  # noqa: B006
+    allow_artifact_root: Annotated[
+        list[str],
+        typer.Option(
+            "--allow-artifact-root",
+            help="Also read artifacts the server places under this directory or s3://bucket/prefix (with this "
+            "machine's credentials); repeatable. By default only the server's artifact proxy is read.",
+        ),
+    ] = [],  # noqa: B006
 ) -> None:
     """Import an MLflow model registry (versions, artifacts, runs' params and metrics, stages, aliases, tags).
 
     Oldest first, with MLflow's creation times and users in the events; run it again to bring only what changed.
+    A version over PMR_MLFLOW_MAX_VERSION_BYTES (default 2 GiB) or PMR_MLFLOW_MAX_VERSION_FILES (10,000), or
+    whose model this registry refuses, is skipped and listed.
     """
     report = mlflow_import.import_mlflow(
-        _reg(), tracking_uri, models=model or None, actor=OPTS.actor, say=lambda line: typer.echo(line, err=True)
+        _reg(),
+        tracking_uri,
+        models=model or None,
+        actor=OPTS.actor,
+        say=lambda line: typer.echo(line, err=True),
+        allowed_roots=allow_artifact_root,
     )
-    table = Table("model", "new versions", "already here", "changes", "warnings")
+    table = Table("model", "new versions", "already here", "changes", "warnings", "skipped")
     for name, done in report.items():
         table.add_row(
             name,
@@ -125,5 +145,6 @@ def import_mlflow(
             str(len(done.existing)),
             "; ".join(done.changes) or "-",
             "; ".join(done.warnings) or "-",
+            "; ".join(f"v{k}: {why}" for k, why in done.skipped.items()) or "-",
         )
     _emit({name: asdict(done) for name, done in report.items()}, table)

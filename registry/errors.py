@@ -71,6 +71,14 @@ class UntrustedArtifact(RegistryError, PermissionError):
     """A serialised model holds types that are not on the trusted list."""
 
 
+class ArtifactLocationRefused(RegistryError, PermissionError):
+    """An import source named artifacts outside what it may read (``pmr import-mlflow --allow-artifact-root``)."""
+
+
+class ArtifactTooLarge(RegistryError, ValueError):
+    """An imported version's artifacts exceed the size or file-count cap; nothing of them was kept."""
+
+
 class IdempotencyConflict(RegistryError, ValueError):
     """An idempotency key was reused for different content."""
 

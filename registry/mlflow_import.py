@@ -15,11 +15,18 @@ with a warning in the report.
 Run again, it adds only what changed: each registration carries an operation key naming the MLflow version,
 versions already imported are recognised without downloading anything, and stages, aliases and descriptions
 are compared with the current state before any event is written.
+
+The server is trusted for metadata only (see :mod:`registry.mlflow_source`): artifacts come through its own
+proxy unless ``allowed_roots`` names a local directory or S3 prefix holding them, and a location outside
+stops the import (:class:`~registry.errors.ArtifactLocationRefused`) before anything of it is read. A version
+over the size caps, or whose model this registry refuses to register (types that may run code), is skipped
+and named in the report's ``skipped``; the other versions are imported.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from registry.errors import RegistryError
+from registry.errors import ArtifactTooLarge, RegistryError, UntrustedArtifact
 from registry.mlflow_source import MlflowSource
 from registry.models import Lineage, ModelState, ModelVersion, VersionInfo
 from registry.names import check_model_name
@@ -61,6 +68,7 @@ class ModelImport:
     existing: dict[str, int] = field(default_factory=dict)  # imported by an earlier run
     changes: list[str] = field(default_factory=list)  # stage, alias and description events written
     warnings: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # MLflow version -> why it was not imported
 
 
 def _ts(ms: Any) -> datetime | None:
@@ -108,15 +116,38 @@ def import_mlflow(
     models: Iterable[str] | None = None,
     actor: str | None = None,
     say: Callable[[str], None] = lambda _line: None,
+    allowed_roots: Iterable[str | os.PathLike[str]] = (),
+    max_version_bytes: int | None = None,
+    max_version_files: int | None = None,
 ) -> dict[str, ModelImport]:
     """Import the registered models of the MLflow server at ``tracking_uri`` (all, or ``models``).
 
+    Args:
+        reg: the registry to import into.
+        tracking_uri: ``http(s)://[user:password@]host[:port]``; credentials in it become basic auth and are
+            never shown or recorded.
+        models: only these registered models (default: all).
+        actor: who runs the import (recorded in the ``mlflow.imported_by`` tag and the stage events).
+        say: told a line per version imported or skipped.
+        allowed_roots: local directories and ``s3://bucket[/prefix]`` roots the server may name as a version's
+            download location; by default only its artifact proxy (``mlflow-artifacts:/``) is read.
+        max_version_bytes: a bigger version is skipped (default ``PMR_MLFLOW_MAX_VERSION_BYTES`` or 2 GiB).
+        max_version_files: a version with more files and directories is skipped (default
+            ``PMR_MLFLOW_MAX_VERSION_FILES`` or 10,000).
+
     Raises:
-        InvalidMetadata: a bad tracking URI, or an MLflow model name that is not a valid name here.
-        StoreUnavailable: the MLflow server cannot be reached.
+        InvalidMetadata: a bad tracking URI, allowed root or cap, or an MLflow model name that is not valid here.
+        StoreUnavailable: the MLflow server cannot be reached, or redirected to another origin.
+        ArtifactLocationRefused: the server named artifacts outside its proxy and the allowed roots, or a listing
+            path leading out of a version's directory; nothing of them was read.
 
     """
-    source = MlflowSource(tracking_uri)
+    source = MlflowSource(
+        tracking_uri,
+        allowed_roots=allowed_roots,
+        max_version_bytes=max_version_bytes,
+        max_version_files=max_version_files,
+    )
     importer = resolve_actor(actor)
     wanted = sorted(set(models)) if models is not None else [m["name"] for m in source.models()]
     for name in wanted:
@@ -153,7 +184,12 @@ def _import_model(
         if number in done:
             mapping[number] = out.existing[number] = done[number]
             continue
-        mv = _register(reg, source, name, mlv, origin, importer)
+        try:
+            mv = _register(reg, source, name, mlv, origin, importer)
+        except (ArtifactTooLarge, UntrustedArtifact) as exc:  # this version only: nothing of it was written
+            out.skipped[number] = f"{type(exc).__name__}: {exc}"
+            say(f"{name}: MLflow v{number} skipped: {exc}")
+            continue
         mapping[number] = out.registered[number] = mv.version
         say(f"{name}: MLflow v{number} -> {mv.uri}")
     _apply_stages(reg, listed, name, mapping, importer, out)
