@@ -143,6 +143,9 @@ def stack(s3_server: Any) -> Iterator[Stack]:
             "PMR_REGISTRY_URI": f"s3://{BUCKET}/{prefix}/registry",
         }
         registry = env["PMR_REGISTRY_URI"]
+        # The worker's own policy (flows/trust.py): its runs may use this test's prefix of the bucket only.
+        stack_policy = {"roots": [f"s3://{BUCKET}/{prefix}"]}
+        policy_saved = _install_worker_policy(stack_policy)
         st = Stack(pg=pg, server=server, env=env, prefix=prefix, registry=registry, dataset=dataset, tmp=tmp)
         created = st.cli("prefect", "work-pool", "create", POOL, "--type", "process")
         assert created.returncode == 0, created.stdout + created.stderr
@@ -176,9 +179,33 @@ def stack(s3_server: Any) -> Iterator[Stack]:
             if st is not None:
                 _stop_worker(st)
         finally:
+            _restore_worker_policy(locals().get("policy_saved"))
             server.stop()
             pg.stop()
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install_worker_policy(policy: dict[str, Any]) -> bytes | None:
+    """Write the worker policy at its fixed path in this venv (the worker runs this venv's Python); the old bytes."""
+    import yaml
+
+    from flows import trust
+
+    path = trust.POLICY_PATHS[0]
+    saved = path.read_bytes() if path.exists() else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(policy))
+    return saved
+
+
+def _restore_worker_policy(saved: bytes | None) -> None:
+    from flows import trust
+
+    path = trust.POLICY_PATHS[0]
+    if saved is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(saved)
 
 
 def _wait_for_worker(st: Stack, timeout: float = 60) -> None:

@@ -83,7 +83,8 @@ def launched(stack: Stack, api: None) -> Iterator[Launched]:
     bg = Launched(stack)
     try:
         m = bg.models = {
-            key: unique(key) for key in ("nightly", "trigger", "ok", "gate", "reject", "timeout", "local", "suspend")
+            key: unique(key)
+            for key in ("nightly", "trigger", "ok", "gate", "reject", "timeout", "local", "suspend", "widen")
         }
         retrain = ("pmr", "ci", "retrain")
         # The nightly deployment with Prefect's own CLI: prefect deployment run ... --watch. A run's `config`
@@ -119,6 +120,18 @@ def launched(stack: Stack, api: None) -> Iterator[Launched]:
             "local",
             *(*retrain, m["local"], "--local", "--dataset", stack.dataset),
             *("--param", 'target_stage="staging"', "--expect-stage", "staging"),
+        )
+        # Whoever starts a run sets its job variables, the flow-run process's environment among them: an
+        # attempt to widen the trainer allow-list (and put a module of its own on the import path).
+        code = stack.tmp / "attacker"
+        code.mkdir()
+        (code / "tripwire_trainer.py").write_text(f"open({str(stack.tmp / 'tripwire')!r}, 'w').write('ran')\n")
+        widen = stored_config("retrain-model/retrain") | {"model_name": m["widen"], "trainer": "tripwire_trainer:fit"}
+        env = {"PMR_TRAINER_MODULES": "tripwire_trainer", "PYTHONPATH": str(code)}
+        bg.start(
+            "widen",
+            *("prefect", "deployment", "run", "retrain-model/retrain", "--watch", "--watch-timeout", "400"),
+            *("--params", json.dumps({"config": widen}), "--job-variable", f"env={json.dumps(env)}"),
         )
         bad = stack.tmp / "corrupted.csv"
         bad.write_text("mean radius,target\nnot-a-number,7\n")
@@ -324,3 +337,16 @@ def test_ci_retrain_local_mode(launched: Launched) -> None:
     code, out = launched.result("local-bad")
     assert code == 1, out[-4000:]
     assert "FAILED: a gate failed" in out and "data-quality gate failed" in out
+
+
+def test_a_job_variable_cannot_widen_the_workers_allow_list(stack: Stack, launched: Launched) -> None:
+    code, out = launched.result("widen")
+    assert code != 0, out[-4000:]
+    (run,) = [
+        r for r in runs_of("retrain-model/retrain") if r.parameters["config"]["model_name"] == launched.models["widen"]
+    ]
+    assert run.job_variables["env"]["PMR_TRAINER_MODULES"] == "tripwire_trainer"  # the override did reach the run
+    assert run.state.is_failed() and "'trainer_modules' in the worker policy" in (run.state.message or "")
+    assert not (stack.tmp / "tripwire").exists()  # the module was never imported
+    reg = Registry.open(stack.registry, create=False)
+    assert launched.models["widen"] not in reg.models()
