@@ -1,12 +1,13 @@
-"""Serialising models, and loading them only when their bytes are the ones registered and their types reviewed.
+"""Serialising models, and loading them only when their bytes are the ones registered and what they name reviewed.
 
 A hash check proves the bytes were not changed after registration, not that they are safe to load. So:
 
-- skops artifacts load with skops' own default trusted types plus the *reviewed* types recorded in the manifest
-  at registration. Registration reviews them: every type ``skops.io.get_untrusted_types`` reports must pass
-  :func:`reviewable`, a project allow-list (the scientific stack) that excludes callables which run code or touch
-  files (``builtins.eval``, ``exec``, ``__import__``, ``numpy.load`` …). Anything else is refused, naming the type,
-  before any of the file's code can run.
+- A skops artifact is reviewed before skops reads any of it, at registration (``register``, ``pmr copy``, the
+  MLflow import: all go through :meth:`registry.Registry.register`), by ``verify`` and on every load
+  (:mod:`registry.skops_review`): caps on the work its zip and schema may cause, then every node of its schema
+  against the reviewed list (:mod:`registry.trusted_types`): each name exact, listed for the node kind that uses
+  it, and resolving to an object of that very name. Anything else is refused, naming it, before any of the file's
+  code can run. The names outside skops' defaults are recorded in the manifest (``artifact.trusted_types``).
 - pickle and joblib run arbitrary code by design: they load only with an explicit ``allow_pickle=True``.
 """
 
@@ -18,49 +19,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from registry import skops_review, trusted_types
 from registry.errors import IntegrityError, InvalidMetadata, UntrustedArtifact
 from registry.models import sha256
 
 FORMATS = ("skops", "pickle", "joblib", "bytes")
 
-#: Module prefixes a reviewed skops type may come from.
-ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
-#: Single names outside those prefixes that are safe: ``functools.partial`` only binds arguments to another
-#: callable, which skops rebuilds as a node of its own and which must pass this review too (scikit-learn's
-#: ``HistGradientBoosting*`` with categorical features holds one).
-ALLOWED_NAMES = frozenset({"functools.partial"})
-#: Inside the allowed prefixes, names that read or write files, fetch data or run code.
-DENIED_PREFIXES = (
-    "numpy.load",
-    "numpy.save",
-    "numpy.fromfile",
-    "numpy.tofile",
-    "numpy.memmap",
-    "numpy.genfromtxt",
-    "numpy.fromregex",
-    "numpy.DataSource",
-    "numpy.lib.npyio",
-    "numpy.lib.format",
-    "numpy.lib._npyio",
-    "numpy.lib._datasource",
-    "numpy.ctypeslib",
-    "numpy.f2py",
-    "numpy.distutils",
-    "numpy.testing",
-    "scipy.io",
-    "scipy._lib",
-    "sklearn.datasets",
-    "sklearn.externals",
-    "sklearn.utils._testing",
-    "sklearn.utils._show_versions",
-)
-
 
 def reviewable(type_name: str) -> bool:
-    """Whether a type a skops file holds may be trusted once reviewed (see the module docstring)."""
-    if type_name in ALLOWED_NAMES:
-        return True
-    return type_name.startswith(ALLOWED_PREFIXES) and not type_name.startswith(DENIED_PREFIXES)
+    """Whether a skops file may name ``type_name`` as some node kind (skops' defaults or the reviewed list).
+
+    Exact names only; a listed name must also resolve to an object of that very name (see
+    :mod:`registry.trusted_types`). Whether a given file may use it also depends on the node kind that does.
+    """
+    kinds = trusted_types.allowed_kinds(type_name) - trusted_types.UNNAMED_KINDS
+    return any(trusted_types.admit(type_name, kind) is None for kind in kinds)
 
 
 def dump_model(model: Any) -> bytes:
@@ -90,35 +63,21 @@ def verify_bytes(data: bytes, expected_sha256: str, what: str) -> None:
         raise IntegrityError(f"{what} is corrupt: sha256 {actual[:12]}… != registered {expected_sha256[:12]}…")
 
 
-def _untrusted_types(data: bytes) -> list[str]:
-    """The types of a skops file outside skops' defaults (reading its schema runs none of its code)."""
-    import skops.io as sio
-
-    try:
-        return sorted(sio.get_untrusted_types(data=data))
-    except Exception as exc:  # a file skops cannot even parse is not a model we can review
-        raise UntrustedArtifact(f"not a readable skops file: {type(exc).__name__}: {exc}") from None
-
-
 def review_types(data: bytes, fmt: str) -> list[str] | None:
-    """Review a new artifact's types at registration: the list to record in its manifest.
+    """Review a new artifact at registration: the list of names to record in its manifest.
 
     Returns:
-        The non-default types a skops file holds, all of them reviewable; ``None`` for other formats.
+        The names a skops file uses outside skops' defaults, all of them admitted; ``None`` for other formats.
 
     Raises:
-        UntrustedArtifact: a type is not reviewable (named in the message); nothing should be written.
+        UntrustedType: a name is not admitted as the node kind using it (each named); nothing should be written.
+        ArtifactCapExceeded: the file exceeds a cap of :mod:`registry.skops_review` (named, with its setting).
+        ArtifactRefused: not a skops file the review can read.
 
     """
     if fmt != "skops":
         return None
-    types = _untrusted_types(data)
-    refused = [t for t in types if not reviewable(t)]
-    if refused:
-        raise UntrustedArtifact(
-            f"model holds types that may run code or touch files when loaded: {refused}; refusing to register it"
-        )
-    return types
+    return skops_review.review(data, action="refusing to register it").non_default()
 
 
 def deserialize(
@@ -134,16 +93,20 @@ def deserialize(
     Args:
         data: bytes whose hash was already checked against the manifest.
         fmt: the manifest's artifact format.
-        reviewed: the types recorded in the manifest at registration (``None`` for a manifest written before
-            types were recorded: then each type must pass :func:`reviewable`).
-        trusted: further type names the caller vouches for; each must still pass :func:`reviewable`.
+        reviewed: the names recorded in the manifest at registration. Informative only: the review at every load
+            decides, against the committed list, so an edited manifest admits nothing.
+        trusted: classes of scikit-learn, NumPy or SciPy the caller vouches for, by exact name; each must be the
+            class its name says and is admitted only as an instance (see :func:`trusted_types.check_extra`).
         allow_pickle: load pickle and joblib artifacts, which can run any code.
 
     Raises:
-        UntrustedArtifact: a skops file holds a type outside skops' defaults, the reviewed list and ``trusted``,
-            or a type that no list may admit; or a pickle/joblib artifact without ``allow_pickle``.
+        UntrustedType: a skops file names something not admitted as the node kind using it, or ``trusted`` names
+            something that is never trusted.
+        ArtifactCapExceeded, ArtifactRefused: see :func:`registry.skops_review.review`.
+        UntrustedArtifact: a pickle/joblib artifact without ``allow_pickle``.
 
     """
+    del reviewed  # kept for callers; see Args
     if fmt == "bytes":
         return data
     if fmt in ("pickle", "joblib"):
@@ -158,14 +121,11 @@ def deserialize(
 
         return joblib.load(io.BytesIO(data))
     import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
 
-    extra = [t for t in trusted]
-    never = [t for t in extra if not reviewable(t)]
-    if never:
-        raise UntrustedArtifact(f"types {never} can run code or touch files and are never trusted")
-    types = _untrusted_types(data)
-    admitted = set(extra) | (set(reviewed) if reviewed is not None else {t for t in types if reviewable(t)})
-    refused = [t for t in types if t not in admitted or not reviewable(t)]
-    if refused:
-        raise UntrustedArtifact(f"model holds types that were not reviewed at registration: {refused}; not loading it")
-    return sio.loads(data, trusted=types)
+    found = skops_review.review(data, extra=trusted)
+    try:
+        # Every name was checked for the kind of node using it; skops' own audit runs again on the same bytes.
+        return sio.loads(data, trusted=found.names())
+    except UntrustedTypesFoundException as exc:  # skops saw a name the review did not: refuse, never widen
+        raise UntrustedArtifact(f"skops refused what the review admitted: {exc}; not loading it") from None

@@ -71,6 +71,46 @@ class UntrustedArtifact(RegistryError, PermissionError):
     """A serialised model holds types that are not on the trusted list."""
 
 
+class ArtifactRefused(UntrustedArtifact):
+    """The review of a skops artifact refused it before skops read it (see :mod:`registry.skops_review`)."""
+
+
+class UntrustedType(ArtifactRefused):
+    """A skops artifact names something the reviewed list does not admit, or admits it as another node kind.
+
+    ``refused`` holds one line per refused name: the name, the node kind it was used as and why.
+    """
+
+    def __init__(self, message: str, refused: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.refused = list(refused or [])
+
+    def __reduce__(self) -> tuple[type, tuple[str, list[str]]]:
+        return type(self), (str(self), self.refused)
+
+
+class ArtifactCapExceeded(ArtifactRefused):
+    """A skops artifact exceeds a cap on the work its review or its loading may take (size, ratio, nodes …).
+
+    ``cap`` names the cap, ``setting`` the environment variable that sets it, ``limit`` and ``actual`` the values.
+    """
+
+    def __init__(self, cap: str, setting: str, limit: float, actual: float, what: str = "") -> None:
+        detail = f" ({what})" if what else ""
+        super().__init__(
+            f"skops artifact exceeds the {cap} cap: {_number(actual)} > {_number(limit)}{detail}; "
+            f"{setting} sets the cap"
+        )
+        self.cap, self.setting, self.limit, self.actual, self.what = cap, setting, limit, actual, what
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, float, float, str]]:
+        return type(self), (self.cap, self.setting, self.limit, self.actual, self.what)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
 class ArtifactLocationRefused(RegistryError, PermissionError):
     """An import source named artifacts outside what it may read (``pmr import-mlflow --allow-artifact-root``)."""
 

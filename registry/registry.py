@@ -173,7 +173,9 @@ class Registry:
             InvalidName, InvalidMetadata: bad input; nothing is written.
             DatasetUnavailable: the lineage names a dataset that cannot be read (see ``allow_missing_dataset``).
             IdempotencyConflict: the key was used before for a registration with other metadata.
-            UntrustedArtifact: a skops artifact holds a type that may run code or touch files when loaded.
+            UntrustedArtifact: a skops artifact names something the reviewed list does not admit as the node kind
+                using it (``UntrustedType``), or exceeds a cap on its size (``ArtifactCapExceeded``): see
+                :mod:`registry.skops_review`.
 
         """
         check_model_name(name)
@@ -569,16 +571,18 @@ class Registry:
         return snapshots.read(self.store, self._resolve_live(uri))
 
     def load(self, uri: str, *, trusted: Iterable[str] = (), allow_pickle: bool = False) -> Any:
-        """Load the model at ``uri``: its bytes must match the manifest's SHA-256 and its types the reviewed ones.
+        """Load the model at ``uri``: its bytes must match the manifest's SHA-256 and pass the review of every load.
 
         Args:
             uri: model URI.
-            trusted: extra skops types the caller vouches for (never code-running ones).
+            trusted: exact names of scikit-learn, NumPy or SciPy classes the caller vouches for, admitted only as
+                instances (never functions, types or calls: see :func:`registry.trusted_types.check_extra`).
             allow_pickle: load a pickle or joblib artifact (they can run any code).
 
         Raises:
             IntegrityError: the bytes differ from the registered ones.
-            UntrustedArtifact: unreviewed or code-running types, or pickle/joblib without ``allow_pickle``.
+            UntrustedArtifact: a skops artifact the review refuses (``UntrustedType`` names what and how an operator
+                admits it, ``ArtifactCapExceeded`` the cap), or pickle/joblib without ``allow_pickle``.
 
         """
         mv, data = self.load_bytes(uri)

@@ -3,10 +3,12 @@
 Checked per model: the log (contiguous, parsable, hash-chained, no operation key used twice), the snapshot
 against the replayed log, every manifest against its ``registered`` event, every artifact and report blob
 against its hash (reports recorded later against their ``validated`` event), stage/alias pointers, the
-``latest`` hint, and operation-key claims against the manifests and events that carry the keys. Across the
-registry: orphan blobs and leftover temporary files. Each model's head (last event and its hash) is reported
-so that it can be recorded outside the bucket and checked later (``expected_heads``): that catches a rewrite
-of the newest events, which nothing inside the bucket can.
+``latest`` hint, and operation-key claims against the manifests and events that carry the keys. Every skops
+artifact also goes through the review each load runs (:mod:`registry.skops_review`): one that the reviewed list
+or a cap refuses is reported as ``artifact_untrusted`` or ``artifact_too_large``. Across the registry: orphan
+blobs and leftover temporary files. Each model's head (last event and its hash) is reported so that it can be
+recorded outside the bucket and checked later (``expected_heads``): that catches a rewrite of the newest events,
+which nothing inside the bucket can.
 
 :func:`registry.repair.repair` cleans what is safe to clean; it never touches manifests or events.
 """
@@ -21,9 +23,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from registry import background, keys, versions
+from registry import background, keys, skops_review, versions
 from registry import index as listing_index
-from registry.errors import IntegrityError, ObjectNotFound, RegistryError
+from registry.errors import ArtifactCapExceeded, IntegrityError, ObjectNotFound, RegistryError, UntrustedArtifact
 from registry.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
 from registry.lifecycle import apply_event
 from registry.log import current_snapshot, parse_event
@@ -240,7 +242,9 @@ class _Model:
             if number in self.state.deleted:
                 # Retention removed its bytes (a `deleted` event): missing is expected, and leftovers are orphans.
                 continue
-            self.blob(key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}")
+            data = self.blob(key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}")
+            if data is not None and mv.artifact.format == "skops":
+                self.artifact(key, data, number)
             if mv.lineage.dataset_snapshot:  # the training data it kept: a blob like any other
                 digest = mv.lineage.dataset_snapshot
                 self.blob(key, keys.blob_key(digest), digest, f"training-data snapshot of v{number}")
@@ -274,16 +278,29 @@ class _Model:
             if sha256(raw) != digest:
                 self.bad(legacy, f"{gate} report of v{version} differs from its validated event", "report_altered")
 
-    def blob(self, owner: str, key: str, digest: str, what: str) -> None:
+    def blob(self, owner: str, key: str, digest: str, what: str) -> bytes | None:
+        """Check a blob against its hash; its bytes when they match."""
         self.report.blobs += 1
         self.referenced.add(key)
         try:
             data = self.store.get(key).data
         except ObjectNotFound:
             self.bad(owner, f"{what} is missing ({key})", "blob_missing")
-            return
+            return None
         if sha256(data) != digest:
             self.bad(owner, f"{what} is altered: sha256 does not match", "blob_altered")
+            return None
+        return data
+
+    def artifact(self, owner: str, data: bytes, number: int) -> None:
+        # The review every load runs: an artifact registered under an older list, or before the caps, is reported
+        # here (loading it would be refused the same way) rather than found at serving time.
+        try:
+            skops_review.review(data, action="loading it is refused")
+        except ArtifactCapExceeded as exc:
+            self.bad(owner, f"artifact of v{number}: {exc}", "artifact_too_large")
+        except UntrustedArtifact as exc:
+            self.bad(owner, f"artifact of v{number}: {exc}", "artifact_untrusted")
 
     # -- pointers and caches --------------------------------------------------------------------------
     def pointers(self) -> None:
