@@ -4,7 +4,8 @@ Two models: ``churn`` (3 versions: Archived, Production, Staging; aliases ``cham
 tags and descriptions) and ``fraud`` (2 versions, alias ``prod``), each version from a run with params and
 metrics and a scikit-learn model logged with ``mlflow.sklearn``. Prints what it made as JSON.
 
-Usage: python mlflow_seed.py TRACKING_URI [--extra]   (``--extra`` adds churn v4 for a second import)
+Usage: python mlflow_seed.py TRACKING_URI [--extra | --fraud-only]   (``--extra`` adds churn v4 for a second
+import; ``--fraud-only`` makes only ``fraud``)
 """
 
 from __future__ import annotations
@@ -42,10 +43,15 @@ def main() -> None:
         print(json.dumps({"added": "churn/4"}))
         return
     mlflow.set_experiment("seed")
-    for i, auc in enumerate([0.81, 0.9, 0.93], start=1):
-        _train("churn", float(i), auc)
     for i, auc in enumerate([0.7, 0.75], start=1):
         _train("fraud", float(i) / 10, auc)
+    client.transition_model_version_stage("fraud", "2", "Production")
+    client.set_registered_model_alias("fraud", "prod", "2")
+    if "--fraud-only" in sys.argv:
+        print(json.dumps({"models": ["fraud"]}))
+        return
+    for i, auc in enumerate([0.81, 0.9, 0.93], start=1):
+        _train("churn", float(i), auc)
     client.update_registered_model("churn", description="predicts churn within 90 days")
     client.set_registered_model_tag("churn", "domain", "retention")
     client.update_model_version("churn", "2", description="the Q3 model")
@@ -55,8 +61,6 @@ def main() -> None:
     client.transition_model_version_stage("churn", "3", "Staging")
     client.set_registered_model_alias("churn", "champion", "2")
     client.set_registered_model_alias("churn", "challenger", "3")
-    client.transition_model_version_stage("fraud", "2", "Production")
-    client.set_registered_model_alias("fraud", "prod", "2")
     print(json.dumps({"models": ["churn", "fraud"]}))
 
 

@@ -6,6 +6,7 @@ Prefect's); the import talks to it over MLflow's REST API, as it would to a team
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ import pytest
 from sklearn.datasets import load_iris
 
 from registry import Registry
-from registry.errors import InvalidMetadata, StoreUnavailable
+from registry.errors import ArtifactLocationRefused, InvalidMetadata, StoreUnavailable
 from registry.mlflow_import import import_mlflow
 from registry.verify import verify
 from tests.conftest import skip_unless_ci, snapshot
@@ -43,8 +44,25 @@ def _mlflow_python() -> Path:
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    python = _mlflow_python()
     root = tmp_path_factory.mktemp("mlflow")
+    with _seeded_server(root, "--artifacts-destination", str(root / "artifacts")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def mlflow_local_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server that does not proxy artifacts: its download URIs are paths in the directory it names."""
+    root = tmp_path_factory.mktemp("mlflow-local")
+    artifacts = root / "mlruns"
+    args = ("--default-artifact-root", str(artifacts), "--no-serve-artifacts")
+    with _seeded_server(root, *args, seed=("--fraud-only",)) as url:
+        yield url, artifacts
+
+
+@contextlib.contextmanager
+def _seeded_server(root: Path, *artifact_args: str, seed: tuple[str, ...] = ()) -> Iterator[str]:
+    """``mlflow server`` on a sqlite store in ``root``, seeded by ``mlflow_seed.py``, stopped on exit."""
+    python = _mlflow_python()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": url, "GIT_PYTHON_REFRESH": "quiet"}
@@ -53,7 +71,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         [
             str(python), "-m", "mlflow", "server",
             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
+            *artifact_args,
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         ],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -71,7 +89,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if server.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
             time.sleep(1)
-        seeded = subprocess.run([str(python), str(SEED), url], env=env, capture_output=True, text=True, timeout=600)
+        command = [str(python), str(SEED), url, *seed]
+        seeded = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert seeded.returncode == 0, seeded.stderr[-3000:]
         yield url
     finally:
@@ -158,3 +177,18 @@ def test_unreachable_or_bad_tracking_uri_is_a_typed_error(tmp_path: Path) -> Non
     with pytest.raises(StoreUnavailable):
         import_mlflow(reg, f"http://127.0.0.1:{_free_port()}")
     assert not list(reg.store.list(""))
+
+
+def test_artifacts_stored_outside_the_servers_proxy_need_an_allowed_root(
+    mlflow_local_artifacts: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, artifacts = mlflow_local_artifacts
+    reg = Registry.open(tmp_path / "reg")
+    with pytest.raises(ArtifactLocationRefused, match="--allow-artifact-root"):
+        import_mlflow(reg, url, models=["fraud"])  # the server names local paths: not read by default
+    assert not list(reg.store.list(""))
+    report = import_mlflow(reg, url, models=["fraud"], allowed_roots=[str(artifacts)])
+    assert report["fraud"].registered == {"1": 1, "2": 2} and not report["fraud"].skipped
+    model = reg.load("fraud@prod")
+    X, _ = load_iris(return_X_y=True)
+    assert model.C == 0.2 and np.asarray(model.predict(X)).shape == (150,)
