@@ -297,7 +297,7 @@ class MlflowSource:
         request = urllib.request.Request(url, headers=self._headers())
         try:
             with _OPENER.open(request, timeout=TIMEOUT_S) as response:
-                return response.read(max(limit, 0) + 1)
+                return _read(response, limit)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise ObjectNotFound(f"{url}: not found on the MLflow server") from None
@@ -397,37 +397,59 @@ class MlflowSource:
         if not top or _bad_segment(top):
             raise ArtifactLocationRefused(f"the MLflow server names {redact(uri)!r}: a path with '..' or '.' parts")
         out: dict[str, bytes] = {}
-        for rel, full in self._listing(top, "", budget):
+        for rel, full in self._listing(top, budget):
             body = self._get("/api/2.0/mlflow-artifacts/artifacts/" + urllib.parse.quote(full), limit=budget.left)
             out[rel] = budget.take(body)
         return out
 
-    def _listing(self, path: str, prefix: str, budget: _Budget) -> list[tuple[str, str]]:
-        """``(relative path, server path)`` of every file under ``path``, every entry checked and counted."""
-        body = self._get("/api/2.0/mlflow-artifacts/artifacts", path=path)
-        if len(body) > MAX_METADATA_BYTES:
-            raise ArtifactTooLarge(f"the artifact listing of {path} is larger than {MAX_METADATA_BYTES} bytes")
-        try:
-            listing = json.loads(body)
-        except ValueError:
-            raise StoreUnavailable(f"{self.uri} did not answer the artifact listing of {path} with JSON") from None
+    def _listing(self, top: str, budget: _Budget) -> list[tuple[str, str]]:
+        """``(relative path, server path)`` of every file under ``top``, every entry checked and counted.
+
+        Depth first with a stack, not recursion: a server's endless nesting ends at the entry cap.
+        """
         found: list[tuple[str, str]] = []
-        for entry in listing.get("files", []) if isinstance(listing, dict) else []:
-            name = str(entry.get("path", ""))
-            if _bad_segment(name):  # a listing may not lead out of the version's directory
-                raise ArtifactLocationRefused(
-                    f"the MLflow server lists {name!r} under {path}: a path with '..', '.' or '/' at its start, "
-                    "outside the version's artifacts; not read"
-                )
-            rel, full = f"{prefix}{name}", f"{path}/{name}"
-            if entry.get("is_dir"):
-                budget.declare()
-                found.extend(self._listing(full, f"{rel}/", budget))
-            else:
-                size = entry.get("file_size")
-                budget.declare(size if isinstance(size, int) else 0)
-                found.append((rel, full))
-        return found
+        pending = [(top, "")]
+        while pending:
+            path, prefix = pending.pop()
+            body = self._get("/api/2.0/mlflow-artifacts/artifacts", path=path)
+            if len(body) > MAX_METADATA_BYTES:
+                raise ArtifactTooLarge(f"the artifact listing of {path} is larger than {MAX_METADATA_BYTES} bytes")
+            try:
+                entries = json.loads(body).get("files", [])
+                names = [str(entry.get("path", "")) for entry in entries]
+            except (ValueError, AttributeError, TypeError):
+                raise StoreUnavailable(f"{self.uri} did not answer the artifact listing of {path} as MLflow") from None
+            for entry, name in zip(entries, names, strict=True):
+                if _bad_segment(name):  # a listing may not lead out of the version's directory
+                    raise ArtifactLocationRefused(
+                        f"the MLflow server lists {name!r} under {path}: a path with '..', '.' or '/' at its start, "
+                        "outside the version's artifacts; not read"
+                    )
+                rel, full = f"{prefix}{name}", f"{path}/{name}"
+                if entry.get("is_dir"):
+                    budget.declare()
+                    pending.append((full, f"{rel}/"))
+                else:
+                    size = entry.get("file_size")
+                    budget.declare(size if isinstance(size, int) else 0)
+                    found.append((rel, full))
+        return sorted(found)
+
+
+def _read(stream: IO[bytes], limit: int) -> bytes:
+    """Up to ``limit + 1`` bytes of ``stream`` (one more shows it was longer), a MiB at a time.
+
+    ``read(limit + 1)`` at once would ask for a buffer of the whole cap (2 GiB) for every file.
+    """
+    chunks: list[bytes] = []
+    left = max(limit, 0) + 1
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _local_files(top: Path, root: Path, budget: _Budget) -> dict[str, bytes]:
@@ -458,7 +480,7 @@ def _local_files(top: Path, root: Path, budget: _Budget) -> dict[str, bytes]:
     for rel, real in sorted(found):
         # O_NOFOLLOW: a file swapped for a symlink after the check above is not followed
         with os.fdopen(os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as handle:
-            out[rel] = budget.take(handle.read(budget.left + 1))
+            out[rel] = budget.take(_read(handle, budget.left))
     return out
 
 
@@ -480,6 +502,6 @@ def _s3_files(bucket: str, prefix: str, budget: _Budget) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     for rel, key in listed:
         body = client.get_object(Bucket=bucket, Key=key)["Body"]
-        out[rel] = budget.take(body.read(budget.left + 1))
+        out[rel] = budget.take(_read(body, budget.left))
         body.close()
     return out

@@ -124,6 +124,7 @@ class FakeMlflow:
         self.artifacts: dict[str, bytes] = {}  # server path ("1/artifacts/MLmodel") -> bytes
         self.listings: dict[str, list[dict[str, Any]]] = {}
         self.redirects: dict[str, str] = {}
+        self.endless: str | None = None  # every directory under it holds another one
         self.server = Server(self._answer)
         self.url = self.server.url
 
@@ -154,6 +155,8 @@ class FakeMlflow:
             top = query["path"][0]
             if top in self.listings:
                 return _json({"files": self.listings[top]})
+            if self.endless and top.startswith(self.endless):
+                return _json({"files": [{"path": "d", "is_dir": True}]})
             children: dict[str, dict[str, Any]] = {}
             for key, data in self.artifacts.items():
                 if key.startswith(f"{top}/"):
@@ -435,6 +438,17 @@ def test_a_version_over_the_caps_is_skipped_and_named_and_the_others_imported(
     assert "MLflow v2 skipped" in err
 
 
+def test_an_endless_nesting_of_directories_ends_at_the_entry_cap(
+    mlflow: FakeMlflow, reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PMR_MLFLOW_MAX_VERSION_FILES", "1500")  # deeper than Python's recursion limit
+    mlflow.uris["1"] = "mlflow-artifacts:/1/artifacts"
+    mlflow.endless = "1/artifacts"
+    mlflow.proxied("2", {"MLmodel": MLMODEL})
+    report = import_mlflow(reg, mlflow.url)["m"]
+    assert report.registered == {"2": 1} and "PMR_MLFLOW_MAX_VERSION_FILES" in report.skipped["1"]
+
+
 def test_a_version_the_registry_refuses_is_skipped_and_the_others_imported(mlflow: FakeMlflow, reg: Registry) -> None:
     evil = sio.dumps(FunctionTransformer(func=eval))
     flavor = b"flavors:\n  sklearn:\n    pickled_model: model.skops\n    serialization_format: skops\n"
@@ -443,7 +457,7 @@ def test_a_version_the_registry_refuses_is_skipped_and_the_others_imported(mlflo
     mlflow.proxied("3", {"MLmodel": MLMODEL})
     report = import_mlflow(reg, mlflow.url)["m"]
     assert report.registered == {"1": 1, "3": 2}
-    assert list(report.skipped) == ["2"] and "UntrustedArtifact" in report.skipped["2"]
+    assert list(report.skipped) == ["2"] and "builtins.eval" in report.skipped["2"]  # UntrustedArtifact's reason
     assert reg.latest_version("m") == 2
 
 
