@@ -366,7 +366,11 @@ class MlflowSource:
 
         """
         budget = _Budget(self.max_version_bytes, self.max_version_files)
-        parts = urllib.parse.urlsplit(uri)
+        try:
+            parts = urllib.parse.urlsplit(uri)
+            parts.port  # noqa: B018 - a port that is not a number raises here
+        except ValueError:
+            raise ArtifactLocationRefused(f"the MLflow server names {redact(uri)!r}: not a URI; not read") from None
         if parts.scheme == "mlflow-artifacts":
             return self._proxied(uri, parts, budget)
         if parts.scheme == "s3":

@@ -396,7 +396,14 @@ def test_a_listing_that_leads_out_of_the_version_is_refused(mlflow: FakeMlflow, 
 
 
 @pytest.mark.parametrize(
-    "uri", ["mlflow-artifacts:/1/../../x", "mlflow-artifacts:/", "mlflow-artifacts://evil.example:80/1/artifacts"]
+    "uri",
+    [
+        "mlflow-artifacts:/1/../../x",
+        "mlflow-artifacts:/",
+        "mlflow-artifacts://evil.example:80/1/artifacts",
+        "mlflow-artifacts://127.0.0.1:port/1/artifacts",
+        "mlflow-artifacts://[::1/1/artifacts",
+    ],
 )
 def test_a_proxied_download_uri_outside_the_server_or_with_dot_dot_is_refused(
     mlflow: FakeMlflow, reg: Registry, uri: str
