@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from registry import skops_review, trusted_types
 from registry.errors import IntegrityError, InvalidMetadata, UntrustedArtifact
 from registry.models import sha256
 
@@ -32,6 +31,8 @@ def reviewable(type_name: str) -> bool:
     Exact names only; a listed name must also resolve to an object of that very name (see
     :mod:`registry.trusted_types`). Whether a given file may use it also depends on the node kind that does.
     """
+    from registry import trusted_types
+
     kinds = trusted_types.allowed_kinds(type_name) - trusted_types.UNNAMED_KINDS
     return any(trusted_types.admit(type_name, kind) is None for kind in kinds)
 
@@ -77,6 +78,8 @@ def review_types(data: bytes, fmt: str) -> list[str] | None:
     """
     if fmt != "skops":
         return None
+    from registry import skops_review
+
     return skops_review.review(data, action="refusing to register it").non_default()
 
 
@@ -96,7 +99,7 @@ def deserialize(
         reviewed: the names recorded in the manifest at registration. Informative only: the review at every load
             decides, against the committed list, so an edited manifest admits nothing.
         trusted: classes of scikit-learn, NumPy or SciPy the caller vouches for, by exact name; each must be the
-            class its name says and is admitted only as an instance (see :func:`trusted_types.check_extra`).
+            class its name says and is admitted only as an instance (see :func:`registry.trusted_types.check_extra`).
         allow_pickle: load pickle and joblib artifacts, which can run any code.
 
     Raises:
@@ -122,6 +125,8 @@ def deserialize(
         return joblib.load(io.BytesIO(data))
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
+
+    from registry import skops_review
 
     found = skops_review.review(data, extra=trusted)
     try:

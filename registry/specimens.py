@@ -75,14 +75,16 @@ def data(rows: int = ROWS, seed: int = 0) -> Data:
             "contract": rng.choice(["monthly", "yearly", "two-year"], rows),
         }
     )
+    score = frame["tenure"].to_numpy() / 72 + (frame["contract"] == "monthly").to_numpy() + rng.normal(0, 0.3, rows)
+    long_tenure = (frame["tenure"].to_numpy() > 36).astype(int)
+    frame.loc[::13, "tenure"] = np.nan
     frame.loc[::7, "charges"] = np.nan
     frame.loc[::5, "calls"] = np.nan
     frame.loc[::11, "contract"] = None
-    score = frame["tenure"].to_numpy() / 72 + (frame["contract"] == "monthly").to_numpy() + rng.normal(0, 0.3, rows)
     y_class = np.digitize(score, np.quantile(score, [1 / 3, 2 / 3]))
     y_binary = (score > np.median(score)).astype(int)
     y_reg = 10 + 5 * score + rng.normal(0, 0.5, rows)  # positive: Poisson and Gamma losses need that
-    y_multi_class = np.column_stack([y_binary, (frame["tenure"].to_numpy() > 36).astype(int)])
+    y_multi_class = np.column_stack([y_binary, long_tenure])
     y_multi_reg = np.column_stack([y_reg, 2 * y_reg + rng.normal(0, 0.5, rows)])
     width = preprocessor().fit_transform(frame).shape[1]
     return Data(frame, y_class, y_binary, y_reg, y_multi_class, y_multi_reg, width)
@@ -121,7 +123,6 @@ def _meta_args(d: Data) -> dict[str, Callable[[], dict[str, Any]]]:
     """Constructor arguments of the estimators that require some: small inner estimators."""
     import numpy as np
     from sklearn.decomposition import PCA, TruncatedSVD
-    from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -170,7 +171,7 @@ def _meta_args(d: Data) -> dict[str, Callable[[], dict[str, Any]]]:
         "VotingRegressor": lambda: {
             "estimators": [("ridge", reg()), ("tree", DecisionTreeRegressor(max_depth=2, random_state=0))]
         },
-        "FrozenEstimator": lambda: {"estimator": LogisticRegression().fit([[0.0], [1.0]], [0, 1])},
+        "FrozenEstimator": lambda: {"estimator": clf().fit(preprocessor().fit_transform(d.frame), d.y_class)},
     }
 
 
@@ -253,7 +254,7 @@ def _fit(name: str, est: Any, d: Data) -> Specimen:
         labels = [{int(a), int(b) + 2} for a, b in d.y_multi_class] if tags.target_tags.two_d_labels else d.y_class
         return Specimen(name, est.fit(labels), labels)
     if tags.input_tags.one_d_array and not tags.input_tags.two_d_array:
-        x = frame["tenure"].to_numpy()
+        x = frame["tenure"].fillna(frame["tenure"].median()).to_numpy()  # one feature, its gaps imputed
         return Specimen(name, est.fit(x, d.y_reg), x)
     pre = preprocessor()
     if tags.input_tags.pairwise:
@@ -311,9 +312,11 @@ def estimator(name: str, d: Data | None = None) -> Specimen:
             raise Unfittable(f"cannot fit on the table: {type(exc).__name__}: {exc}") from exc
 
 
-def variants(d: Data | None = None) -> Iterator[Specimen]:
-    """Models whose internal types depend on a setting: losses, links, categorical features, multi-class."""
-    from sklearn.compose import ColumnTransformer
+def _variant_makers(d: Data) -> dict[str, Callable[[], Specimen]]:
+    """Models whose internal types depend on a setting (losses, links, trees, metrics, categorical features), by name.
+
+    Each maker fits its model when called.
+    """
     from sklearn.ensemble import (
         GradientBoostingClassifier,
         GradientBoostingRegressor,
@@ -331,57 +334,75 @@ def variants(d: Data | None = None) -> Iterator[Specimen]:
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import Pipeline
 
-    d = d if d is not None else data()
     frame = d.frame
-    runs: list[tuple[str, Any, Any]] = []
+    makers: dict[str, Callable[[], Specimen]] = {}
+
+    def add(name: str, est: Any, y: Any) -> None:
+        makers[name] = lambda: Specimen(name, Pipeline([("pre", preprocessor()), ("est", est)]).fit(frame, y), frame)
+
     for loss in ("hinge", "log_loss", "modified_huber", "squared_hinge", "perceptron", "squared_error", "huber"):
-        runs.append((f"SGDClassifier[{loss}]", SGDClassifier(loss=loss, max_iter=20, random_state=0), d.y_class))
+        add(f"SGDClassifier[{loss}]", SGDClassifier(loss=loss, max_iter=20, random_state=0), d.y_class)
     for loss in ("squared_error", "huber", "epsilon_insensitive", "squared_epsilon_insensitive"):
-        runs.append((f"SGDRegressor[{loss}]", SGDRegressor(loss=loss, max_iter=20, random_state=0), d.y_reg))
+        add(f"SGDRegressor[{loss}]", SGDRegressor(loss=loss, max_iter=20, random_state=0), d.y_reg)
     for loss in ("log_loss", "exponential"):
-        runs.append(
-            (
-                f"GradientBoostingClassifier[{loss},binary]",
-                GradientBoostingClassifier(loss=loss, n_estimators=3),
-                d.y_binary,
-            )
-        )
+        gb = GradientBoostingClassifier(loss=loss, n_estimators=3, random_state=0)
+        add(f"GradientBoostingClassifier[{loss},binary]", gb, d.y_binary)
     for loss in ("squared_error", "absolute_error", "huber", "quantile"):
-        runs.append(
-            (f"GradientBoostingRegressor[{loss}]", GradientBoostingRegressor(loss=loss, n_estimators=3), d.y_reg)
-        )
-    runs.append(("HistGradientBoostingClassifier[binary]", HistGradientBoostingClassifier(max_iter=5), d.y_binary))
+        add(f"GradientBoostingRegressor[{loss}]", GradientBoostingRegressor(loss=loss, n_estimators=3), d.y_reg)
+    add("HistGradientBoostingClassifier[binary]", HistGradientBoostingClassifier(max_iter=5), d.y_binary)
     for loss in ("squared_error", "absolute_error", "gamma", "poisson", "quantile"):
         extra = {"quantile": 0.5} if loss == "quantile" else {}
-        hgb_reg = HistGradientBoostingRegressor(loss=loss, max_iter=5, **extra)
-        runs.append((f"HistGradientBoostingRegressor[{loss}]", hgb_reg, d.y_reg))
+        add(
+            f"HistGradientBoostingRegressor[{loss}]",
+            HistGradientBoostingRegressor(loss=loss, max_iter=5, **extra),
+            d.y_reg,
+        )
     for power, link in ((0, "identity"), (1, "log"), (1.5, "log"), (2, "log"), (3, "log")):
-        runs.append((f"TweedieRegressor[power={power},{link}]", TweedieRegressor(power=power, link=link), d.y_reg))
-    runs.append(("LogisticRegression[binary]", LogisticRegression(), d.y_binary))
+        add(f"TweedieRegressor[power={power},{link}]", TweedieRegressor(power=power, link=link), d.y_reg)
+    add("LogisticRegression[binary]", LogisticRegression(), d.y_binary)
     # A search over a regressor with a splitter object and a named scoring holds both.
-    search = GridSearchCV(
-        Ridge(), {"alpha": [0.1, 1.0]}, cv=KFold(2, shuffle=True, random_state=0), scoring="neg_mean_squared_error"
-    )
-    runs.append(("GridSearchCV[Ridge,KFold,scoring]", search, d.y_reg))
+    cv = KFold(2, shuffle=True, random_state=0)
+    search = GridSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=cv, scoring="neg_mean_squared_error")
+    add("GridSearchCV[Ridge,KFold,scoring]", search, d.y_reg)
     # Neighbour searches hold the tree and distance metric their settings pick.
-    runs.append(("KNeighborsClassifier[ball_tree]", KNeighborsClassifier(algorithm="ball_tree"), d.y_class))
+    add("KNeighborsClassifier[ball_tree]", KNeighborsClassifier(algorithm="ball_tree"), d.y_class)
     for metric, extra in (("manhattan", {}), ("chebyshev", {}), ("minkowski", {"p": 3}), ("cosine", {})):
-        knn = KNeighborsClassifier(metric=metric, **extra)
-        runs.append((f"KNeighborsClassifier[{metric}]", knn, d.y_class))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name, est, y in runs:
-            yield Specimen(name, Pipeline([("pre", preprocessor()), ("est", est)]).fit(frame, y), frame)
-        # The README's models: a categorical HistGradientBoosting (it holds functools.partial(check_array, ...))
-        # and a Pipeline with a ColumnTransformer and a classifier.
+        add(f"KNeighborsClassifier[{metric}]", KNeighborsClassifier(metric=metric, **extra), d.y_class)
+
+    # The README's models: a categorical HistGradientBoosting (it holds functools.partial(check_array, ...)), a
+    # Pipeline with a ColumnTransformer and a classifier, and the ColumnTransformer alone.
+    def categorical() -> Specimen:
         cat = frame.assign(contract=frame["contract"].astype("category"))
         hgb = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=10, random_state=0)
-        yield Specimen("HistGradientBoostingClassifier[categorical]", hgb.fit(cat, d.y_class), cat)
-        pipe = Pipeline([("pre", preprocessor()), ("clf", LogisticRegression(max_iter=200))]).fit(frame, d.y_class)
-        yield Specimen("Pipeline[ColumnTransformer,LogisticRegression]", pipe, frame)
-        ct = preprocessor().fit(frame)
-        assert isinstance(ct, ColumnTransformer)
-        yield Specimen("ColumnTransformer[alone]", ct, frame)
+        return Specimen("HistGradientBoostingClassifier[categorical]", hgb.fit(cat, d.y_class), cat)
+
+    def pipeline() -> Specimen:
+        pipe = Pipeline([("pre", preprocessor()), ("clf", LogisticRegression(max_iter=200))])
+        return Specimen("Pipeline[ColumnTransformer,LogisticRegression]", pipe.fit(frame, d.y_class), frame)
+
+    makers["HistGradientBoostingClassifier[categorical]"] = categorical
+    makers["Pipeline[ColumnTransformer,LogisticRegression]"] = pipeline
+    makers["ColumnTransformer[alone]"] = lambda: Specimen("ColumnTransformer[alone]", preprocessor().fit(frame), frame)
+    return makers
+
+
+def variant_names() -> list[str]:
+    """The names of the variants (see :func:`variant`)."""
+    return list(_variant_makers(data()))
+
+
+def variant(name: str, d: Data | None = None) -> Specimen:
+    """Fit the variant called ``name`` (one of :func:`variant_names`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _variant_makers(d if d is not None else data())[name]()
+
+
+def variants(d: Data | None = None) -> Iterator[Specimen]:
+    """Every variant, fitted."""
+    d = d if d is not None else data()
+    for name in _variant_makers(d):
+        yield variant(name, d)
 
 
 def scorers() -> Iterator[Specimen]:
