@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from registry.cli import OPTS
+from registry.cli import OPTS, echo
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -104,7 +104,7 @@ def quiet_expected_failures() -> None:
 
 def say(message: str) -> None:
     """One line of the command's own output (prefixed, flushed: CI logs interleave)."""
-    typer.echo(f"pmr ci: {message}")
+    echo(f"pmr ci: {message}")  # run names, state messages and logs are the run's text: shown as typed
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -415,7 +415,7 @@ class _LogTail:
                 stamp = log.timestamp.astimezone(UTC).strftime("%H:%M:%S")
                 level = _LEVELS.get(log.level, str(log.level))
                 where = f"[{self._task_name(client, log.task_run_id)}] " if log.task_run_id else ""
-                typer.echo(f"  {stamp} {level:<7} {where}{log.message}")
+                echo(f"  {stamp} {level:<7} {where}{log.message}")
                 printed += 1
                 if self.newest is None or log.timestamp > self.newest:
                     self.newest = log.timestamp

@@ -1,4 +1,9 @@
-"""What a person sees: model cards, approval evidence, champion tables, the registry overview."""
+"""What a person sees: model cards, approval evidence, champion tables, the registry overview.
+
+Every value that comes from the registry, a report or the data goes into Markdown through
+:func:`registry.display.markdown` (or :func:`~registry.display.markdown_code`): a description, a metric name or a
+dataset value renders as the text it is, never as a link, an image, HTML or a heading in the card a reviewer reads.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from registry import ModelVersion, Registry
+from registry.display import markdown, markdown_code
 from validations.report import GateReport, format_value
 
 _GATE_ORDER = ("data_quality", "drift", "metrics", "thresholds", "champion_challenger")
@@ -23,7 +29,7 @@ def _verdict(report: GateReport | None) -> str:
     if report is None:
         return "not run"
     if report.summary.get("checked") is False:
-        return f"➖ not checked: {report.summary.get('why', '')}"
+        return f"➖ not checked: {markdown(report.summary.get('why', ''))}"
     if report.passed:
         return "✅ passed"
     return f"❌ FAILED ({len(report.failed_checks)} of {len(report.checks)} checks)"
@@ -35,9 +41,8 @@ def gate_summary(reports: Mapping[str, GateReport]) -> str:
     gates = [g for g in reports if g not in _NOT_GATES]
     for gate in sorted(gates, key=lambda g: (_GATE_ORDER.index(g) if g in _GATE_ORDER else 99, g)):
         report = reports[gate]
-        failed = "; ".join(f"{c.name}: observed {c.observed}" for c in report.failed_checks[:5]) or "-"
-        failed = failed.replace("|", "\\|")
-        lines.append(f"| {gate} | {_verdict(report)} | {failed} |")
+        failed = "; ".join(markdown(f"{c.name}: observed {c.observed}") for c in report.failed_checks[:5]) or "-"
+        lines.append(f"| {markdown(gate)} | {_verdict(report)} | {failed} |")
     return "\n".join(lines)
 
 
@@ -66,7 +71,10 @@ def champion_markdown(report: GateReport | None) -> str:
         return "_No comparison available._"
     note = "" if report and report.summary.get("champion") else "\n\n_No model in production yet: first version._"
     lines = ["| Metric | Candidate | Champion | Δ |", "|---|---|---|---|"]
-    lines += [f"| {r['metric']} | {r['candidate']} | {r['champion']} | {r['delta']} |" for r in rows]
+    lines += [
+        f"| {markdown(r['metric'])} | {markdown(r['candidate'])} | {markdown(r['champion'])} | {markdown(r['delta'])} |"
+        for r in rows
+    ]
     return "\n".join(lines) + note
 
 
@@ -74,36 +82,42 @@ def lineage_markdown(mv: ModelVersion) -> str:
     """Lineage of a version as a Markdown bullet list."""
     lin = mv.lineage
     items = [
-        ("Dataset", lin.dataset_uri),
-        ("Dataset fingerprint", lin.dataset_fingerprint),
+        ("Dataset", markdown(lin.dataset_uri) if lin.dataset_uri else None),
+        ("Dataset fingerprint", markdown(lin.dataset_fingerprint) if lin.dataset_fingerprint else None),
         (
             "Code version",
-            f"{lin.code_version}{' (uncommitted changes)' if lin.code_dirty else ''}" if lin.code_version else None,
+            f"{markdown(lin.code_version)}{' (uncommitted changes)' if lin.code_dirty else ''}"
+            if lin.code_version
+            else None,
         ),
-        ("Produced by", f"flow `{lin.flow_name}` run `{lin.flow_run_id}`" if lin.flow_run_id else None),
-        ("Deployment", lin.deployment),
+        (
+            "Produced by",
+            f"flow {markdown_code(lin.flow_name)} run {markdown_code(lin.flow_run_id)}" if lin.flow_run_id else None,
+        ),
+        ("Deployment", markdown(lin.deployment) if lin.deployment else None),
         ("Parent version", f"v{lin.parent_version}" if lin.parent_version else "none (first model)"),
         (
             "Python / packages",
-            f"{lin.python_version}; " + ", ".join(f"{k} {v}" for k, v in lin.packages.items()),
+            markdown(f"{lin.python_version}; " + ", ".join(f"{k} {v}" for k, v in lin.packages.items())),
         ),
         (
             "Artifact",
-            f"sha256 `{mv.artifact.sha256[:16]}…`, {mv.artifact.size:,} bytes, {mv.artifact.format}",
+            f"sha256 `{mv.artifact.sha256[:16]}…`, {mv.artifact.size:,} bytes, {markdown(mv.artifact.format)}",
         ),
-        ("Registered by", f"{mv.created_by} at {mv.created_at.isoformat(timespec='seconds')}"),
+        ("Registered by", f"{markdown(mv.created_by)} at {mv.created_at.isoformat(timespec='seconds')}"),
     ]
     return "\n".join(f"- **{k}:** {v}" for k, v in items if v)
 
 
 def model_card(mv: ModelVersion, reports: Mapping[str, GateReport], stage: str) -> str:
     """A Markdown model card: what it is, how it scores, its gates and where it came from."""
-    metrics = "\n".join(f"| {k} | {format_value(v)} |" for k, v in sorted(mv.metrics.items()))
-    params = "\n".join(f"| {k} | `{v}` |" for k, v in sorted(mv.params.items()))
+    metrics = "\n".join(f"| {markdown(k)} | {markdown(format_value(v))} |" for k, v in sorted(mv.metrics.items()))
+    params = "\n".join(f"| {markdown(k)} | {markdown_code(v)} |" for k, v in sorted(mv.params.items()))
     return "\n\n".join(
         [
-            f"# Model card: {mv.name} v{mv.version}",
-            f"**Stage:** {stage}  \n**URI:** `{mv.uri}`" + (f"  \n{mv.description}" if mv.description else ""),
+            f"# Model card: {markdown(mv.name)} v{mv.version}",
+            f"**Stage:** {markdown(stage)}  \n**URI:** {markdown_code(mv.uri)}"
+            + (f"  \n{markdown(mv.description)}" if mv.description else ""),
             "## Holdout metrics\n\n| Metric | Value |\n|---|---|\n" + metrics,
             "## Gates\n\n" + gate_summary(reports),
             "## Against the current production model\n\n" + champion_markdown(reports.get("champion_challenger")),
@@ -118,14 +132,14 @@ def sweep_markdown(report: GateReport) -> str:
     """The sweep's candidates: parameters and every holdout metric, the chosen one marked."""
     rows = [c.details for c in report.checks]
     names = sorted({m for row in rows for m in row.get("metrics", {})})
-    head = "| Candidate | Parameters | " + " | ".join(names) + " |"
-    lines = [f"## Sweep: {len(rows)} candidates, best on {report.summary.get('primary')}", "", head]
+    head = "| Candidate | Parameters | " + " | ".join(markdown(n) for n in names) + " |"
+    lines = [f"## Sweep: {len(rows)} candidates, best on {markdown(report.summary.get('primary'))}", "", head]
     lines.append("|---|---|" + "---|" * len(names))
     for i, row in enumerate(rows, 1):
-        params = ", ".join(f"{k}={v}" for k, v in row.get("params", {}).items()).replace("|", "\\|")
+        params = ", ".join(f"{k}={v}" for k, v in row.get("params", {}).items())
         label = f"**{i} (chosen)**" if row.get("best") else str(i)
-        values = " | ".join(format_value(row.get("metrics", {}).get(m)) for m in names)
-        lines.append(f"| {label} | `{params}` | {values} |")
+        values = " | ".join(markdown(format_value(row.get("metrics", {}).get(m))) for m in names)
+        lines.append(f"| {label} | {markdown_code(params)} | {values} |")
     return "\n".join(lines)
 
 
@@ -145,7 +159,8 @@ def approval_description(
         reports: its gate reports by gate name.
         links: title -> where to read more: a URL (rendered as a link) or plain text (when the UI's address is
             unknown, e.g. the artifact's key).
-        note: shown under the headline (e.g. why the last decision was refused).
+        note: shown under the headline (e.g. why the last decision was refused): Markdown the caller built, with
+            any stored or typed text in it escaped by :func:`registry.display.markdown`.
         stage: the stage the decision is about.
     """
 
@@ -159,15 +174,16 @@ def approval_description(
         dq_line = "not run"
     else:
         counted = f"{len(dq.checks) - len(dq.failed_checks)} of {len(dq.checks)} checks met"
-        dq_line = f"{mark(dq)} {'passed' if dq.passed else 'FAILED'}: {counted} on {dq.summary.get('rows', '?')} rows"
+        rows_checked = markdown(dq.summary.get("rows", "?"))
+        dq_line = f"{mark(dq)} {'passed' if dq.passed else 'FAILED'}: {counted} on {rows_checked} rows"
     nbsp = "\u00a0"  # keeps each mark on the line of its gate when the line wraps
     names = {"champion_challenger": "champion/challenger"}
-    gates = [mark(reports[g]) + nbsp + names.get(g, g.replace("_", nbsp)) for g in ordered]
+    gates = [mark(reports[g]) + nbsp + names.get(g, markdown(g).replace("_", nbsp)) for g in ordered]
     gates_line = " · ".join(gates) or "none run"
     lin = mv.lineage
-    trained = [f"`{lin.dataset_uri.rsplit('/', 1)[-1]}`" if lin.dataset_uri else "unknown data"]
+    trained = [markdown_code(lin.dataset_uri.rsplit("/", 1)[-1]) if lin.dataset_uri else "unknown data"]
     trained.append(f"parent v{lin.parent_version}" if lin.parent_version else "first version")
-    trained.append(f"registered by {mv.created_by}")
+    trained.append(f"registered by {markdown(mv.created_by)}")
     facts = [f"**Data quality:** {dq_line}", f"**Gates:** {gates_line}", "**Trained on:** " + ", ".join(trained)]
 
     comparison = reports.get("champion_challenger")
@@ -176,8 +192,8 @@ def approval_description(
         primary = comparison.summary.get("primary")
         table = ["| Metric | Candidate | Champion | Δ |", "|---|---|---|---|"]
         table += [
-            f"| {'**' + r['metric'] + '** (primary)' if r['metric'] == primary else r['metric']} "
-            f"| {r['candidate']} | {r['champion']} | {r['delta']} |"
+            f"| {'**' + markdown(r['metric']) + '** (primary)' if r['metric'] == primary else markdown(r['metric'])} "
+            f"| {markdown(r['candidate'])} | {markdown(r['champion'])} | {markdown(r['delta'])} |"
             for r in rows
         ]
         compared = "\n".join(table)
@@ -194,7 +210,7 @@ def approval_description(
         for title, to in links.items()
     ]
     parts = [
-        f"## Approve **{mv.name} v{mv.version}** for {stage}?",
+        f"## Approve **{markdown(mv.name)} v{mv.version}** for {markdown(stage)}?",
         note,
         "  \n".join(facts),
         "### Candidate vs. production model (same holdout)\n\n" + compared,

@@ -31,6 +31,7 @@ from flows.tasks import (
 from flows.training import Split
 from registry import Registry, VersionInfo
 from registry.errors import ApprovalRefused, ModelNotFound
+from registry.display import markdown
 from registry.lifecycle import approval_needed
 from registry.policy import ApprovalRules
 from validations import drift, policy
@@ -216,7 +217,7 @@ def _approve(
             )
         except ApprovalRefused as exc:
             # Logged in the run and in the audit log (model.approval-refused reaches automations from there).
-            note = f"> ⚠️ The last decision was refused: {exc}. Another reviewer must decide."
+            note = f"> ⚠️ The last decision was refused: {markdown(str(exc))}. Another reviewer must decide."
             get_run_logger().warning("decision on %s by %r REFUSED: %s; waiting again", mv.uri, decision.reviewer, exc)
             reg.record_refusal(
                 mv.name,

@@ -160,4 +160,4 @@ def pending(name: Annotated[str | None, typer.Argument(help="Only this model.")]
         )
         for r in rows
     ]
-    _emit(rows, "\n".join(lines) if lines else "nothing waits for a decision")
+    _emit(rows, lines or "nothing waits for a decision")

@@ -49,17 +49,15 @@ def explain_prediction(
         "flow_run": lin.flow_run_id,
         "parent_version": lin.parent_version,
     }
-    text = "\n".join(
-        [
-            f"row {row}: prediction {data['prediction']} made by {mv.uri} (artifact sha256 {mv.artifact.sha256[:12]}, "
-            "matches the manifest)",
-            f"scoring run {data['scoring_run']} at {data['scored_at']}"
-            + (f", input {data['input']}" if runs else " (not recorded in the registry)"),
-            f"trained on {lin.dataset_uri} ({lin.dataset_fingerprint}), code {lin.code_version}, flow run "
-            f"{lin.flow_run_id}",
-            f"training data: pmr dataset {mv.name} {mv.version} -o FILE"
-            if lin.dataset_snapshot
-            else f"training data not kept: {lin.dataset_snapshot_note}",
-        ]
-    )
-    _emit(data, text)
+    lines = [
+        f"row {row}: prediction {data['prediction']} made by {mv.uri} (artifact sha256 {mv.artifact.sha256[:12]}, "
+        "matches the manifest)",
+        f"scoring run {data['scoring_run']} at {data['scored_at']}"
+        + (f", input {data['input']}" if runs else " (not recorded in the registry)"),
+        f"trained on {lin.dataset_uri} ({lin.dataset_fingerprint}), code {lin.code_version}, flow run "
+        f"{lin.flow_run_id}",
+        f"training data: pmr dataset {mv.name} {mv.version} -o FILE"
+        if lin.dataset_snapshot
+        else f"training data not kept: {lin.dataset_snapshot_note}",
+    ]
+    _emit(data, lines)

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
+from rich.text import Text
 
+from registry.display import json_text, visible
 from registry.errors import InvalidMetadata, InvalidName, InvalidURI, RegistryError
 from registry.models import Lineage, ModelVersion, VersionInfo
 from registry.registry import Registry
@@ -72,11 +74,40 @@ def _reg() -> Registry:
     return Registry.open(OPTS.registry)
 
 
-def _emit(data: Any, table: Table | str | None = None) -> None:
-    if OPTS.json or table is None:
-        print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-    else:
-        _out().print(table)
+class SafeTable(Table):
+    """A rich table whose text cells are shown as typed: never parsed as markup, controls made visible.
+
+    Styled cells are passed as :class:`rich.text.Text` (built by this package, never from stored text).
+    """
+
+    def add_row(self, *renderables: RenderableType | None, **kwargs: Any) -> None:
+        """Add a row; ``str`` cells go through :func:`registry.display.visible` as plain text."""
+        super().add_row(*(Text(visible(r)) if isinstance(r, str) else r for r in renderables), **kwargs)
+
+
+def _emit(data: Any, human: Table | Text | str | list[str] | None = None) -> None:
+    r"""The one way ``pmr`` prints a result: JSON (exact values) or the human form, stored text shown as typed.
+
+    A ``str`` is one line (a newline in it is shown as ``\n``); a list is one line per item; a :class:`Text`
+    or a :class:`SafeTable` is built from parts this package styles.
+    """
+    if OPTS.json or human is None:
+        print(json_text(data))
+        return
+    if isinstance(human, str):
+        human = Text(visible(human))
+    elif isinstance(human, list):
+        human = Text("\n").join(Text(visible(line)) for line in human)
+    _out().print(human)
+
+
+def echo(message: object, *, err: bool = False) -> None:
+    """One plain line (progress, a note) with stored text shown as typed: for commands that print as they go."""
+    typer.echo(visible(message), err=err)
+
+
+def _error_line(label: str, style: str, message: object) -> Text:
+    return Text.assemble((label, style), " ", visible(message))
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -184,15 +215,18 @@ def register(
             snapshot_dataset=snapshot,
         )
     for warning in caught:
-        err.print(f"[yellow]warning:[/yellow] {warning.message}")
-    _emit(mv.model_dump(mode="json"), f"registered [bold]{mv.uri}[/bold] (sha256 {mv.artifact.sha256[:12]})")
+        err.print(_error_line("warning:", "yellow", warning.message), soft_wrap=True)
+    _emit(
+        mv.model_dump(mode="json"),
+        Text.assemble("registered ", (mv.uri, "bold"), f" (sha256 {mv.artifact.sha256[:12]})"),
+    )
 
 
 @app.command()
 def models() -> None:
     """List models with their production and staging versions."""
     rows = _reg().overview()
-    table = Table("model", "latest", "production", "staging", "aliases")
+    table = SafeTable("model", "latest", "production", "staging", "aliases")
     for r in rows:
         table.add_row(
             r["name"],
@@ -224,12 +258,12 @@ def versions(
         {**mv.model_dump(mode="json"), "stage": st.stage_of(mv.version), "blocked": st.blocked.get(mv.version, [])}
         for mv in found
     ]
-    table = Table("version", "stage", "aliases", "metrics", "created by", "created at (UTC)")
+    table = SafeTable("version", "stage", "aliases", "metrics", "created by", "created at (UTC)")
     for mv in found:
-        row = _version_row(mv, st.stage_of(mv.version), sorted(by_version.get(mv.version, [])))
+        row: list[str | Text] = [*_version_row(mv, st.stage_of(mv.version), sorted(by_version.get(mv.version, [])))]
         blocked = st.blocked.get(mv.version)
         if blocked:  # a version that cannot be promoted says so, and why (failed gates, a rejection)
-            row[1] = f"{row[1]} [red](blocked: {', '.join(blocked)})[/red]"
+            row[1] = Text.assemble(visible(row[1]), " ", (visible(f"(blocked: {', '.join(blocked)})"), "red"))
         table.add_row(*row)
     _emit(data, table)
 
@@ -248,7 +282,7 @@ def show(uri: str) -> None:
         "blocked": st.blocked.get(mv.version, []),
         "deleted": mv.version in st.deleted,
     }
-    _emit(data, json.dumps(data, indent=2, default=str) if not OPTS.json else None)
+    _emit(data, json.dumps(data, indent=2, default=str).splitlines())
 
 
 @app.command()
@@ -279,7 +313,7 @@ def predictions(
     """List the scoring runs that used NAME's versions: run, version, rows, input and output."""
     runs = _reg().scoring_runs(name, version)
     data = [{"version": e.version, "at": e.at.isoformat(), "actor": e.actor, **e.data} for e in runs]
-    table = Table("version", "scored at (UTC)", "run", "rows", "input", "output")
+    table = SafeTable("version", "scored at (UTC)", "run", "rows", "input", "output")
     for row in data:
         table.add_row(
             str(row["version"]),
@@ -307,7 +341,7 @@ def lineage(name: str, version: int) -> None:
         }
         for mv in chain
     ]
-    table = Table("version", "dataset", "fingerprint", "code", "flow run", "parent", "metrics")
+    table = SafeTable("version", "dataset", "fingerprint", "code", "flow run", "parent", "metrics")
     for mv, d in zip(chain, data, strict=True):
         table.add_row(
             str(mv.version),
@@ -340,7 +374,7 @@ def history(
         )
         return
     events = reg.history(name)
-    table = Table("#", "time (UTC)", "event", "actor", "reason", "run")
+    table = SafeTable("#", "time (UTC)", "event", "actor", "reason", "run")
     for e in events:
         table.add_row(
             str(e.seq), e.at.isoformat()[:19], e.__str__().split(" by ")[0], e.actor, e.reason, e.run_id or ""
@@ -454,13 +488,13 @@ def verify(
         raise InvalidMetadata("--apply goes with --repair")
     if repair:
         actions = run_repair(reg, apply=apply)
-        table = Table("action", "key", "why")
+        table = SafeTable("action", "key", "why")
         for a in actions:
             table.add_row(a["action"], a["key"], a["why"])
         verb = "done" if apply else "to do (dry run; add --apply)"
         _emit({"applied": apply, "actions": actions}, table if actions else "nothing to repair")
         if actions and not OPTS.json:
-            _out().print(f"{len(actions)} actions {verb}")
+            _out().print(Text(f"{len(actions)} actions {verb}"))
         return
     expected = None
     if against is not None:
@@ -469,7 +503,7 @@ def verify(
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidMetadata(f"--against {against}: not a saved `pmr verify --json` output ({exc})") from None
     report = run_verify(reg, name, expected_heads=expected)
-    table = Table("severity", "kind", "model", "key", "problem")
+    table = SafeTable("severity", "kind", "model", "key", "problem")
     for f in report.findings:
         table.add_row(f.severity, f.kind, f.model, f.key, f.problem)
     summary = (
@@ -481,7 +515,7 @@ def verify(
     else:
         if report.findings:
             _out().print(table)
-        _out().print(summary)
+        _out().print(Text(summary))
     if not report.ok:
         raise typer.Exit(1)
 
@@ -502,10 +536,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=args, prog_name="pmr")
     except _BAD_INPUT as exc:
-        err.print(f"[red]pmr: error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(_error_line("pmr: error:", "red", exc), soft_wrap=True)
         sys.exit(2)
     except RegistryError as exc:
-        err.print(f"[red]pmr: error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(_error_line("pmr: error:", "red", exc), soft_wrap=True)
         sys.exit(1)
 
 

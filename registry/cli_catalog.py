@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from registry.cli import _KEY_HELP, OPTS, _emit, _op_key, _pairs, _reg, app
+from registry.cli import _KEY_HELP, OPTS, SafeTable, _emit, _op_key, _pairs, _reg, app
 from registry.models import ModelVersion
 
 
@@ -92,7 +91,7 @@ def diff(name: str, a: int, b: int) -> None:
     state = reg.state(name)
     left, right = reg.view(name, a, state), reg.view(name, b, state)
     sections = compare(left, right)
-    table = Table("", "field", f"v{a}", f"v{b}", "Δ / differs")
+    table = SafeTable("", "field", f"v{a}", f"v{b}", "Δ / differs")
     for section, items in sections.items():
         for row in items:
             mark = f"{row['delta']:+.4g}" if "delta" in row else ("≠" if row["differs"] else "")

@@ -10,18 +10,18 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from registry import mlflow_import, retention, transfer
-from registry.cli import OPTS, _emit, _reg, app
+from registry.cli import OPTS, SafeTable, _emit, _reg, app, echo
 from registry.registry import Registry
 
 
 def _show(result: retention.GcResult, how: str) -> None:
     verb = "deleted" if result.applied else "would delete"
-    table = Table("version", "outcome")
+    table = SafeTable("version", "outcome")
     for version in result.deleted:
-        table.add_row(f"v{version}", f"[red]{verb}[/red]")
+        table.add_row(f"v{version}", Text(verb, style="red"))
     for version, why in sorted(result.kept.items()):
         table.add_row(f"v{version}", f"kept: {why}")
     lines = [
@@ -36,7 +36,7 @@ def _show(result: retention.GcResult, how: str) -> None:
     _emit(result.to_dict(), table)
     if not OPTS.json:
         for line in lines:
-            typer.echo(line)
+            echo(line)
 
 
 @app.command()
@@ -134,10 +134,10 @@ def import_mlflow(
         tracking_uri,
         models=model or None,
         actor=OPTS.actor,
-        say=lambda line: typer.echo(line, err=True),
+        say=lambda line: echo(line, err=True),
         allowed_roots=allow_artifact_root,
     )
-    table = Table("model", "new versions", "already here", "changes", "warnings", "skipped")
+    table = SafeTable("model", "new versions", "already here", "changes", "warnings", "skipped")
     for name, done in report.items():
         table.add_row(
             name,

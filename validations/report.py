@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from registry.display import markdown
+
 #: Max number of unexpected samples kept per check.
 MAX_SAMPLES = 5
 #: Cells longer than this are truncated in Markdown so the table stays readable.
@@ -210,7 +212,7 @@ class GateReport:
             Markdown text, suitable for a Prefect Markdown artifact or an approval form.
 
         """
-        title = _GATE_TITLES.get(self.gate, self.gate)
+        title = _GATE_TITLES.get(self.gate) or markdown(self.gate)
         verdict = "✅ PASSED" if self.passed else "❌ FAILED"
         n_failed = len(self.failed_checks)
         lines = [f"### {title} gate: {verdict}", ""]
@@ -236,11 +238,11 @@ class GateReport:
 
 
 def _cell(text: Any) -> str:
-    """Make ``text`` safe inside one Markdown table cell."""
+    """Make ``text`` safe inside one Markdown table cell: shown as typed (the data's values are anyone's text)."""
     s = " ".join(str(text).split())  # newlines would break the row
     if len(s) > MAX_CELL_CHARS:
         s = s[: MAX_CELL_CHARS - 1] + "…"
-    return s.replace("|", "\\|")
+    return markdown(s)
 
 
 def combine(reports: Iterable[GateReport]) -> bool:
