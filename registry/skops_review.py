@@ -5,18 +5,15 @@ so a 100 KB file whose nodes all name one highly compressed member takes gigabyt
 This review reads only the zip's central directory and ``schema.json`` and refuses, with
 :class:`~registry.errors.ArtifactCapExceeded` naming the cap and its setting, a file over any of these caps:
 
-==============================================  ===================================  =========================
-cap                                             setting                              default
-==============================================  ===================================  =========================
-members in the zip                              ``PMR_SKOPS_MAX_MEMBERS``            10,000
-total uncompressed size                         ``PMR_SKOPS_MAX_UNCOMPRESSED_BYTES``  16 GiB
-compression ratio of a member, and of the       ``PMR_SKOPS_MAX_COMPRESSION_RATIO``  100
-whole archive, once above a floor               ``PMR_SKOPS_RATIO_MIN_BYTES``        1 MiB uncompressed
-size of ``schema.json``                         ``PMR_SKOPS_MAX_SCHEMA_BYTES``       256 MiB
-nodes in the schema tree                        ``PMR_SKOPS_MAX_NODES``              1,000,000
-nesting depth of the node tree                  ``PMR_SKOPS_MAX_DEPTH``              200
-nodes that name one member                      ``PMR_SKOPS_MAX_REFS_PER_MEMBER``    1
-==============================================  ===================================  =========================
+- members in the zip: ``PMR_SKOPS_MAX_MEMBERS``, default 10,000 (read from the end record before zipfile lists
+  them);
+- total uncompressed size: ``PMR_SKOPS_MAX_UNCOMPRESSED_BYTES``, default 16 GiB;
+- compression ratio of each member, and of the archive as a whole, once above ``PMR_SKOPS_RATIO_MIN_BYTES``
+  uncompressed (default 1 MiB): ``PMR_SKOPS_MAX_COMPRESSION_RATIO``, default 100;
+- size of ``schema.json``: ``PMR_SKOPS_MAX_SCHEMA_BYTES``, default 256 MiB;
+- nodes in the schema tree: ``PMR_SKOPS_MAX_NODES``, default 1,000,000; their nesting: ``PMR_SKOPS_MAX_DEPTH``,
+  default 200;
+- nodes that name one member: ``PMR_SKOPS_MAX_REFS_PER_MEMBER``, default 1.
 
 Nodes sharing an ``__id__`` count as one (skops builds such a node once and reuses it; real dumps write a shared
 array that way). Then it walks every node of the schema tree (no skops code runs, nothing is imported) and checks

@@ -9,6 +9,7 @@ how to admit it) and is reported by ``verify``, and that none of it ran or was r
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -356,11 +357,22 @@ def test_compression_ratio_spares_small_members_and_shared_arrays_pass(local: Re
     with pytest.raises(ArtifactCapExceeded, match="compression ratio"):
         local.register("large", sio.dumps(large, compression=zipfile.ZIP_DEFLATED), fmt="skops")
     assert local.register("large", sio.dumps(large), fmt="skops").version == 1  # stored, not compressed: fine
+
+    # Many members just under the floor are held to the ratio as a whole.
+    def many(schema: dict[str, Any]) -> None:
+        attrs = schema["content"]
+        attrs["content"]["_many"] = attacks.list_node(*(attacks.array_node(f"m{i}.npy", 10**9 + i) for i in range(3)))
+        attrs["key_types"]["content"].append(attacks.type_node("builtins", "str"))
+
+    members = {f"m{i}.npy": bytes(900 * 1024) for i in range(3)}
+    data = attacks.edit(attacks.base_dump(), many, extra=members, deflate=frozenset(members))
+    with pytest.raises(ArtifactCapExceeded, match="the archive as a whole"):
+        local.register("many", data, fmt="skops")
     # One array held twice is written twice with one __id__: skops reads it once, and so it passes the cap of 1.
     model = attacks.base_model()
     model.shared_coef_ = model.coef_
     data = sio.dumps(model)
-    with zipfile.ZipFile(__import__("io").BytesIO(data)) as zf:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
         schema = zf.read("schema.json").decode()
     coef_file = json.loads(schema)["content"]["content"]["coef_"]["file"]
     assert schema.count(coef_file) == 2
