@@ -95,9 +95,11 @@ def write_frame(frame: pd.DataFrame, uri: str) -> bytes:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         boto3.session.Session().client("s3", endpoint_url=endpoint).put_object(Bucket=bucket, Key=key, Body=data)
     else:
+        from registry.files import write_file
+
         path = Path(uri.removeprefix("file://"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        write_file(path, data, overwrite=True, what="output_uri")  # a retried run replaces its own output
     return data
 
 

@@ -292,13 +292,18 @@ def dataset(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the bytes.")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Restore the exact training data of NAME VERSION from its snapshot in the registry (hash-checked)."""
-    if out.exists() and not force:
+    """Restore the exact training data of NAME VERSION from its snapshot in the registry (hash-checked).
+
+    OUT is never written through a symlink (refused, exit 1); an existing file is replaced only with --force.
+    """
+    from registry.files import refuse_symlink, write_file
+
+    if refuse_symlink(out, "--out").exists() and not force:
         raise InvalidMetadata(f"{out} exists; pass --force to overwrite it")
     reg = _reg()
     mv = reg.get_version(name, version)
     data = reg.load_dataset(mv.uri)
-    out.write_bytes(data)
+    write_file(out, data, overwrite=force, what="--out")
     info = {"version": mv.uri, "dataset_uri": mv.lineage.dataset_uri, "sha256": mv.lineage.dataset_snapshot}
     _emit(
         info | {"out": str(out), "bytes": len(data)},

@@ -119,6 +119,10 @@ class ArtifactTooLarge(RegistryError, ValueError):
     """An imported version's artifacts exceed the size or file-count cap; nothing of them was kept."""
 
 
+class SymlinkRefused(RegistryError, PermissionError):
+    """A path leads through a symbolic link: the registry never deletes or writes through one (nothing was)."""
+
+
 class IdempotencyConflict(RegistryError, ValueError):
     """An idempotency key was reused for different content."""
 

@@ -23,6 +23,11 @@ from registry.verify import Finding, registration_request, verify
 #: Orphan blobs and temporary files younger than this may belong to a write in flight: repair leaves them.
 REPAIR_GRACE_S = 3600.0
 
+#: Findings repair never acts on, with what a person must do instead.
+NEEDS_A_PERSON = {
+    "symlink": "repair never follows it: move the link away and recreate the directory (empty) in the registry",
+}
+
 
 def repair(
     reg: Registry, *, apply: bool = False, grace_s: float = REPAIR_GRACE_S, now: Callable[[], float] = time.time
@@ -77,6 +82,9 @@ def repair(
             _repair_claim(reg, finding, act)
         elif finding.kind == "claim_missing" and finding.key.startswith(keys.versions_prefix(finding.model)):
             _recreate_claim(reg, finding, act)
+        elif finding.kind in NEEDS_A_PERSON:
+            # Nothing here is safe to do automatically: say what a person must do; applying changes nothing.
+            act("needs a person", finding.key, f"{finding.problem}; {NEEDS_A_PERSON[finding.kind]}", lambda: None)
     return actions
 
 

@@ -414,6 +414,8 @@ def _check_blobs(reg: Registry, referenced: set[str], report: VerifyReport) -> N
             report.findings.append(
                 Finding("", key, "orphan blob (no manifest or event names it)", "warning", "orphan_blob")
             )
+    for key, problem in getattr(reg.store, "unsafe_links", list)():  # a local store's own directories
+        report.findings.append(Finding("", key, problem, "error", "symlink"))
     for name, age in reg.store.temp_files():
         report.findings.append(
             Finding(

@@ -26,19 +26,24 @@ def init(
 ) -> None:
     """Profile DATA and write a starter suite (-o) and thresholds file that DATA passes; then edit both."""
     from flows.training import read_dataset
+    from registry.files import refuse_symlink, write_file
     from validations import data_quality, profile
 
     thresholds_path = thresholds_out or out.with_name(f"{out.stem}.thresholds.yaml")
-    existing = [str(p) for p in (out, thresholds_path) if p.exists()]
+    # Neither file is ever written through a symlink (SymlinkRefused, exit 1), checked before the data is read.
+    existing = [str(p) for p in (out, thresholds_path) if refuse_symlink(p, "--out").exists()]
     if existing and not force:
         raise typer.BadParameter(f"{', '.join(existing)} exists; pass --force to overwrite", param_hint="--out")
     frame = read_dataset(data).frame
     suite = profile.profile_suite(frame, target=target, name=name or out.stem)
     out.parent.mkdir(parents=True, exist_ok=True)
     thresholds_path.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(profile.suite_yaml(suite, data), encoding="utf-8")
-    thresholds_path.write_text(
-        profile.thresholds_yaml(profile.starter_thresholds(frame, target=target), data), encoding="utf-8"
+    write_file(out, profile.suite_yaml(suite, data).encode("utf-8"), overwrite=force, what="--out")
+    write_file(
+        thresholds_path,
+        profile.thresholds_yaml(profile.starter_thresholds(frame, target=target), data).encode("utf-8"),
+        overwrite=force,
+        what="--thresholds-out",
     )
     # The promise: the strict loader keeps every expectation, and the data it came from passes.
     report = data_quality.validate_dataframe(frame, out)

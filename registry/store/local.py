@@ -3,6 +3,11 @@
 Create-only writes are ``os.link`` of a fully written temporary file: the link fails if the name exists and a
 reader never sees a half-written object. Compare-and-swap takes an ``fcntl`` lock per key, checks the ETag
 and publishes with ``os.replace``. Readers take no lock: ``os.replace`` is atomic.
+
+Deletes (retention, ``pmr verify --repair --apply``) never follow a symlink out of the registry: each directory
+on the way to the file is opened with ``O_NOFOLLOW`` from the root, and the file is unlinked in the last one
+(a symlink in the way is refused with :class:`~registry.errors.SymlinkRefused`). A ``.tmp`` or ``.locks`` that is
+a symlink is never listed or cleaned; :meth:`LocalStore.unsafe_links` names it for ``verify``.
 """
 
 from __future__ import annotations
@@ -12,15 +17,24 @@ import errno
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from registry.errors import BucketNotFound, ObjectNotFound, PreconditionFailed, StoreAccessDenied, StoreError
+from registry.errors import (
+    BucketNotFound,
+    ObjectNotFound,
+    PreconditionFailed,
+    StoreAccessDenied,
+    StoreError,
+    SymlinkRefused,
+)
 from registry.store.base import ObjectStore, StoredObject, check_key
 
 _INTERNAL = (".locks", ".tmp")
+_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
 def _etag(data: bytes) -> str:
@@ -163,17 +177,57 @@ class LocalStore(ObjectStore):
         except OSError:
             return None
 
+    def _is_link(self, rel: str) -> bool:
+        try:
+            return stat.S_ISLNK(os.lstat(self.root / rel).st_mode)
+        except OSError:
+            return False
+
+    def unsafe_links(self) -> list[tuple[str, str]]:
+        """``(key, problem)`` for each of the store's own directories that is a symlink (never followed)."""
+        return [
+            (sub, f"{sub} is a symlink to {os.readlink(self.root / sub)} (never followed)")
+            for sub in _INTERNAL
+            if self._is_link(sub)
+        ]
+
+    @contextlib.contextmanager
+    def _dir_fd(self, parts: list[str], what: str) -> Iterator[int | None]:
+        """A descriptor of ``root/parts…`` opened without following any symlink on the way (None: missing)."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)  # the root itself is the configured location
+        try:
+            for part in parts:
+                try:
+                    child = os.open(part, _DIR_NOFOLLOW, dir_fd=fd)
+                except FileNotFoundError:
+                    yield None
+                    return
+                except OSError as exc:
+                    if stat.S_ISLNK(os.lstat(part, dir_fd=fd).st_mode):
+                        raise SymlinkRefused(f"{what}: {part} is a symlink; the registry never follows one") from None
+                    if exc.errno == errno.ENOTDIR:
+                        yield None
+                        return
+                    raise
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
     def temp_files(self) -> list[tuple[str, float]]:
-        """Files left in ``.tmp`` by writers killed between writing and publishing."""
+        """Files left in ``.tmp`` by writers killed between writing and publishing (none if it is a symlink)."""
         now = time.time()
         found = []
+        if self._is_link(".tmp"):
+            return []  # reported by unsafe_links: listing it would list (and repair would clean) another directory
         try:
             entries = list(os.scandir(self.root / ".tmp"))
         except OSError:
             return []
         for entry in entries:
             try:
-                found.append((entry.name, now - entry.stat().st_mtime))
+                found.append((entry.name, now - entry.stat(follow_symlinks=False).st_mtime))
             except OSError:
                 continue
         return sorted(found)
@@ -182,11 +236,23 @@ class LocalStore(ObjectStore):
         """Delete one leftover temporary file (only a plain name inside ``.tmp``)."""
         if "/" in name or name in ("", ".", ".."):
             raise ValueError(f"not a temporary file name: {name!r}")
-        (self.root / ".tmp" / name).unlink(missing_ok=True)
+        self._unlink([".tmp"], name, f"temporary file {name}")
 
     def delete(self, key: str) -> None:
         """Delete an object; missing is fine."""
         if self._missing_root():
             return
+        *parents, leaf = check_key(key).split("/")
         with self._lock(key):
-            self._path(key).unlink(missing_ok=True)
+            self._unlink(parents, leaf, f"object {key!r}")
+
+    def _unlink(self, parents: list[str], leaf: str, what: str) -> None:
+        """Unlink ``leaf`` in ``root/parents…``, reached without following a symlink; missing is fine.
+
+        A symlink as ``leaf`` is itself removed (unlinking a link never touches its target).
+        """
+        with self._dir_fd(parents, what) as fd:
+            if fd is None:
+                return
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leaf, dir_fd=fd)
