@@ -70,7 +70,7 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
     metrics_report, thresholds_report, comparison = metric_gates(
         model, champ_model, split, metrics, cfg.thresholds_ref, gates
     )
-    drift_report = check_drift(data, cfg.registry, champ_mv)
+    drift_report = check_drift(data, cfg.registry, champ_mv, held_to.policy.roots if held_to else None)
     reports: dict[str, GateReport] = {
         "data_quality": dq,
         **({"drift": drift_report} if drift_report else {}),

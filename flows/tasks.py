@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from flows import training
+from flows import training, trust
 from flows.config import RetrainConfig
 from registry import Lineage, ModelVersion, Registry, VersionInfo
 from registry.errors import AliasNotFound, ModelNotFound
@@ -57,12 +57,18 @@ def check_data_quality(dataset: training.Dataset, suite: str) -> GateReport:
 
 
 @task(cache_policy=NO_CACHE)
-def check_drift(dataset: training.Dataset, registry: str | None, champion: ModelVersion | None) -> GateReport | None:
+def check_drift(
+    dataset: training.Dataset,
+    registry: str | None,
+    champion: ModelVersion | None,
+    roots: list[str] | None = None,
+) -> GateReport | None:
     """Compare the batch with the production version's training data; say why when that cannot be done.
 
     The production version's stored drift profile is used first: it holds whatever its file holds today (a
     ``latest.csv`` overwritten every night still gets a drift report). Older versions have no profile: their
-    file is read, and used only if its fingerprint still matches the one the version recorded.
+    file is read, and used only if its fingerprint still matches the one the version recorded, and in a
+    deployment's run (``roots`` given) only inside the worker policy's roots.
     """
     if champion is None:
         return None  # a first model: nothing to drift from
@@ -73,6 +79,9 @@ def check_drift(dataset: training.Dataset, registry: str | None, champion: Model
         uri, recorded = champion.lineage.dataset_uri, champion.lineage.dataset_fingerprint
         if not uri:
             return drift.not_checked(f"v{champion.version} records no training data and no drift profile")
+        if roots is not None and not trust.within(uri, roots):
+            # The location is stored text: in a deployment's run it is read only inside the worker's roots.
+            return drift.not_checked(f"v{champion.version}'s training data {uri} is outside the worker's roots")
         try:
             reference = training.read_dataset(uri)
         except training.DatasetError as exc:

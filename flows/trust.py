@@ -127,6 +127,14 @@ def inside(value: str, root: str) -> bool:
     return _local(value).is_relative_to(_local(root))
 
 
+def within(value: str, roots: list[str]) -> bool:
+    """Whether ``value`` lies in one of ``roots`` (a location this check does not understand does not)."""
+    try:
+        return any(inside(value, root) for root in roots)
+    except NotAllowed:
+        return False
+
+
 def check_location(field: str, value: str, loaded: Loaded) -> None:
     """Refuse ``value`` unless it lies inside one of the worker policy's roots.
 
@@ -134,7 +142,8 @@ def check_location(field: str, value: str, loaded: Loaded) -> None:
         NotAllowed: outside every root (or not a location this check understands).
 
     """
-    if any(inside(value, root) for root in loaded.policy.roots):
+    inside(value, value)  # a location this check does not understand is refused as such, with why
+    if within(value, loaded.policy.roots):
         return
     roots = ", ".join(loaded.policy.roots) or "none"
     raise NotAllowed(

@@ -339,3 +339,33 @@ def test_a_run_may_narrow_the_reviewers_the_model_lists() -> None:
     ):
         with pytest.raises(trust.NotAllowed, match="only narrow"):
             trust.check_reviewers(own, rules, loaded)
+
+
+def test_a_champions_stored_data_location_outside_the_roots_is_not_read_for_drift(
+    tmp_path: Path, model_name: str, worker_policy: Callable[..., Path], opened: list[str]
+) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from registry import Lineage, VersionInfo
+
+    # Stored text in the bucket names the champion's training data: here a file outside the worker's roots.
+    canary = tmp_path / "home" / "train.csv"
+    canary.parent.mkdir()
+    canary.write_text(Path(BATCH1).read_text())
+    frame = pd.read_csv(BATCH1)
+    model = LogisticRegression(max_iter=500).fit(frame.drop(columns=["target"]), frame["target"])
+    registry = str(tmp_path / "registry")
+    reg = Registry.open(registry)
+    info = VersionInfo(lineage=Lineage(dataset_uri=str(canary)))
+    reg.register_model(model_name, model, info, actor="someone")
+    reg.promote(model_name, 1, "staging", actor="someone", reason="setup")
+    reg.promote(model_name, 1, "production", actor="someone", reason="setup")
+    worker_policy(roots=[str(Path(BATCH1).parent), registry])
+    opened.clear()
+
+    state = as_deployment(retrain, {"config": config(tmp_path, model_name, target_stage="staging")})
+    assert state.is_completed(), state.message
+    drift = Registry.open(registry).reports(model_name, 2)["drift"]
+    assert "outside the worker's roots" in str(drift)
+    assert str(canary) not in opened
