@@ -30,8 +30,8 @@ from flows.tasks import (
 )
 from flows.training import Split
 from registry import Registry, VersionInfo
-from registry.errors import ApprovalRefused, ModelNotFound
 from registry.display import markdown
+from registry.errors import ApprovalRefused, ModelNotFound
 from registry.lifecycle import approval_needed
 from registry.policy import ApprovalRules
 from validations import drift, policy
