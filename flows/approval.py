@@ -10,7 +10,7 @@ from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from registry.models import ModelState
-from registry.policy import ApprovalRules, needs_approval
+from registry.policy import ApprovalRules, Subject, needs_approval
 
 
 class ApprovalPolicy(BaseModel):
@@ -43,9 +43,9 @@ class ApprovalPolicy(BaseModel):
             first_version_exempt=self.first_version_exempt,
         )
 
-    def wants_review(self, state: ModelState, version: int, stage: str) -> bool:
-        """Whether this run's policy asks a reviewer before ``version`` enters ``stage`` (none recorded yet)."""
-        return needs_approval(self.rules(), state.approvals, bool(state.production_history), version, stage)
+    def wants_review(self, state: ModelState, version: int, stage: str, subject: Subject | None = None) -> bool:
+        """Whether this run's policy asks a reviewer before ``version`` enters ``stage`` (none recorded counts)."""
+        return needs_approval(self.rules(), state, version, stage, subject)
 
 
 # The rules live in the JSON schema too: Prefect checks a resume against the schema (the UI and the API

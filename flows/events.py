@@ -30,6 +30,8 @@ _NAMES = {
     "approval_timed_out": "model.approval-timed-out",
     "decision_refused": "model.approval-refused",
     "policy_set": "model.policy-set",
+    "policy_proposed": "model.policy-proposed",
+    "policy_approved": "model.policy-set",
     "rolled_back": "model.rolled-back",
     "deleted": "model.deleted",
 }
@@ -39,8 +41,9 @@ def prefect_events(event: Event) -> list[tuple[str, int | None, dict[str, Any]]]
     """The Prefect events (name, version, payload) one registry event stands for.
 
     A promotion to production that archived the old version is ``model.promoted`` plus one ``model.archived``
-    per archived version; a break-glass promotion is also ``model.break-glass``; a failed gate is
-    ``model.gate-failed``.
+    per archived version, plus ``model.alias-set`` per alias moved with it; a break-glass promotion or rollback is
+    also ``model.break-glass``; a failed gate is ``model.gate-failed``; a protected alias removed from a rejected
+    or gate-blocked version is ``model.alias-removed``.
     """
     base: dict[str, Any] = {"actor": event.actor, "reason": event.reason, "seq": event.seq, **event.data}
     if event.run_id:
@@ -53,11 +56,17 @@ def prefect_events(event: Event) -> list[tuple[str, int | None, dict[str, Any]]]
             out.append(("model.archived", old, {**base, "replaced_by": event.version}))
         if event.type == "break_glass":
             out.append(("model.break-glass", event.version, base))
+        for alias in event.data.get("aliases", []):  # aliases moved in the promotion's own event
+            out.append(("model.alias-set", event.version, {**base, "alias": alias}))
     elif event.type == "validated":
         if not event.data.get("passed", False):
             out.append(("model.gate-failed", event.version, base))
     elif event.type in _NAMES:
         out.append((_NAMES[event.type], event.version, base))
+    if event.type == "rolled_back" and event.data.get("break_glass"):
+        out.append(("model.break-glass", event.version, base))
+    for alias in event.data.get("removed_aliases", []):  # a protected alias taken off a blocked version
+        out.append(("model.alias-removed", event.version, {**base, "alias": alias}))
     if event.type == "registered" and event.data.get("failed_gates"):
         out.append(("model.gate-failed", event.version, {**base, "gate": ", ".join(event.data["failed_gates"])}))
     return out

@@ -27,11 +27,11 @@ def promote_version(
     reason: str,
     aliases: list[str] | None = None,
 ) -> Event:
-    """Promote, announce it (``model.promoted``, ``model.archived``) and move aliases; used by every flow.
+    """Promote with its aliases in the same event (so a protected alias is covered by the promotion's approval).
 
     ``aliases`` defaults to ``["champion"]`` for production and to none for other stages.
     """
-    event = reg.promote(
+    return reg.promote(
         model_name,
         version,
         stage,
@@ -39,18 +39,8 @@ def promote_version(
         reason=reason,
         run_id=flow_run.id,
         operation_key=operation_key(model_name, f"v{version}", "promote", stage),
+        aliases=(["champion"] if stage == "production" else []) if aliases is None else aliases,
     )
-    for alias in (["champion"] if stage == "production" else []) if aliases is None else aliases:
-        reg.set_alias(
-            model_name,
-            alias,
-            version,
-            actor=actor,
-            reason=reason,
-            run_id=flow_run.id,
-            operation_key=operation_key(model_name, "alias", alias, f"v{version}"),
-        )
-    return event
 
 
 @flow(name="promote-model")

@@ -25,6 +25,7 @@ from flows.tasks import (
     metric_gates,
     register_version,
     run_actor,
+    run_registrant,
     split_dataset,
     train_candidate,
 )
@@ -32,8 +33,8 @@ from flows.training import Split
 from registry import Registry, VersionInfo
 from registry.display import markdown
 from registry.errors import ApprovalRefused, ModelNotFound
-from registry.lifecycle import approval_needed
-from registry.policy import ApprovalRules
+from registry.lifecycle import approval_needed, exempt_now
+from registry.policy import ApprovalRules, Subject
 from validations import drift, policy
 from validations.report import GateReport
 
@@ -56,6 +57,9 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
     if held_to is not None and approvals.reviewers is not None:  # a deployment's run names no reviewers of its own
         trust.check_reviewers(approvals.reviewers, _policy_of(cfg.registry, cfg.model_name), held_to)
     who = run_actor(cfg.actor)
+    # Four-eyes compares reviewers with the registrant: the run's creator when the server knows it, else the name
+    # the run claims (recorded as claimed, in the version's tags).
+    registrant, known_as = run_registrant(cfg.actor)
     data = load_dataset(cfg.dataset_uri)
     dq = check_data_quality(data, cfg.suite_ref)
     publish.data_quality(cfg.model_name, dq)
@@ -86,12 +90,13 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
         metrics=policy.finite_metrics(metrics),  # an undefined metric is a failed gate, never a crash
         params={"trainer" if cfg.trainer else "estimator": cfg.trainer or cfg.estimator, **_recorded(cfg), **params},
         description=f"retrained on {cfg.dataset_uri}",
+        tags={"pmr.registrant": known_as},
         lineage=lineage_for(data, champ_mv.version if champ_mv else None),
         # Every verdict of the run lands with the version: no crash or retry can separate them.
         reports=policy.manifest_reports(gates, reports),
         signature=training.signature(split.X_train),  # what scoring checks its input against
     )
-    mv = register_version(cfg.registry, cfg.model_name, model, info, who, cfg.snapshot_dataset)
+    mv = register_version(cfg.registry, cfg.model_name, model, info, registrant, cfg.snapshot_dataset)
     log.info("registered %s", mv.uri)
     reg = Registry.open(cfg.registry)
     links = publish.version_evidence(reg, mv, reports, "none")
@@ -113,15 +118,22 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
         operation_key=operation_key(cfg.model_name, "policy"),
     )
     stage = "none"
+    subject = Subject(mv.created_by, mv.artifact.sha256)
     for next_stage in policy.stage_path(cfg.target_stage):
         state = reg.state(cfg.model_name)
         if state.stage_of(mv.version) == next_stage:
             stage = next_stage  # an earlier attempt of this run got here (re-run after a suspend)
             continue
         reason = "gates passed; no approval required for this stage by policy"
-        if approvals.wants_review(state, mv.version, next_stage) or approval_needed(state, mv.version, next_stage):
+        if approvals.wants_review(state, mv.version, next_stage, subject) or approval_needed(
+            state, mv.version, next_stage, subject
+        ):
             reason = f"gates passed; approved by {_approve(reg, mv, reports, links, approvals, next_stage)}"
-        promote_version(reg, cfg.model_name, mv.version, next_stage, actor=who, reason=reason, aliases=[])
+        elif exempt_now(state, next_stage):
+            reason = "gates passed"  # the event itself says "first production version: exempt by policy"
+        # The run's aliases (champion) move in the promotion's own event: a protected one is covered by it.
+        moving = list(cfg.aliases) if next_stage == "production" else []
+        promote_version(reg, cfg.model_name, mv.version, next_stage, actor=who, reason=reason, aliases=moving)
         stage = next_stage
     if stage == "production":  # also after a re-run that found the promotion done
         for alias in cfg.aliases:

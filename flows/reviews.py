@@ -151,8 +151,19 @@ def pending(name: Annotated[str | None, typer.Argument(help="Only this model.")]
         for version in state.version_in("staging"):
             if (model, version) not in waiting and approval_needed(state, version, "production"):
                 rows.append({"model": model, "version": version, "stage": "production", "waiting": "registry"})
+        if state.policy_proposal is not None:  # a loosening waits for a second person
+            proposal = state.policy_proposal
+            rows.append(
+                {"model": model, "proposal": proposal["seq"], "by": proposal["by"], "rules": proposal["rules"]}
+                | {"waiting": "policy"}
+            )
     lines = [
-        f"{r['model']} v{r['version']} -> {r['stage']}: "
+        (
+            f"{r['model']} policy change #{r['proposal']} proposed by {r['by']}: needs another person "
+            f"(pmr policy approve {r['model']} --proposal {r['proposal']})"
+        )
+        if r["waiting"] == "policy"
+        else f"{r['model']} v{r['version']} -> {r['stage']}: "
         + (
             f"run {r['run']} paused since {r['since'][:19]} ({r['url'] or r['run_id']})"
             if r["waiting"] == "run"

@@ -30,6 +30,22 @@ def run_actor(actor: str | None = None) -> str:
     return f"prefect:{where}"
 
 
+def run_registrant(actor: str | None = None) -> tuple[str, str]:
+    """Who registers in a flow, and how that is known: ``(name, "prefect created_by …")`` or ``(name, "claimed")``.
+
+    The run's creator as the Prefect server records it (``FlowRun.created_by``: Prefect Cloud fills it, open-source
+    Prefect usually does not), else the claimed name of :func:`run_actor`, which whoever starts the run chooses.
+    """
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    creator = getattr(ctx.flow_run, "created_by", None) if ctx is not None and ctx.flow_run is not None else None
+    shown = getattr(creator, "display_value", None)
+    if creator is not None and isinstance(shown, str) and shown.strip():
+        return shown, " ".join(["prefect created_by", str(creator.type or "unknown"), str(creator.id or "")]).strip()
+    return run_actor(actor), "claimed"
+
+
 def lineage_for(dataset: training.Dataset, parent: int | None) -> Lineage:
     """Lineage of a version trained in this flow run (completed like every registration's)."""
     return complete_lineage(

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from registry.display import json_text, visible
 from registry.errors import InvalidMetadata, InvalidName, InvalidURI, RegistryError
-from registry.models import Lineage, ModelVersion, VersionInfo
+from registry.models import Lineage, ModelVersion, VersionInfo, describe_change
 from registry.registry import Registry
 
 app = typer.Typer(
@@ -381,9 +381,7 @@ def history(
     events = reg.history(name)
     table = SafeTable("#", "time (UTC)", "event", "actor", "reason", "run")
     for e in events:
-        table.add_row(
-            str(e.seq), e.at.isoformat()[:19], e.__str__().split(" by ")[0], e.actor, e.reason, e.run_id or ""
-        )
+        table.add_row(str(e.seq), e.at.isoformat()[:19], describe_change(e), e.actor, e.reason, e.run_id or "")
     _emit([e.model_dump(mode="json") for e in events], table)
 
 
@@ -408,12 +406,17 @@ def promote(
             "with the checks of both steps.",
         ),
     ] = False,
+    alias: Annotated[
+        list[str] | None,
+        typer.Option("--alias", help="An alias to point at the version in the same event (repeat), e.g. champion."),
+    ] = None,
 ) -> None:
     """Move a version to a stage; promoting to production archives the current one atomically.
 
     A stage the model's approval policy protects (`pmr policy show`) needs a recorded approval (`pmr approve`)
     first; --break-glass overrides that for an incident and is logged as a `break_glass` event with the reason.
-    Gates that failed and rejections still block.
+    Gates that failed and rejections still block. A protected alias (champion, with production) moves with the
+    promotion that covers it: --alias champion.
     """
     event = _reg().promote(
         name,
@@ -424,6 +427,7 @@ def promote(
         operation_key=_op_key(key, "promote"),
         break_glass=break_glass,
         through_staging=through_staging,
+        aliases=alias or [],
     )
     _emit(event.model_dump(mode="json"), str(event))
 
@@ -460,10 +464,19 @@ def rollback(
         bool, typer.Option("--move-aliases", help="Move the rolled-back version's aliases too (same event).")
     ] = False,
     key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    break_glass: Annotated[
+        bool,
+        typer.Option("--break-glass", help="Incidents only: restore it even if it was rejected or failed a gate."),
+    ] = False,
 ) -> None:
-    """Put back the previous production version, archiving the current one."""
+    """Put back the previous production version, archiving the current one (never a rejected or blocked one)."""
     event = _reg().rollback(
-        name, actor=OPTS.actor, reason=reason, move_aliases=move_aliases, operation_key=_op_key(key, "rollback")
+        name,
+        actor=OPTS.actor,
+        reason=reason,
+        move_aliases=move_aliases,
+        operation_key=_op_key(key, "rollback"),
+        break_glass=break_glass,
     )
     _emit(event.model_dump(mode="json"), str(event))
 

@@ -23,6 +23,21 @@ class InvalidMetadata(RegistryError, ValueError):
     """Metrics, params, tags or lineage fields are not acceptable (NaN, inf, not JSON)."""
 
 
+class MetadataTooLarge(InvalidMetadata):
+    """Metadata over a size or count limit (a manifest, an event, tags, params, metrics); nothing was written.
+
+    ``what`` names the record, ``limit`` and ``actual`` the values, ``setting`` the environment variable that sets
+    the limit.
+    """
+
+    def __init__(self, what: str, limit: int, actual: int, setting: str, unit: str = "bytes") -> None:
+        super().__init__(f"{what}: {actual:,} {unit}, over the limit of {limit:,} ({setting})")
+        self.what, self.limit, self.actual, self.setting = what, limit, actual, setting
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int, str]]:
+        return type(self), (self.what, self.limit, self.actual, self.setting)
+
+
 class DatasetUnavailable(InvalidMetadata):
     """A registration names training data that cannot be read."""
 
@@ -162,3 +177,11 @@ class StoreAccessDenied(StoreError, PermissionError):
 
 class StoreUnavailable(StoreError, ConnectionError):
     """The storage endpoint cannot be reached."""
+
+
+class InvalidIdentity(InvalidMetadata):
+    """A person's name (actor, reviewer, registrant) that names nobody once normalised (see registry.identity)."""
+
+
+class PolicyProposalNotFound(RegistryError, LookupError):
+    """No proposed policy change waits for approval (or not the one named)."""

@@ -78,9 +78,16 @@ class Draft:
 def current_snapshot(raw: bytes) -> bool:
     """Whether snapshot bytes come from a release that tracks everything replay does.
 
-    That is gate reports, deletions and every version ever in production: an older snapshot is replayed instead.
+    That is gate reports, deletions, every version ever in production and the approval records (the first production
+    version, who approved what under which policy): an older snapshot is replayed instead.
     """
-    return b'"reports"' in raw and b'"deleted"' in raw and b'"ever_in_production"' in raw
+    return (
+        b'"reports"' in raw
+        and b'"deleted"' in raw
+        and b'"ever_in_production"' in raw
+        and b'"first_production"' in raw
+        and b'"approved_by"' in raw
+    )
 
 
 def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:

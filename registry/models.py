@@ -168,6 +168,14 @@ class ModelState(BaseModel):
     model_description: str | None = None
     # Versions removed by retention (``deleted`` events): manifests and history stay, artifacts may be gone.
     deleted: list[int] = Field(default_factory=list)
+    # The first version that ever entered production. Never cleared (not by archiving, rollback or deleting the
+    # model): the policy's first-version exemption is spent once this is set.
+    first_production: int | None = None
+    # Each standing approval per version: stage, reviewer and log position; since approvals name their artifact,
+    # its hash and registrant; before that, the policy in force at the approval's position (it is judged by it).
+    approved_by: dict[int, list[dict[str, Any]]] = Field(default_factory=dict)
+    # A proposed policy change (loosening) waiting for a second person: its seq, proposer and rules.
+    policy_proposal: dict[str, Any] | None = None
 
     def stage_of(self, version: int) -> str:
         """The stage of ``version`` (``none`` when never staged)."""
@@ -185,17 +193,26 @@ class ModelState(BaseModel):
 
 
 def describe(event: Event) -> str:
-    """A one-line human sentence for an event, e.g. ``v3 promoted staging -> production``."""
+    """A one-line human sentence for an event, e.g. ``v3 staging -> production by dana: approved``."""
+    return f"{describe_change(event)} by {event.actor}" + (f": {event.reason}" if event.reason else "")
+
+
+def describe_change(event: Event) -> str:
+    """What an event changed, in words, without who or why (e.g. ``v3 staging -> production``)."""
     v = f"v{event.version}" if event.version is not None else ""
     d = event.data
     text = {
         "registered": f"{v} registered",
         "stage_changed": f"{v} {d.get('from')} -> {d['via'] + ' -> ' if d.get('via') else ''}{d.get('to')}"
-        + (f" (archived {', '.join(f'v{x}' for x in d.get('archived', []))})" if d.get("archived") else ""),
+        + (f" (archived {', '.join(f'v{x}' for x in d.get('archived', []))})" if d.get("archived") else "")
+        + (f" ({d['exempt']}: exempt by policy)" if d.get("exempt") else "")
+        + _moved(d),
         "alias_set": f"alias {d.get('alias')!r} -> {v}" + (f" (was v{d['previous']})" if d.get("previous") else ""),
         "alias_removed": f"alias {d.get('alias')!r} removed from {v}",
         "validated": f"{v} gate {d.get('gate')!r} {'passed' if d.get('passed') else 'FAILED'}",
-        "approved": f"{v} approved",
+        "approved": f"{v} approved"
+        + (f" for {d['target_stage']}" if d.get("target_stage", "production") != "production" else "")
+        + (f" (artifact {str(d['artifact_sha256'])[:12]})" if d.get("artifact_sha256") else ""),
         "rejected": f"{v} rejected",
         "approval_timed_out": f"{v} approval timed out (no decision)",
         "decision_refused": f"{v} decision REFUSED (the policy does not let this reviewer decide)",
@@ -204,13 +221,33 @@ def describe(event: Event) -> str:
         "tagged": f"{v} tags"
         + (f" set {', '.join(f'{k}={x}' for k, x in d.get('set', {}).items())}" if d.get("set") else "")
         + (f" removed {', '.join(d.get('removed', []))}" if d.get("removed") else ""),
-        "policy_set": f"approval policy set: {d.get('stages')} need approval"
-        + (f", reviewers {d.get('reviewers')}" if d.get("reviewers") else "")
-        + (", four-eyes" if d.get("four_eyes") else ""),
-        "break_glass": f"BREAK-GLASS {v} {d.get('from')} -> {d.get('to')} without the approval the policy requires",
+        "policy_set": f"approval policy set: {_policy_text(d)}",
+        "policy_proposed": f"approval policy change PROPOSED (#{event.seq}, needs a second person): "
+        + _policy_text(d.get("rules") or {}),
+        "policy_approved": f"approval policy change #{d.get('proposal')} (proposer {d.get('proposed_by')}) APPROVED: "
+        + _policy_text(d.get("rules") or {}),
+        "break_glass": f"BREAK-GLASS {v} {d.get('from')} -> {d.get('to')} without the approval the policy requires"
+        + _moved(d),
         "deleted": ("model deleted: " if d.get("whole_model") else "deleted ")
         + ", ".join(f"v{x}" for x in d.get("versions", [])),
-        "rolled_back": f"rolled back v{d.get('from')} -> v{d.get('to')}"
+        "rolled_back": ("BREAK-GLASS " if d.get("break_glass") else "")
+        + f"rolled back v{d.get('from')} -> v{d.get('to')}"
         + (f" (moved {', '.join(d['aliases'])})" if d.get("aliases") else ""),
     }.get(event.type, f"{event.type} {v}".strip())
-    return f"{text} by {event.actor}" + (f": {event.reason}" if event.reason else "")
+    if d.get("removed_aliases"):  # a protected alias never stays on a rejected or gate-blocked version
+        text += f" (removed protected alias {', '.join(repr(a) for a in d['removed_aliases'])})"
+    return text
+
+
+def _moved(d: dict[str, Any]) -> str:
+    return f" (aliases {', '.join(repr(a) for a in d['aliases'])} moved with it)" if d.get("aliases") else ""
+
+
+def _policy_text(d: dict[str, Any]) -> str:
+    return (
+        f"{d.get('stages')} need approval"
+        + (f", reviewers {d.get('reviewers')}" if d.get("reviewers") else "")
+        + (", four-eyes" if d.get("four_eyes") else "")
+        + ("" if d.get("first_version_exempt", True) else ", no first-version exemption")
+        + (f", protected aliases {d.get('protected_aliases')}" if d.get("protected_aliases") else "")
+    )

@@ -33,15 +33,27 @@ from registry.checks import (
 from registry.errors import (
     AliasNotFound,
     ApprovalRefused,
+    ApprovalRequired,
     IntegrityError,
     InvalidMetadata,
     InvalidURI,
     ModelNotFound,
     ObjectNotFound,
+    PolicyProposalNotFound,
     VersionNotFound,
 )
 from registry.idempotency import Claims, op_fingerprint, request_fingerprint
-from registry.lifecycle import check_not_deleted, plan_rollback, plan_stage_change, rules_of
+from registry.identity import MIN_VISIBLE_REASON, check_identity, listed, same_person, visible_length
+from registry.lifecycle import (
+    approval_matters,
+    check_alias_target,
+    check_not_deleted,
+    plan_rollback,
+    plan_stage_change,
+    protected_on,
+    protected_on_blocked,
+    rules_of,
+)
 from registry.lineage import complete_lineage
 from registry.log import Draft, ModelLog
 from registry.models import (
@@ -55,7 +67,7 @@ from registry.models import (
     utcnow,
 )
 from registry.names import STAGES, check_alias, check_model_name, check_stage, parse_model_uri
-from registry.policy import ApprovalRules, check_reviewer
+from registry.policy import ApprovalRules, Subject, check_reviewer, loosening
 from registry.store.base import ObjectStore, open_store
 
 
@@ -72,14 +84,41 @@ def default_actor() -> str:
 
 
 def resolve_actor(actor: str | None) -> str:
-    """``actor``, or :func:`default_actor` when None, checked as text (refused with a typed error if unusable)."""
+    """``actor``, or :func:`default_actor` when None, checked as text (refused with a typed error if unusable).
+
+    A name that normalises to nothing (blank, only invisible characters) is refused: see :mod:`registry.identity`.
+    """
     # The default comes from the environment, which can hold undecodable bytes (as surrogates): check it too.
-    return check_text(actor if actor is not None else default_actor(), "actor", max_len=256)
+    return check_identity(check_text(actor if actor is not None else default_actor(), "actor", max_len=256), "actor")
+
+
+def _check_break_glass_reason(reason: str) -> None:
+    if visible_length(reason) < MIN_VISIBLE_REASON:
+        raise InvalidMetadata(
+            f"break-glass needs a reason of at least {MIN_VISIBLE_REASON} visible characters (it goes into the "
+            f"audit log); got {reason!r}"
+        )
 
 
 def _texts(**fields: object) -> None:
     for what, value in fields.items():
         check_optional_text(value, what.replace("_", " "))
+
+
+def _removing(aliases: list[str]) -> dict[str, Any]:
+    """Event data removing protected aliases from a version that may no longer carry them (nothing if none)."""
+    return {"removed_aliases": aliases} if aliases else {}
+
+
+def _check_rules(rules: object) -> ApprovalRules:
+    """``rules`` if it is an :class:`ApprovalRules` whose names and aliases are usable."""
+    if not isinstance(rules, ApprovalRules):
+        raise InvalidMetadata("rules must be an ApprovalRules")
+    for reviewer in rules.reviewers or []:
+        check_identity(check_text(reviewer, "a reviewer", max_len=256), "reviewer")
+    for alias in rules.protected_aliases:
+        check_alias(alias)
+    return rules
 
 
 class Registry:
@@ -361,6 +400,18 @@ class Registry:
                 self.get_version(name, version)
 
         return check
+
+    def _subject(self, name: str, version: int) -> Callable[[], Subject]:
+        """A lazy read of what an approval is of (registrant, artifact hash): once, and only if a plan needs it."""
+        found: list[Subject] = []
+
+        def get() -> Subject:
+            if not found:
+                mv = self.get_version(name, version)  # immutable: one read serves every retry of the plan
+                found.append(Subject(mv.created_by, mv.artifact.sha256))
+            return found[0]
+
+        return get
 
     def latest_version(self, name: str) -> int:
         """The highest version number of ``name``, found from the manifests."""
@@ -669,6 +720,7 @@ class Registry:
         operation_key: str | None = None,
         break_glass: bool = False,
         through_staging: bool = False,
+        aliases: Iterable[str] = (),
     ) -> Event:
         """Move ``version`` to stage ``to`` in one atomic log append (archiving the old production one).
 
@@ -683,13 +735,16 @@ class Registry:
             run_id: the flow run doing it, if any.
             operation_key: a retry with the same key returns the event that landed.
             break_glass: for incidents: promote without the approval the model's policy requires. The change is
-                logged as a ``break_glass`` event with its reason (required); gates and rejections still block.
+                logged as a ``break_glass`` event with its reason (at least 3 visible characters); gates and
+                rejections still block.
             through_staging: with ``to="production"``, a version not yet staged goes through staging in the same
                 event (``via: staging``): one append, with every check of both steps (MLflow's one-call move).
+            aliases: aliases that point at the version in the same event (``champion`` for a new production
+                version): a protected alias moves with the promotion that covers it.
 
         Raises:
             InvalidTransition, PromotionBlocked, VersionNotFound, ModelNotFound.
-            ApprovalRequired: the policy protects ``to`` and no approval is recorded.
+            ApprovalRequired: the policy protects ``to`` and no recorded approval counts under the policy in force.
 
         """
         check_stage(to)
@@ -698,21 +753,29 @@ class Registry:
         op_key = check_op_key(operation_key)
         actor = resolve_actor(actor)
         _texts(reason=reason, run_id=run_id)
-        if break_glass and not reason.strip():
-            raise InvalidMetadata("a break-glass promotion needs a reason (it goes into the audit log)")
+        if break_glass:
+            _check_break_glass_reason(reason)
+        if isinstance(aliases, str):
+            raise InvalidMetadata("aliases must be a list of alias names, not one string")
+        moving = sorted({check_alias(a) for a in aliases})
         exists = self._version_exists(name, version)  # checked in the plan, before any write
+        subject = self._subject(name, version)
         kind = "break_glass" if break_glass else "stage_changed"
 
         def plan(st: ModelState) -> Draft:
             exists(st)
-            return Draft(
-                kind,
+            # Recorded approvals are judged on the state this event follows, against the version's own manifest.
+            facts = subject() if moving or approval_matters(st, to, through_staging=through_staging) else None
+            data = plan_stage_change(
+                st,
                 version,
-                actor,
-                reason,
-                run_id,
-                plan_stage_change(st, version, to, break_glass=break_glass, through_staging=through_staging),
+                to,
+                break_glass=break_glass,
+                through_staging=through_staging,
+                subject=facts,
+                aliases=moving,
             )
+            return Draft(kind, version, actor, reason, run_id, data)
 
         event = self._claims.append(
             name,
@@ -724,6 +787,7 @@ class Registry:
                 to=to,
                 **({"break_glass": True} if break_glass else {}),
                 **({"through_staging": True} if through_staging else {}),
+                **({"aliases": moving} if moving else {}),
             ),
             plan,
         )
@@ -743,6 +807,7 @@ class Registry:
         run_id: str | None = None,
         move_aliases: bool = False,
         operation_key: str | None = None,
+        break_glass: bool = False,
     ) -> Event:
         """Put back the production version before the current one, archiving the current, atomically.
 
@@ -753,25 +818,32 @@ class Registry:
             run_id: the flow run doing it, if any.
             move_aliases: move the rolled-back version's aliases to the restored one, in the same event.
             operation_key: a retry with the same key returns the rollback that landed (never a second one).
+            break_glass: for incidents: restore the version before even if it was rejected or failed a gate since
+                (needs a reason of at least 3 visible characters; the event says BREAK-GLASS).
 
         Raises:
             NothingToRollBack: no earlier production version in the log.
+            PromotionBlocked: the version before was rejected or failed a gate (without ``break_glass``).
 
         """
         check_model_name(name)
         check_flag(move_aliases, "move_aliases")
+        check_flag(break_glass, "break_glass")
         op_key = check_op_key(operation_key)
         actor = resolve_actor(actor)
         _texts(reason=reason, run_id=run_id)
+        if break_glass:
+            _check_break_glass_reason(reason)
         self._require_model(name)
 
         def plan(st: ModelState) -> Draft:
-            data = plan_rollback(st, move_aliases=move_aliases)
+            data = plan_rollback(st, move_aliases=move_aliases, break_glass=break_glass)
             return Draft("rolled_back", data["to"], actor, reason, run_id, data)
 
-        event = self._claims.append(
-            name, op_key, "rollback", op_fingerprint("rollback", move_aliases=move_aliases), plan
+        request = op_fingerprint(
+            "rollback", move_aliases=move_aliases, **({"break_glass": True} if break_glass else {})
         )
+        event = self._claims.append(name, op_key, "rollback", request, plan)
         assert event is not None
         return event
 
@@ -786,12 +858,21 @@ class Registry:
         run_id: str | None = None,
         operation_key: str | None = None,
     ) -> Event | None:
-        """Point ``alias`` at ``version`` (moving it from wherever it was). ``None`` when already there."""
+        """Point ``alias`` at ``version`` (moving it from wherever it was). ``None`` when already there.
+
+        Raises:
+            PromotionBlocked: the alias is protected by the model's policy and the version was rejected or failed
+                a gate.
+            ApprovalRequired: the alias is protected and the version is not (and was not) in production and has no
+                approval for production that counts (move it with the promotion instead: ``promote(aliases=...)``).
+
+        """
         check_alias(alias)
         op_key = check_op_key(operation_key)
         actor = resolve_actor(actor)
         _texts(reason=reason, run_id=run_id)
         exists = self._version_exists(name, version)
+        subject = self._subject(name, version)
 
         def plan(st: ModelState) -> Draft | None:
             exists(st)
@@ -799,6 +880,9 @@ class Registry:
             previous = st.aliases.get(alias)
             if previous == version:
                 return None
+            rules = rules_of(st)
+            if rules is not None and alias in rules.protected():
+                check_alias_target(st, alias, version, subject())
             return Draft("alias_set", version, actor, reason, run_id, {"alias": alias, "previous": previous})
 
         return self._claims.append(
@@ -874,7 +958,8 @@ class Registry:
         def plan(st: ModelState) -> Draft | None:
             if st.reports.get(version, {}).get(gate) == digest:
                 return None  # this very report is already the gate's current one
-            return Draft("validated", version, actor, reason, run_id, data)
+            removed = [] if passed else protected_on(st, version)  # never left on a gate-blocked version
+            return Draft("validated", version, actor, reason, run_id, {**data, **_removing(removed)})
 
         request = op_fingerprint("record_report", version=version, gate=gate, report=digest, passed=passed)
         return self._claims.append(name, op_key, "record_report", request, plan)
@@ -895,10 +980,16 @@ class Registry:
     ) -> Event:
         """Log a reviewer's approval or rejection of ``version``; a rejection blocks promotion.
 
+        Names are compared under the registry's identity rule (:mod:`registry.identity`), and the model's policy
+        is checked inside the append, on the state the event follows. An approval names the version's artifact
+        hash and registrant; a promotion judges it again against the policy in force then. A rejection removes the
+        version's protected aliases in the same event.
+
         Raises:
             ApprovalRefused: the reviewer is not allowed, or is the registrant while four-eyes is on (by the
                 arguments or by the model's own policy, see :meth:`set_policy`).
             InvalidMetadata: no reviewer, or a rejection without a comment.
+            InvalidIdentity: the reviewer's name normalises to nothing.
 
         """
         check_model_name(name)
@@ -915,22 +1006,28 @@ class Registry:
         mv = self.get_version(name, version)
         if not reviewer:
             raise InvalidMetadata("a decision needs the reviewer's name")
+        check_identity(reviewer, "reviewer")
         if not approved and not comment.strip():
             raise InvalidMetadata("a rejection needs a comment saying why")
-        if allowed is not None and reviewer not in allowed:
+        if allowed is not None and not listed(reviewer, allowed):
             raise ApprovalRefused(f"{reviewer!r} is not an allowed reviewer of {name}")
-        if four_eyes and reviewer == mv.created_by:
-            raise ApprovalRefused(f"four-eyes rule: {reviewer!r} registered {name} v{version} and cannot approve it")
-        check_reviewer(self.policy(name), name, version, reviewer, mv.created_by)
+        if four_eyes and same_person(reviewer, mv.created_by):
+            raise ApprovalRefused(
+                f"four-eyes rule: {reviewer!r} registered {name} v{version} (as {mv.created_by!r}) "
+                "and cannot approve it"
+            )
         kind = "approved" if approved else "rejected"
+        data: dict[str, Any] = {"target_stage": target_stage}
+        if approved:
+            data |= {"artifact_sha256": mv.artifact.sha256, "registrant": mv.created_by}
+
+        def plan(st: ModelState) -> Draft:
+            check_reviewer(rules_of(st), name, version, reviewer, mv.created_by)  # the policy this event follows
+            removed = [] if approved else protected_on(st, version)
+            return Draft(kind, version, reviewer, comment, run_id, {**data, **_removing(removed)})
+
         request = op_fingerprint("decision", version=version, kind=kind, reviewer=reviewer, target=target_stage)
-        event = self._claims.append(
-            name,
-            op_key,
-            "record_decision",
-            request,
-            lambda _st: Draft(kind, version, reviewer, comment, run_id, {"target_stage": target_stage}),
-        )
+        event = self._claims.append(name, op_key, "record_decision", request, plan)
         assert event is not None
         return event
 
@@ -1053,9 +1150,16 @@ class Registry:
     ) -> Event | None:
         """Keep an approval policy for ``name`` in its audit log; every later promotion is checked against it.
 
+        One step only when it tightens (or sets the first policy): a change that lets through anything the policy
+        in force does not (a stage dropped, a reviewer added or the list dropped, four-eyes off, the exemption back
+        on, an alias unprotected) needs two people: :meth:`propose_policy`, then :meth:`approve_policy` by another.
+        Judged inside the append, on the policy the event follows. Newly protected aliases that point at a
+        rejected or gate-blocked version are removed in the same event.
+
         Args:
             name: model name.
-            rules: which stages need an approval, who may approve, four-eyes, first-version exemption.
+            rules: which stages need an approval, who may approve, four-eyes, first-version exemption, protected
+                aliases.
             actor: who sets it.
             reason: why (kept in the audit log).
             only_if_unset: do nothing when the model already has a policy (how a pipeline records its default
@@ -1065,12 +1169,12 @@ class Registry:
         Returns:
             The ``policy_set`` event, or ``None`` when nothing changed.
 
+        Raises:
+            ApprovalRequired: the change loosens the policy in force (propose it instead).
+
         """
         check_model_name(name)
-        if not isinstance(rules, ApprovalRules):
-            raise InvalidMetadata("rules must be an ApprovalRules")
-        for reviewer in rules.reviewers or []:
-            check_text(reviewer, "a reviewer", max_len=256)
+        _check_rules(rules)
         check_flag(only_if_unset, "only_if_unset")
         op_key = check_op_key(operation_key)
         actor = resolve_actor(actor)
@@ -1079,11 +1183,112 @@ class Registry:
         data = rules.model_dump(mode="json")
 
         def plan(st: ModelState) -> Draft | None:
-            if st.policy == data or (only_if_unset and st.policy is not None):
+            current = rules_of(st)
+            if current == rules or (only_if_unset and st.policy is not None):
                 return None
-            return Draft("policy_set", None, actor, reason, None, data)
+            looser = loosening(current, rules, exemption_spent=st.first_production is not None)
+            if looser:
+                raise ApprovalRequired(
+                    f"this change loosens the approval policy of {name} ({'; '.join(looser)}): loosening takes two "
+                    f"people (pmr policy propose, then another person runs pmr policy approve)"
+                )
+            return Draft(
+                "policy_set", None, actor, reason, None, {**data, **_removing(protected_on_blocked(st, rules))}
+            )
 
         return self._claims.append(name, op_key, "set_policy", op_fingerprint("set_policy", **data), plan)
+
+    def propose_policy(
+        self,
+        name: str,
+        rules: ApprovalRules,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+        operation_key: str | None = None,
+    ) -> Event | None:
+        """Propose a new approval policy for ``name``: the first of the two events a loosening takes.
+
+        It changes nothing yet: it waits (``pmr pending``) until another person approves it with
+        :meth:`approve_policy`. A newer proposal replaces a pending one.
+
+        Returns:
+            The ``policy_proposed`` event, or ``None`` when ``rules`` are already the policy in force.
+
+        """
+        check_model_name(name)
+        _check_rules(rules)
+        op_key = check_op_key(operation_key)
+        actor = resolve_actor(actor)
+        _texts(reason=reason)
+        self._require_model(name)
+        data = {"rules": rules.model_dump(mode="json")}
+
+        def plan(st: ModelState) -> Draft | None:
+            if rules_of(st) == rules:
+                return None
+            return Draft("policy_proposed", None, actor, reason, None, data)
+
+        return self._claims.append(name, op_key, "propose_policy", op_fingerprint("propose_policy", **data), plan)
+
+    def approve_policy(
+        self,
+        name: str,
+        proposal: int | None = None,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+        operation_key: str | None = None,
+    ) -> Event:
+        """Approve the pending policy proposal of ``name``: it takes effect with this event.
+
+        The approver must be another identity than the proposer (under the identity rule) and, when the policy in
+        force lists reviewers, one of them; both are checked inside the append, on the state the event follows.
+
+        Args:
+            name: model name.
+            proposal: the proposal's event number (``pmr pending`` shows it); default the pending one.
+            actor: who approves.
+            reason: why (kept in the audit log).
+            operation_key: a retry with the same key returns the event that landed.
+
+        Raises:
+            PolicyProposalNotFound: no proposal waits, or not the one named.
+            ApprovalRefused: the approver proposed it, or is not a listed reviewer.
+
+        """
+        check_model_name(name)
+        if proposal is not None:
+            check_version_number(proposal)
+        op_key = check_op_key(operation_key)
+        actor = resolve_actor(actor)
+        _texts(reason=reason)
+        self._require_model(name)
+
+        def plan(st: ModelState) -> Draft:
+            pending = st.policy_proposal
+            if pending is None or (proposal is not None and pending["seq"] != proposal):
+                waiting = f" (#{pending['seq']} waits)" if pending is not None else ""
+                raise PolicyProposalNotFound(
+                    f"{name} has no pending policy proposal{f' #{proposal}' if proposal is not None else ''}{waiting}"
+                )
+            if same_person(actor, pending["by"]):
+                raise ApprovalRefused(
+                    f"{actor!r} proposed policy change #{pending['seq']} of {name}: another person must approve it"
+                )
+            current = rules_of(st)
+            if current is not None and current.reviewers is not None and not listed(actor, current.reviewers):
+                raise ApprovalRefused(f"{actor!r} is not an allowed reviewer of {name} (policy of {name})")
+            rules = ApprovalRules.model_validate(pending["rules"])
+            data = {"proposal": pending["seq"], "proposed_by": pending["by"], "rules": pending["rules"]}
+            return Draft(
+                "policy_approved", None, actor, reason, None, {**data, **_removing(protected_on_blocked(st, rules))}
+            )
+
+        request = op_fingerprint("approve_policy", proposal=proposal)
+        event = self._claims.append(name, op_key, "approve_policy", request, plan)
+        assert event is not None
+        return event
 
 
 def _current(mv: ModelVersion, state: ModelState) -> ModelVersion:

@@ -75,6 +75,7 @@ def test_happy_path_with_approval(first_version: str, model_name: str) -> None:
     mv = reg.get_version(model_name, 2)
     assert mv.lineage.parent_version == 1 and mv.lineage.flow_run_id == str(paused.id)
     assert mv.lineage.dataset_fingerprint.startswith("sha256:") and mv.created_by == "ci-bot"
+    assert mv.tags["pmr.registrant"] == "claimed"  # open-source Prefect names no creator: the actor is a claim
     assert set(reg.reports(model_name, 2)) >= {"data_quality", "thresholds", "champion_challenger"}
     assert reg.load(f"models:/{model_name}@production").predict(pd.read_csv(BATCH2).drop(columns="target")).size
     assert "model.approved" in model_events(model_name, {"model.approved"})
