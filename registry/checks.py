@@ -8,10 +8,11 @@ would silently turn ``{1: …}`` into ``{"1": …}``), NaN and infinities, and t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sized
 from typing import Any
 
-from registry.errors import InvalidMetadata, InvalidName, InvalidURI
+from registry.errors import InvalidMetadata, InvalidName, InvalidURI, MetadataTooLarge
 from registry.models import VersionInfo
 
 #: Operation keys and texts longer than this are refused (they are stored in every event).
@@ -19,6 +20,45 @@ MAX_KEY_LEN = 512
 MAX_TEXT_LEN = 100_000
 MAX_VERSION = 9_999_999_999  # manifests are named with 10 digits
 _MAX_DEPTH = 32
+
+#: Limits on what one record may hold, with the environment variable that sets each. A manifest and every event
+#: are read whole by listings and ``history``: without them one caller could make every later read slow.
+LIMITS = {
+    "PMR_MAX_MANIFEST_BYTES": 1024 * 1024,  # a version's manifest (JSON as stored)
+    "PMR_MAX_EVENT_BYTES": 256 * 1024,  # one audit event (JSON as stored)
+    "PMR_MAX_ENTRIES": 1_000,  # tags, params (top-level keys) and metrics of a version, each
+}
+
+
+def limit(setting: str) -> int:
+    """The limit ``setting`` sets (its default from :data:`LIMITS` when unset).
+
+    Raises:
+        InvalidMetadata: the variable is set to something other than a positive integer.
+
+    """
+    raw = os.environ.get(setting)
+    if raw is None or not raw.strip():
+        return LIMITS[setting]
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidMetadata(f"{setting}={raw!r} is not a positive integer")
+    return value
+
+
+def check_size(what: str, size: int, setting: str) -> None:
+    """Refuse a record of ``size`` bytes over the limit ``setting`` sets."""
+    if size > (most := limit(setting)):
+        raise MetadataTooLarge(what, most, size, setting)
+
+
+def check_count(what: str, entries: Sized) -> None:
+    """Refuse more than ``PMR_MAX_ENTRIES`` tags, params or metrics."""
+    if len(entries) > (most := limit("PMR_MAX_ENTRIES")):
+        raise MetadataTooLarge(what, most, len(entries), "PMR_MAX_ENTRIES", unit=what.rsplit(" ", 1)[-1])
 
 
 def check_text(value: object, what: str, *, max_len: int = MAX_TEXT_LEN) -> str:
@@ -110,6 +150,10 @@ def check_info(info: object) -> VersionInfo:
     check_metrics(info.metrics)
     check_json(info.params, "params")
     check_tags(info.tags)
+    for field in ("tags", "params", "metrics"):
+        entries = getattr(info, field)
+        if isinstance(entries, Mapping):
+            check_count(f"a version's {field}", entries)
     check_text(info.description, "description")
     check_json(info.lineage.model_dump(mode="json"), "lineage")
     check_json(info.signature, "signature")

@@ -32,7 +32,7 @@ from typing import Any
 
 from registry import keys, versions
 from registry.errors import IdempotencyConflict, IntegrityError, ObjectNotFound, PreconditionFailed, VersionNotFound
-from registry.log import Draft, ModelLog
+from registry.log import Draft, ModelLog, check_event_size
 from registry.models import Event, ModelState, ModelVersion, VersionInfo, canonical_json, sha256
 from registry.store.base import ObjectStore
 
@@ -162,8 +162,10 @@ class Claims:
                 self.check_request(name, op_key, record, request)
                 return log.append(plan, op_key=op_key, since=int(record.get("log_seq", 0)))[0]
             state = log.state()
-            if plan(state) is None:  # nothing to do (and any refusal raised): write nothing
+            draft = plan(state)
+            if draft is None:  # nothing to do (and any refusal raised): write nothing
                 return None
+            check_event_size(name, draft, op_key)  # an event over the limit is refused before its claim
             record = {"key": op_key, "op": op, "request": request, "log_seq": state.seq, "at": time.time()}
             if self.create(name, op_key, record):
                 return log.append(plan, op_key=op_key, since=state.seq)[0]

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from registry import announcer, background, hooks, parallel
+from registry.checks import check_size
 from registry.errors import ConcurrencyError, IntegrityError, ObjectNotFound, PreconditionFailed, StoreError
 from registry.keys import event_key, events_prefix, parse_number, state_key
 from registry.lifecycle import apply_event
@@ -55,7 +56,20 @@ JUMP_AFTER = 4
 
 T = TypeVar("T")
 
-__all__ = ["Draft", "ModelLog", "current_snapshot", "event_key", "events_prefix", "parse_event", "state_key"]
+__all__ = [
+    "Draft",
+    "ModelLog",
+    "check_event_size",
+    "current_snapshot",
+    "event_key",
+    "events_prefix",
+    "parse_event",
+    "state_key",
+]
+
+#: Events whose size the registry decides, not the caller: a registration's (its manifest was checked, and
+#: whoever catches the log up must be able to log it) and retention's list of deleted versions.
+_SIZED_AT_SOURCE = frozenset({"registered", "deleted"})
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,27 @@ class Draft:
     #: The operation key the event carries when it is not the appending call's (a registration logged by
     #: whichever process catches the log up carries its registrant's key).
     op_key: str | None = None
+
+
+def check_event_size(name: str, draft: Draft, op_key: str | None = None) -> None:
+    """Refuse a draft whose event would exceed ``PMR_MAX_EVENT_BYTES`` (default 256 KiB), before anything is written.
+
+    The size is that of the stored event with the widest values its place could give it (sequence number, time).
+    """
+    event = Event(
+        seq=10**12 - 1,
+        type=draft.type,
+        model=name,
+        version=draft.version,
+        actor=draft.actor,
+        at=utcnow(),
+        reason=draft.reason,
+        run_id=draft.run_id,
+        data=draft.data or {},
+        prev_hash=GENESIS,
+        op_key=draft.op_key if draft.op_key is not None else op_key,
+    )
+    check_size(f"the {draft.type} event of {name}", len(event.to_bytes()), "PMR_MAX_EVENT_BYTES")
 
 
 def current_snapshot(raw: bytes) -> bool:
@@ -411,6 +446,8 @@ class ModelLog:
             if draft is None:
                 self._remember(state, stored_seq, etag, True)
                 return None, state
+            if draft.type not in _SIZED_AT_SOURCE:
+                check_event_size(self.name, draft, op_key)
             event = Event(
                 seq=state.seq + 1,
                 type=draft.type,

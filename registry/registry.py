@@ -20,12 +20,15 @@ from typing import Any
 from registry import announcer, artifacts, background, cache, index, keys, parallel, snapshots, versions
 from registry import search as finder
 from registry.checks import (
+    MAX_VERSION,
+    check_count,
     check_flag,
     check_gate,
     check_info,
     check_op_key,
     check_optional_text,
     check_report,
+    check_size,
     check_tags,
     check_text,
     check_version_number,
@@ -55,7 +58,7 @@ from registry.lifecycle import (
     rules_of,
 )
 from registry.lineage import complete_lineage
-from registry.log import Draft, ModelLog
+from registry.log import Draft, ModelLog, check_event_size
 from registry.models import (
     ArtifactRef,
     Event,
@@ -98,6 +101,41 @@ def _check_break_glass_reason(reason: str) -> None:
             f"break-glass needs a reason of at least {MIN_VISIBLE_REASON} visible characters (it goes into the "
             f"audit log); got {reason!r}"
         )
+
+
+def _check_record_sizes(
+    name: str,
+    info: VersionInfo,
+    fmt: str,
+    size: int,
+    reviewed: list[str] | None,
+    actor: str,
+    op_key: str | None,
+    created_at: datetime | None,
+) -> None:
+    """Refuse a registration whose manifest or ``registered`` event would be over its limit, before any write.
+
+    Measured on the manifest as it would be stored, with the widest version number and placeholder hashes of
+    the same length as the real ones.
+    """
+    digest = "0" * 64
+    mv = ModelVersion(
+        name=name,
+        version=MAX_VERSION,
+        artifact=ArtifactRef(sha256=digest, size=size, format=fmt, key=keys.blob_key(digest), trusted_types=reviewed),
+        metrics=info.metrics,
+        params=info.params,
+        tags=info.tags,
+        description=info.description,
+        lineage=info.lineage,
+        reports={gate: ReportRef(sha256=digest, key=keys.blob_key(digest), passed=False) for gate in info.reports},
+        signature=info.signature,
+        created_by=actor,
+        created_at=created_at or utcnow(),
+        idempotency_key=op_key,
+    )
+    check_size(f"the manifest of {name}", len(mv.to_bytes()), "PMR_MAX_MANIFEST_BYTES")
+    check_event_size(name, versions.registered_draft(mv))
 
 
 def _texts(**fields: object) -> None:
@@ -241,6 +279,7 @@ class Registry:
             data=dataset_bytes,
         )
         info = info.model_copy(update={"lineage": lineage})
+        _check_record_sizes(name, info, fmt, len(artifact), reviewed, actor, op_key, created_at)
         if op_key is None:
             mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed, data, created_at)
             # The manifest is the record: its event is logged in the background, in order (see registry.announcer).
@@ -540,15 +579,17 @@ class Registry:
         removing = sorted({check_text(k, "tag key", max_len=256) for k in remove})
         if not setting and not removing:
             raise InvalidMetadata("give tags to set or to remove")
-        self.get_version(name, version)
+        registered = self.get_version(name, version).tags
         data = {"set": setting, "removed": removing}
-        event = self._claims.append(
-            name,
-            op_key,
-            "tag",
-            op_fingerprint("tag", version=version, **data),
-            lambda _st: Draft("tagged", version, actor, "", None, data),
-        )
+
+        def plan(st: ModelState) -> Draft:
+            # The version's tags after this edit, as reads show them, stay within PMR_MAX_ENTRIES.
+            current = {k: v for k, v in {**registered, **st.tags.get(version, {})}.items() if v is not None}
+            after = (set(current) | set(setting)) - set(removing)
+            check_count("a version's tags", after)
+            return Draft("tagged", version, actor, "", None, data)
+
+        event = self._claims.append(name, op_key, "tag", op_fingerprint("tag", version=version, **data), plan)
         assert event is not None
         return event
 
