@@ -46,6 +46,26 @@ def run_registrant(actor: str | None = None) -> tuple[str, str]:
     return run_actor(actor), "claimed"
 
 
+def registration_key(name: str, info: VersionInfo, actor: str) -> str:
+    """The operation key of this run's registration of ``name``: the run id, the registrant and the request.
+
+    The run id alone (shown in the UI) let anyone register another model under the run's key first, and the run
+    took that version as its own. The key now also names a digest of the registrant's identity and of the request
+    fingerprint (metrics, params, tags, description, dataset fingerprint: what a retry of this run repeats
+    exactly, whatever bytes skops writes). A caller with other metadata addresses another key and cannot touch
+    the run's; one who takes the run's key as another actor, or with other metadata, gets an
+    :class:`~registry.errors.IdempotencyConflict` (the registry binds a key to its caller), so the run fails
+    rather than adopt that version. Only someone who reproduces the run's exact metrics and dataset, and claims
+    its registrant's name, could still register first: self-declared names are not authentication.
+    """
+    from registry.idempotency import request_fingerprint
+    from registry.identity import identity_key
+    from registry.models import canonical_json, sha256
+
+    bound = canonical_json({"registrant": identity_key(actor), "request": request_fingerprint(name, "skops", info)})
+    return f"{flow_run.id or 'local'}:{name}:register:{sha256(bound)[:32]}"
+
+
 def lineage_for(dataset: training.Dataset, parent: int | None) -> Lineage:
     """Lineage of a version trained in this flow run (completed like every registration's)."""
     return complete_lineage(
@@ -180,8 +200,12 @@ def metric_gates(
 def register_version(
     registry: str | None, name: str, model: Any, info: VersionInfo, actor: str, snapshot_dataset: bool = True
 ) -> ModelVersion:
-    """Register the model (and a snapshot of its data); a retry of this task gets the same version back."""
-    key = f"{flow_run.id or 'local'}:{name}:register"
+    """Register the model (and a snapshot of its data); a retry of this task gets the same version back.
+
+    The key is :func:`registration_key`: the registry returns the version an earlier attempt of this run made
+    (re-serialised bytes included), and refuses the key to anyone else.
+    """
+    key = registration_key(name, info, actor)
     return Registry.open(registry).register_model(
         name, model, info, actor=actor, idempotency_key=key, snapshot_dataset=snapshot_dataset
     )

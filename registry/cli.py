@@ -180,8 +180,8 @@ def register(
 ) -> None:
     """Register a model file trained outside the flows (a notebook, a CI job).
 
-    Without --key the key is derived from the file's bytes and the metadata given: running the same command
-    again (a retry after a crash or a timeout) returns the version it made instead of a duplicate. Pass a new
+    Without --key the key is derived from the file's bytes, the metadata given and who runs it: running the same
+    command again (a retry after a crash or a timeout) returns the version it made instead of a duplicate. Pass a new
     --key to register identical bytes and metadata as a new version on purpose. The lineage (code version,
     environment, dataset fingerprint) is completed by the registry as on every registration path.
     """
@@ -197,11 +197,15 @@ def register(
     if idempotency_key is None:
         from registry.checks import check_info
         from registry.idempotency import request_fingerprint
+        from registry.identity import identity_key
         from registry.names import check_model_name
+        from registry.registry import resolve_actor
 
         digest = hashlib.sha256(file.read_bytes()).hexdigest()
         request = request_fingerprint(check_model_name(name), fmt or "auto", check_info(info))
-        idempotency_key = f"pmr:register:{digest}:{request}"
+        # Bound to who runs it: their retry finds their version; someone else's identical command makes their own.
+        who = hashlib.sha256(identity_key(resolve_actor(OPTS.actor)).encode()).hexdigest()[:16]
+        idempotency_key = f"pmr:register:{digest}:{request}:{who}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         mv = _reg().register_file(

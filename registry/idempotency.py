@@ -14,6 +14,11 @@ written create-only before the operation's first write, holding the log position
   (``after``); then it appends a missing ``registered`` event exactly once. A claim is taken over with a
   compare-and-swap, so two retries cannot both allocate.
 
+A registration key also binds its caller: the claim records the registrant, and a call that names another actor
+(compared as identities, :func:`registry.identity.same_person`) is an :class:`IdempotencyConflict`, as is other
+metadata; so a key someone else took first is never adopted as one's own. A call that names no actor (the default
+``user@host`` differs between the hosts a retry may run on) is matched on the request alone.
+
 Why a claim object rather than only the key in the event: scanning a whole log per keyed operation would cost
 O(events); the claim bounds the scan to the events since the key was first used. Keys are matched on a
 fingerprint of the request, not on artifact bytes: skops output differs from one serialisation to the next.
@@ -32,6 +37,7 @@ from typing import Any
 
 from registry import keys, versions
 from registry.errors import IdempotencyConflict, IntegrityError, ObjectNotFound, PreconditionFailed, VersionNotFound
+from registry.identity import same_person
 from registry.log import Draft, ModelLog, check_event_size
 from registry.models import Event, ModelState, ModelVersion, VersionInfo, canonical_json, sha256
 from registry.store.base import ObjectStore
@@ -122,6 +128,7 @@ class Claims:
             or record.get("key") != op_key
             or not isinstance(record.get("request"), str)
             or not isinstance(record.get("log_seq", 0), int)
+            or not isinstance(record.get("actor", ""), str)
         ):
             raise IntegrityError(f"the claim on operation key {op_key!r} of {name} is altered")
         return record, obj.etag
@@ -173,13 +180,29 @@ class Claims:
 
     # -- registration ---------------------------------------------------------------------------------
     def claim_registration(
-        self, name: str, op_key: str, request: str
+        self,
+        name: str,
+        op_key: str,
+        request: str,
+        *,
+        actor: str | None = None,
+        explicit_actor: bool = False,
     ) -> tuple[ModelVersion | None, dict[str, Any], str | None]:
         """Claim ``op_key`` for a new registration, or return the version an earlier attempt made.
+
+        Args:
+            name: model name.
+            op_key: the registration's key.
+            request: :func:`request_fingerprint` of what is registered.
+            actor: who registers (recorded in a new claim).
+            explicit_actor: the caller named ``actor``: a key claimed by someone else is then a conflict.
 
         Returns:
             ``(version, claim, etag)``: a version when one landed for the key; otherwise the claim this
             attempt now owns (register under it).
+
+        Raises:
+            IdempotencyConflict: the key was claimed for another request, or by another actor.
 
         """
         owner = current_owner()
@@ -194,6 +217,7 @@ class Claims:
                     "log_seq": ModelLog(self.store, name).state().seq,
                     "at": time.time(),
                     "owner": owner,
+                    **({"actor": actor} if actor is not None else {}),
                 }
                 if self.create(name, op_key, record):
                     return None, record, None
@@ -202,8 +226,12 @@ class Claims:
             self.check_request(name, op_key, record, request)
             if "version" in record:
                 mv = self._version_of(name, op_key, record)
+                if explicit_actor and actor is not None:
+                    self._check_actor(name, op_key, mv.created_by, actor)  # the manifest says who registered
                 self.ensure_announced(mv, op_key, int(record.get("log_seq", 0)))
                 return mv, record, etag
+            if explicit_actor and actor is not None and isinstance(record.get("actor"), str):
+                self._check_actor(name, op_key, record["actor"], actor)
             if owner_gone(record.get("owner")) or time.time() - float(record.get("at", 0)) > CLAIM_WAIT_S:
                 mv = self.recover(name, op_key, record)
                 if mv is not None:
@@ -215,6 +243,14 @@ class Claims:
                     continue
                 return None, taken, None
             time.sleep(0.2)  # another live attempt with this key is in flight
+
+    @staticmethod
+    def _check_actor(name: str, op_key: str, claimed_by: str, actor: str) -> None:
+        if not same_person(claimed_by, actor):
+            raise IdempotencyConflict(
+                f"registration key {op_key!r} of {name} belongs to {claimed_by!r}, not {actor!r}: "
+                "a key binds its caller (use your own key)"
+            )
 
     def _version_of(self, name: str, op_key: str, record: dict[str, Any]) -> ModelVersion:
         """The version a finished claim names, checked against its manifest (an altered claim is not trusted)."""

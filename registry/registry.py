@@ -249,7 +249,8 @@ class Registry:
         Raises:
             InvalidName, InvalidMetadata: bad input; nothing is written.
             DatasetUnavailable: the lineage names a dataset that cannot be read (see ``allow_missing_dataset``).
-            IdempotencyConflict: the key was used before for a registration with other metadata.
+            IdempotencyConflict: the key was used before for a registration with other metadata, or by another
+                actor than the one given (artifact bytes alone may differ: a re-serialised model is a retry).
             UntrustedArtifact: a skops artifact names something the reviewed list does not admit as the node kind
                 using it (``UntrustedType``), or exceeds a cap on its size (``ArtifactCapExceeded``): see
                 :mod:`registry.skops_review`.
@@ -265,6 +266,7 @@ class Registry:
         if idempotency_key is not None and operation_key is not None and idempotency_key != operation_key:
             raise InvalidMetadata("idempotency_key and operation_key differ: give one")
         op_key = check_op_key(operation_key if operation_key is not None else idempotency_key)
+        explicit_actor = actor is not None  # a key binds the actor its caller names (see registry.idempotency)
         actor = resolve_actor(actor)
         reviewed = artifacts.review_types(bytes(artifact), fmt)  # refuses code-running types before any write
         check_flag(snapshot_dataset, "snapshot_dataset")
@@ -285,7 +287,9 @@ class Registry:
             # The manifest is the record: its event is logged in the background, in order (see registry.announcer).
             announcer.submit((id(self.store), name), mv.version, versions.announce, self.store, mv)
             return mv
-        existing, claim, _ = self._claims.claim_registration(name, op_key, request_fingerprint(name, fmt, info))
+        existing, claim, _ = self._claims.claim_registration(
+            name, op_key, request_fingerprint(name, fmt, info), actor=actor, explicit_actor=explicit_actor
+        )
         if existing is not None:
             return existing
         try:
