@@ -161,7 +161,7 @@ def check_info(info: object) -> VersionInfo:
         raise InvalidMetadata("reports must be a mapping of gate name to report")
     for gate, report in info.reports.items():
         check_gate(gate)
-        check_report(report, f"{gate} report")
+        check_gate_report(report, f"{gate} report")
     return info
 
 
@@ -182,6 +182,23 @@ def check_report(report: object, what: str = "report") -> Mapping[str, Any]:
     if not isinstance(report, Mapping):
         raise InvalidMetadata(f"{what} must be a mapping, not {type(report).__name__}")
     check_json(report, what)
+    return report
+
+
+def check_gate_report(report: object, what: str = "report") -> Mapping[str, Any]:
+    """A gate report: :func:`check_report`, and the fields the registry reads typed as it reads them.
+
+    ``passed`` and ``advisory`` decide whether the report blocks promotion, so they are real bools (``"false"``
+    is not False); ``checks``, when present, is a list of objects (the failed ones are named in the event).
+    """
+    check_report(report, what)
+    assert isinstance(report, Mapping)
+    for flag in ("passed", "advisory"):
+        if flag in report and not isinstance(report[flag], bool):
+            raise InvalidMetadata(f"{what}: {flag!r} must be true or false, not {report[flag]!r:.60}")
+    checks = report.get("checks", [])
+    if not isinstance(checks, list) or not all(isinstance(c, Mapping) for c in checks):
+        raise InvalidMetadata(f"{what}: 'checks' must be a list of objects, not {checks!r:.60}")
     return report
 
 

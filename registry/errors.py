@@ -82,6 +82,25 @@ class IntegrityError(RegistryError, ValueError):
     """Stored bytes do not match the hash recorded for them."""
 
 
+class MalformedEvent(IntegrityError):
+    """A correctly chained event lacks a field its type needs, or holds one of the wrong type.
+
+    Its hash chain is intact, so it was written with write access to the store (or by a bug), not torn or
+    altered afterwards: reads of the model stop at it rather than replay a state nobody can trust. ``model`` and
+    ``seq`` name the event.
+    """
+
+    def __init__(self, model: str, seq: int, problem: str) -> None:
+        super().__init__(
+            f"event {seq} of {model} is malformed ({problem}); reads of {model} stop there: "
+            "see `pmr verify --repair` for what to do"
+        )
+        self.model, self.seq, self.problem = model, seq, problem
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, str]]:
+        return type(self), (self.model, self.seq, self.problem)
+
+
 class UntrustedArtifact(RegistryError, PermissionError):
     """A serialised model holds types that are not on the trusted list."""
 

@@ -38,7 +38,15 @@ from pydantic import ValidationError
 
 from registry import announcer, background, hooks, parallel
 from registry.checks import check_size
-from registry.errors import ConcurrencyError, IntegrityError, ObjectNotFound, PreconditionFailed, StoreError
+from registry.errors import (
+    ConcurrencyError,
+    IntegrityError,
+    MalformedEvent,
+    ObjectNotFound,
+    PreconditionFailed,
+    StoreError,
+)
+from registry.event_shapes import check_shape
 from registry.keys import event_key, events_prefix, parse_number, state_key
 from registry.lifecycle import apply_event
 from registry.memory import ProcessMemory
@@ -130,6 +138,7 @@ def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:
 
     Raises:
         IntegrityError: unparsable, out of place, or the chain is broken.
+        MalformedEvent: chained correctly, but lacking a field its kind needs or holding a mistyped one.
 
     """
     if not raw:  # no event is empty: this is a PUT whose body never came (a server that did not refuse it)
@@ -146,7 +155,15 @@ def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:
         raise IntegrityError(f"event {seq} of {name} claims to be event {event.seq} of {event.model}")
     if event.prev_hash != prev_hash:
         raise IntegrityError(f"hash chain of {name} broken at event {seq}: an earlier event was altered")
-    return event
+    return check_shape(event)
+
+
+def replay(state: ModelState, event: Event, digest: str) -> ModelState:
+    """:func:`~registry.lifecycle.apply_event`, with a field replay cannot use reported as the event's damage."""
+    try:
+        return apply_event(state, event, digest)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a shape no check foresaw
+        raise MalformedEvent(event.model, event.seq, f"replay failed: {type(exc).__name__}: {exc}") from None
 
 
 @dataclass
@@ -247,7 +264,7 @@ class ModelLog:
         jumped, read = op_key is not None, 0  # a key is looked for in every event: no skipping then
         while True:
             for event, digest in events:
-                state = apply_event(state, event, digest)
+                state = replay(state, event, digest)
                 if op_key is not None and event.op_key == op_key:
                     return state, event
                 read += 1
@@ -375,7 +392,7 @@ class ModelLog:
         for event, digest in self._events_from(1, GENESIS):
             if event.at > when:
                 break
-            state = apply_event(state, event, digest)
+            state = replay(state, event, digest)
         return state
 
     def append(

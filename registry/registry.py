@@ -24,6 +24,7 @@ from registry.checks import (
     check_count,
     check_flag,
     check_gate,
+    check_gate_report,
     check_info,
     check_op_key,
     check_optional_text,
@@ -988,7 +989,7 @@ class Registry:
         """
         check_model_name(name)
         check_gate(gate)
-        check_report(report)
+        check_gate_report(report)  # typed as the verdict and the event read it (fuzzing found a TypeError)
         check_flag(passed, "passed")
         op_key = check_op_key(operation_key)
         actor = resolve_actor(actor)

@@ -26,6 +26,9 @@ REPAIR_GRACE_S = 3600.0
 #: Findings repair never acts on, with what a person must do instead.
 NEEDS_A_PERSON = {
     "symlink": "repair never follows it: move the link away and recreate the directory (empty) in the registry",
+    "event_malformed": "the registry never rewrites history: restore this event's original bytes from a backup (only"
+    " they fit the next event's prev_hash); without a backup the model stays unreadable past it, and an operator"
+    " must decide (e.g. retire the model and register its versions again under a new name)",
 }
 
 

@@ -25,7 +25,14 @@ from pydantic import ValidationError
 
 from registry import background, keys, skops_review, versions
 from registry import index as listing_index
-from registry.errors import ArtifactCapExceeded, IntegrityError, ObjectNotFound, RegistryError, UntrustedArtifact
+from registry.errors import (
+    ArtifactCapExceeded,
+    IntegrityError,
+    MalformedEvent,
+    ObjectNotFound,
+    RegistryError,
+    UntrustedArtifact,
+)
 from registry.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
 from registry.lifecycle import apply_event
 from registry.log import current_snapshot, parse_event
@@ -162,6 +169,8 @@ class _Model:
                 event = parse_event(self.name, seq, raw, prev)
             except IntegrityError as exc:
                 kind = "chain_broken" if "hash chain" in str(exc) else "event_corrupt"
+                if isinstance(exc, MalformedEvent):
+                    kind = "event_malformed"  # chained correctly, but lacking or mistyping a field its kind needs
                 if not raw and seq == max(numbered):
                     kind = "event_torn"  # nothing was built on it: repair can remove it
                 self.bad(numbered[seq], str(exc), kind)
