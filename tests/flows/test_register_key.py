@@ -63,6 +63,8 @@ def test_the_run_key_taken_by_another_actor_is_a_conflict_not_an_adoption(tmp_pa
 
     location = str(tmp_path / "reg")
     key = registration_key("iris", INFO, "prefect:retrain")
-    Registry.open(location).register("iris", b"planted", INFO, fmt="bytes", actor="mallory", operation_key=key)
+    X, y = load_iris(return_X_y=True)
+    planted = DummyClassifier(strategy="constant", constant=0).fit(X, y)  # same metadata, another actor's model
+    Registry.open(location).register_model("iris", planted, INFO, actor="mallory", operation_key=key)
     with pytest.raises(IdempotencyConflict):
         register_version.fn(location, "iris", fitted(), INFO, "prefect:retrain")
