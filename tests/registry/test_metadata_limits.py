@@ -69,7 +69,8 @@ def test_limits_are_settings(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PMR_MAX_EVENT_BYTES", "2000")
     refused(reg, lambda: reg.promote("m", 1, "staging", reason="r" * 3_000), "event")
     monkeypatch.setenv("PMR_MAX_ENTRIES", "2")
-    refused(reg, lambda: reg.register("m", b"x", VersionInfo(tags={"a": "1", "b": "2", "c": "3"}), fmt="bytes"), "3 tags")
+    three = VersionInfo(tags={"a": "1", "b": "2", "c": "3"})
+    refused(reg, lambda: reg.register("m", b"x", three, fmt="bytes"), "3 tags")
     monkeypatch.setenv("PMR_MAX_MANIFEST_BYTES", "lots")
     with pytest.raises(InvalidMetadata, match="PMR_MAX_MANIFEST_BYTES"):
         reg.register("m", b"x", fmt="bytes")
