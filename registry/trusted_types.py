@@ -102,6 +102,11 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
         ("function",),
         "validates and converts an array; a categorical HistGradientBoosting binds it with functools.partial",
     ),
+    "sklearn.compose._column_transformer.make_column_selector": (
+        ("object",),
+        "picks a table's columns by dtype or name pattern (plain attributes, its dtypes are type nodes checked on "
+        "their own); ColumnTransformers built as the README's own-data pipeline hold it",
+    ),
     "sklearn.feature_selection._univariate_selection.chi2": (("function",), _SCORE_FUNCTION),
     "sklearn.feature_selection._univariate_selection.f_classif": (("function",), _SCORE_FUNCTION),
     "sklearn.feature_selection._univariate_selection.f_regression": (("function",), _SCORE_FUNCTION),
