@@ -113,7 +113,12 @@ def test_reviewer_approves_in_the_ui(prefect_server: LocalPrefectServer, pipelin
             "Dana Reviewer",
             "Beats v1 on every metric; data quality clean.",
             str(run.id),
-            {"target_stage": "production"},
+            # The approval names what was approved: the artifact's hash and who registered it (issue 27).
+            {
+                "target_stage": "production",
+                "artifact_sha256": reg.get_version(pipeline.model_name, 2).artifact.sha256,
+                "registrant": "ci-bot",
+            },
         )
     ]
 
