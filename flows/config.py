@@ -200,14 +200,11 @@ class RetrainConfig(BaseModel):
             trust.NotAllowed: the first field outside its list, naming where the list lives.
 
         """
-        from registry.store.base import default_location
-
-        locations = {"dataset_uri": self.dataset_uri, "registry": self.registry or default_location()}
+        locations = {"dataset_uri": self.dataset_uri, "registry": self.registry}
         for field, ref in (("suite", self.suite_ref), ("thresholds", self.thresholds_ref)):
             if not trust.is_bundled_name(ref):
                 locations[field] = ref
-        for field, value in locations.items():
-            trust.check_location(field, value, loaded)
+        trust.check_locations(loaded, locations)
         if self.task_runner == "dask" and self.candidates and self.dask_address:
             trust.check_dask_address(self.dask_address, loaded)
 

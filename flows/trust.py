@@ -25,6 +25,7 @@ and no scheduler. A flow called in a person's own process (no deployment) is the
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -116,34 +117,54 @@ def _local(value: str) -> Path:
     return Path(value.removeprefix("file://")).resolve()
 
 
-def inside(value: str, root: str) -> bool:
-    """Whether ``value`` lies in ``root``, judged on whole path segments of what each resolves to."""
-    if value.startswith("s3://") != root.startswith("s3://"):
-        return False
+def _resolved(value: str) -> tuple[str, tuple[str, ...]]:
+    """Where a location is and its whole segments, after resolving: ``("s3://bucket", key parts)`` or a path's.
+
+    Raises:
+        NotAllowed: not a location this check understands.
+
+    """
     if value.startswith("s3://"):
         bucket, parts = _s3_parts(value)
-        root_bucket, root_parts = _s3_parts(root)
-        return bucket == root_bucket and parts[: len(root_parts)] == root_parts
-    return _local(value).is_relative_to(_local(root))
+        return f"s3://{bucket}", parts
+    return "file", _local(value).parts
 
 
-def within(value: str, roots: list[str]) -> bool:
+def _contains(root: tuple[str, tuple[str, ...]], location: tuple[str, tuple[str, ...]]) -> bool:
+    return root[0] == location[0] and location[1][: len(root[1])] == root[1]
+
+
+def _resolved_roots(roots: Iterable[str]) -> Iterator[tuple[str, tuple[str, ...]]]:
+    for root in roots:
+        try:
+            yield _resolved(root)
+        except NotAllowed:
+            continue  # a root that is no location allows nothing
+
+
+def inside(value: str, root: str) -> bool:
+    """Whether ``value`` lies in ``root``, judged on whole path segments of what each resolves to."""
+    return _contains(_resolved(root), _resolved(value))
+
+
+def within(value: str, roots: Iterable[str]) -> bool:
     """Whether ``value`` lies in one of ``roots`` (a location this check does not understand does not)."""
     try:
-        return any(inside(value, root) for root in roots)
+        location = _resolved(value)
     except NotAllowed:
         return False
+    return any(_contains(root, location) for root in _resolved_roots(roots))
 
 
 def check_location(field: str, value: str, loaded: Loaded) -> None:
     """Refuse ``value`` unless it lies inside one of the worker policy's roots.
 
     Raises:
-        NotAllowed: outside every root (or not a location this check understands).
+        NotAllowed: outside every root (or not a location this check understands, said as such).
 
     """
-    inside(value, value)  # a location this check does not understand is refused as such, with why
-    if within(value, loaded.policy.roots):
+    location = _resolved(value)  # resolved once, then compared with every root
+    if any(_contains(root, location) for root in _resolved_roots(loaded.policy.roots)):
         return
     roots = ", ".join(loaded.policy.roots) or "none"
     raise NotAllowed(
@@ -204,12 +225,24 @@ def guard(**locations: str | None) -> Loaded | None:
     """
     if not restricted():
         return None
+    loaded = load()
+    check_locations(loaded, locations)
+    return loaded
+
+
+def check_locations(loaded: Loaded, locations: Mapping[str, str | None]) -> None:
+    """Refuse the first of ``locations`` (field name -> value) that lies outside the worker policy's roots.
+
+    A ``registry`` of ``None`` is the default registry it opens; any other ``None`` is not set.
+
+    Raises:
+        NotAllowed: the first field outside the roots.
+
+    """
     from registry.store.base import default_location
 
-    loaded = load()
     for field, value in locations.items():
         if value is None and field == "registry":
             value = default_location()
         if value is not None:
             check_location(field, value, loaded)
-    return loaded
