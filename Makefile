@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) -m flows.demo
+	$(PY) -m prefect_model_registry.flows.demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -22,7 +22,7 @@ os.environ["PMR_CACHE_DIR"] = "off"
 
 from _worker import CONTENDERS, MIB, contend, serve, timed  # noqa: E402
 
-from registry import Registry, VersionInfo  # noqa: E402
+from prefect_model_registry.registry import Registry, VersionInfo  # noqa: E402
 
 reg = Registry.open(sys.argv[1])
 

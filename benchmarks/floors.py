@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from registry.store.s3 import S3Store
+    from prefect_model_registry.registry.store.s3 import S3Store
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,7 +46,7 @@ RECORD = b"x" * 600  # about the size of a manifest or an event
 
 def _store(env: dict[str, str], bucket: str, prefix: str) -> S3Store:
     os.environ.update(env)  # in a spawned floor process: the server's endpoint and credentials
-    from registry.store.s3 import S3Store
+    from prefect_model_registry.registry.store.s3 import S3Store
 
     store = S3Store(bucket, prefix)
     store.exists("warm-up")  # the connection is open before timing starts
@@ -78,7 +78,7 @@ def register_ms(env: dict[str, str], bucket: str, prefix: str, writes: int, repe
 
 
 def _race_worker(env: dict[str, str], bucket: str, prefix: str, start_at: float, out: Any) -> None:
-    from registry.errors import PreconditionFailed
+    from prefect_model_registry.registry.errors import PreconditionFailed
 
     store = _store(env, bucket, prefix)
     time.sleep(max(0.0, start_at - time.time()))
@@ -94,7 +94,7 @@ def _race_worker(env: dict[str, str], bucket: str, prefix: str, start_at: float,
 
 
 def _combining_worker(env: dict[str, str], bucket: str, prefix: str, start_at: float, out: Any) -> None:
-    from registry.errors import ObjectNotFound, PreconditionFailed
+    from prefect_model_registry.registry.errors import ObjectNotFound, PreconditionFailed
 
     store = _store(env, bucket, prefix)
     end, numbered = 0, set()

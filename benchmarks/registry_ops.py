@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("PMR_ACTOR", "benchmark")
 
-from registry import Registry  # noqa: E402
-from registry.models import VersionInfo  # noqa: E402
+from prefect_model_registry.registry import Registry  # noqa: E402
+from prefect_model_registry.registry.models import VersionInfo  # noqa: E402
 from tests.seaweed import SeaweedServer  # noqa: E402
 
 BUCKET = "pmr-bench"
@@ -59,7 +59,7 @@ DIRECT_NAMES = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject"}
 @dataclass
 class RequestCounter:
     """Counts the S3 API calls of one store: its boto3 client's (each paginated page counts once) and its direct
-    single-object requests (:mod:`registry.store.s3_direct`), under the same API names.
+    single-object requests (:mod:`prefect_model_registry.registry.store.s3_direct`), under the same API names.
 
     ``lost`` counts conditional writes that lost a race (HTTP 412 or 409): contention on a model's keys.
     """

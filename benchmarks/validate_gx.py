@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from validations import validate_dataframe
+from prefect_model_registry.validations import validate_dataframe
 
 FLOATS = [f"f{i}" for i in range(7)]
 

@@ -277,12 +277,13 @@ def main(argv: list[str] | None = None) -> int:
             "t=None\nwhile True:\n p=c.search_model_versions(\"name='big'\", max_results=10000, page_token=t)"
             "\n t=p.token\n if not t: break",
         )
+        OPEN = "from prefect_model_registry.registry import Registry; Registry.open"
         ours = Side(
             "ours",
             [sys.executable, str(HERE / "_worker_pmr.py"), prefix],
             env,
-            f"from registry import Registry; Registry.open('{prefix}').resolve('models:/big@champion')",
-            f"from registry import Registry; Registry.open('{prefix}').versions('big')",
+            f"{OPEN}('{prefix}').resolve('models:/big@champion')",
+            f"{OPEN}('{prefix}').versions('big')",
         )
         workers = {s.label: s.start() for s in (mlf, ours)}
         try:

@@ -1,14 +1,19 @@
 """Prefect flows for the model lifecycle: retraining pipeline, promotion, archival, rollback, decisions.
 
-Importing this package does not import Prefect; import the flow modules (``flows.pipeline``,
-``flows.lifecycle``) for the flows themselves.
+Importing this package does not import Prefect; import the flow modules (``prefect_model_registry.flows.pipeline``,
+``prefect_model_registry.flows.lifecycle``) for the flows themselves.
 """
 
 from __future__ import annotations
 
-from flows.events import send as _send_to_prefect
-from registry.hooks import add_listener as _add_listener
+from prefect_model_registry.flows.events import send as _send_to_prefect
+from prefect_model_registry.registry.hooks import add_listener as _add_listener
 
 # Every registry event this process appends becomes a model.* Prefect event (the entry point does the same for
 # code that uses the registry without importing flows).
 _add_listener(_send_to_prefect)
+
+if __name__ != "prefect_model_registry.flows":
+    # Run from the checkout, the bare folder name would load a second copy of every class (two `Registry`
+    # types, two error hierarchies that do not catch each other's errors): only the installed name is allowed.
+    raise ImportError(f"import prefect_model_registry.flows, not {__name__!r}")

@@ -9,8 +9,8 @@ from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from registry.models import ModelState
-from registry.policy import ApprovalRules, Subject, needs_approval
+from prefect_model_registry.registry.models import ModelState
+from prefect_model_registry.registry.policy import ApprovalRules, Subject, needs_approval
 
 
 class ApprovalPolicy(BaseModel):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from registry.cli import OPTS, echo
+from prefect_model_registry.registry.cli import OPTS, echo
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -81,8 +81,8 @@ class _OneLineFailures(logging.Filter):
     """Drops the traceback from log records of the flows' deliberate failures (the message line stays)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from flows.errors import PipelineError
-        from registry.errors import RegistryError
+        from prefect_model_registry.flows.errors import PipelineError
+        from prefect_model_registry.registry.errors import RegistryError
 
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, PipelineError | RegistryError):
@@ -189,8 +189,8 @@ def retrain(
 
     Prefect settings come from the environment: PREFECT_API_URL, and PREFECT_API_AUTH_STRING or PREFECT_API_KEY.
     """
-    from flows.config import RetrainConfig, read_config_file
-    from flows.errors import ConfigError
+    from prefect_model_registry.flows.config import RetrainConfig, read_config_file
+    from prefect_model_registry.flows.errors import ConfigError
 
     if model is None and config is None:
         raise typer.BadParameter("give MODEL, or a --config whose model_name says which", param_hint="MODEL")
@@ -237,7 +237,7 @@ def decide(
     """
     from uuid import UUID
 
-    from flows import reviews
+    from prefect_model_registry.flows import reviews
 
     try:
         UUID(run_id)
@@ -274,7 +274,7 @@ def _run_local(cfg: Any, timeout: float, *, traceback: bool = False) -> tuple[in
     """Run the retraining flow in this process (logs go to the console through Prefect's handler)."""
     # The temporary API this starts must not try to reach a telemetry service (no network; "database is locked").
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.pipeline import retrain as retrain_flow
+    from prefect_model_registry.flows.pipeline import retrain as retrain_flow
 
     if not traceback:
         quiet_expected_failures()
@@ -307,8 +307,8 @@ def _run_deployment(
     from prefect.settings import get_current_settings
     from prefect.utilities.urls import url_for
 
-    from flows.config import RetrainConfig
-    from flows.errors import ConfigError
+    from prefect_model_registry.flows.config import RetrainConfig
+    from prefect_model_registry.flows.errors import ConfigError
 
     api = get_current_settings().api.url
     model = str(merge_config({}, *layers).get("model_name", "?"))
@@ -436,7 +436,7 @@ _LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 
 def _check_registry(model: str, run_id: UUID, expected: str) -> int:
     """Exit code of the registry check: the version registered by ``run_id`` is at least at ``expected``."""
-    from registry import Registry
+    from prefect_model_registry.registry import Registry
 
     reg = Registry.open(OPTS.registry, create=False)
     where = reg.store.uri

@@ -1,17 +1,17 @@
 """The ``pmr`` console script: the registry commands, plus commands that drive Prefect flows.
 
-The registry commands live in :mod:`registry.cli` (no Prefect import). Commands added here import Prefect
+The registry commands live in ``cli`` (no Prefect import). Commands added here import Prefect
 only when they run, so ``pmr models`` stays fast.
 """
 
 from __future__ import annotations
 
-import flows.scoring_cli  # noqa: F401  (registers `pmr explain-prediction`)
-from flows import reviews
-from flows.ci import app as ci_app
-from registry.cli import app, main
-from registry.hooks import add_decision_router
-from validations.cli import app as suite_app
+import prefect_model_registry.flows.scoring_cli  # noqa: F401  (registers `pmr explain-prediction`)
+from prefect_model_registry.flows import reviews
+from prefect_model_registry.flows.ci import app as ci_app
+from prefect_model_registry.registry.cli import app, main
+from prefect_model_registry.registry.hooks import add_decision_router
+from prefect_model_registry.validations.cli import app as suite_app
 
 app.add_typer(ci_app, name="ci")
 # `pmr approve`/`reject` decide on the run that waits for the version, when one does (registers `pmr pending` too).

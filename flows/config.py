@@ -1,7 +1,7 @@
 """One typed configuration for a retraining run: what the flow takes, a deployment holds and a YAML file carries.
 
 Every field has a title and a description, so the Prefect UI's custom run dialog shows a readable form. A bad
-configuration is refused with one line naming the field (:class:`flows.errors.ConfigError`), and
+configuration is refused with one line naming the field (:class:`prefect_model_registry.flows.errors.ConfigError`), and
 :meth:`RetrainConfig.preflight` loads the suite, the thresholds and the trainer before any data is read or any
 model trained, so a typo costs seconds, not a training run.
 """
@@ -14,10 +14,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from flows import trust
-from flows.approval import ApprovalPolicy
-from flows.errors import ConfigError
-from validations.policy import GatePolicy
+from prefect_model_registry.flows import trust
+from prefect_model_registry.flows.approval import ApprovalPolicy
+from prefect_model_registry.flows.errors import ConfigError
+from prefect_model_registry.validations.policy import GatePolicy
 
 
 class SplitConfig(BaseModel):
@@ -162,7 +162,7 @@ class RetrainConfig(BaseModel):
 
         In a deployment's run, every location (data, suite, thresholds, registry), the trainer module and the Dask
         scheduler must be on the worker policy's lists, and the run's reviewers may only narrow the model's
-        (:mod:`flows.trust`); nothing outside them is read, imported or contacted.
+        (:mod:`prefect_model_registry.flows.trust`); nothing outside them is read, imported or contacted.
 
         Returns:
             The worker policy the run is held to, or ``None`` for a flow called in a person's own process.
@@ -171,8 +171,8 @@ class RetrainConfig(BaseModel):
             ConfigError: the field whose value is not allowed, or whose file or function is unusable, with why.
 
         """
-        from flows import training
-        from validations import data_quality, thresholds
+        from prefect_model_registry.flows import training
+        from prefect_model_registry.validations import data_quality, thresholds
 
         loaded = trust.load() if trust.restricted() else None
         if loaded is not None:
@@ -210,7 +210,7 @@ class RetrainConfig(BaseModel):
 
     def trainer_modules(self, loaded: trust.Loaded | None) -> tuple[tuple[str, ...], str]:
         """The modules a trainer may come from in this run, and where that list lives."""
-        from flows import training
+        from prefect_model_registry.flows import training
 
         if loaded is not None:
             return tuple(loaded.policy.trainer_modules), f"'trainer_modules' in {loaded.where}"

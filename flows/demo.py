@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.rule import Rule
 
-from flows.server import LocalPrefectServer
+from prefect_model_registry.flows.server import LocalPrefectServer
 
 ROOT = Path(".pmr/demo")
 _HERE = Path(__file__).resolve().parent / "data"
@@ -37,7 +37,7 @@ def step(title: str) -> None:
 
 def show_pmr(registry: str, args: list[str]) -> None:
     """Print a ``pmr`` command, then run it in this process (a non-zero exit stops the demo)."""
-    from flows.cli import main as pmr  # every pmr command, explain-prediction included
+    from prefect_model_registry.flows.cli import main as pmr  # every pmr command, explain-prediction included
 
     console.print(f"$ pmr --registry {registry} {' '.join(args)}", style="dim")
     try:
@@ -80,14 +80,14 @@ def run_lifecycle(registry: str) -> None:
     """The demo's steps, against the server whose settings are in the environment."""
     from prefect.flow_runs import resume_flow_run
 
-    from flows.approval import ApprovalPolicy
-    from flows.ci import quiet_expected_failures
-    from flows.config import RetrainConfig
-    from flows.evidence import champion_markdown, gate_summary
-    from flows.lifecycle import rollback_model
-    from flows.pipeline import retrain
-    from registry import Registry
-    from validations.report import GateReport
+    from prefect_model_registry.flows.approval import ApprovalPolicy
+    from prefect_model_registry.flows.ci import quiet_expected_failures
+    from prefect_model_registry.flows.config import RetrainConfig
+    from prefect_model_registry.flows.evidence import champion_markdown, gate_summary
+    from prefect_model_registry.flows.lifecycle import rollback_model
+    from prefect_model_registry.flows.pipeline import retrain
+    from prefect_model_registry.registry import Registry
+    from prefect_model_registry.validations.report import GateReport
 
     quiet_expected_failures()  # an expected gate failure is one line, not a Prefect traceback
     reg = Registry.open(registry)
@@ -158,7 +158,7 @@ def run_lifecycle(registry: str) -> None:
     step("5. Score a batch with production, then trace a prediction back to its version and its training data")
     import pandas as pd
 
-    from flows.scoring import score_batch
+    from prefect_model_registry.flows.scoring import score_batch
 
     batch = ROOT / "to-score.csv"
     pd.read_csv(DATA / "breast_cancer_batch2.csv").drop(columns=["target"]).head(50).to_csv(batch, index=False)

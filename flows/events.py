@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from registry.models import Event
+from prefect_model_registry.registry.models import Event
 
 #: Registry event type -> Prefect event names (``stage_changed`` depends on the target stage).
 _NAMES = {

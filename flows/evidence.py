@@ -1,7 +1,7 @@
 """What a person sees: model cards, approval evidence, champion tables, the registry overview.
 
 Every value that comes from the registry, a report or the data goes into Markdown through
-:func:`registry.display.markdown` (or :func:`~registry.display.markdown_code`): a description, a metric name or a
+``markdown`` (or ``markdown_code``): a description, a metric name or a
 dataset value renders as the text it is, never as a link, an image, HTML or a heading in the card a reviewer reads.
 """
 
@@ -11,9 +11,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from registry import ModelVersion, Registry
-from registry.display import markdown, markdown_code
-from validations.report import GateReport, format_value
+from prefect_model_registry.registry import ModelVersion, Registry
+from prefect_model_registry.registry.display import markdown, markdown_code
+from prefect_model_registry.validations.report import GateReport, format_value
 
 _GATE_ORDER = ("data_quality", "drift", "metrics", "thresholds", "champion_challenger")
 #: Reports that are not gates (shown in sections of their own).
@@ -160,7 +160,7 @@ def approval_description(
         links: title -> where to read more: a URL (rendered as a link) or plain text (when the UI's address is
             unknown, e.g. the artifact's key).
         note: shown under the headline (e.g. why the last decision was refused): Markdown the caller built, with
-            any stored or typed text in it escaped by :func:`registry.display.markdown`.
+            any stored or typed text in it escaped by :func:`prefect_model_registry.registry.display.markdown`.
         stage: the stage the decision is about.
     """
 

@@ -11,10 +11,10 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows import publish, trust
-from flows.opkeys import operation_key
-from flows.tasks import run_actor
-from registry import Event, Registry
+from prefect_model_registry.flows import publish, trust
+from prefect_model_registry.flows.opkeys import operation_key
+from prefect_model_registry.flows.tasks import run_actor
+from prefect_model_registry.registry import Event, Registry
 
 
 def promote_version(

@@ -10,13 +10,13 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import evidence, publish, training, trust
-from flows.approval import ApprovalPolicy, wait_for_decision
-from flows.config import RetrainConfig
-from flows.errors import ApprovalRejected, ApprovalTimedOut, ConfigError, GateFailed
-from flows.lifecycle import promote_version
-from flows.opkeys import operation_key
-from flows.tasks import (
+from prefect_model_registry.flows import evidence, publish, training, trust
+from prefect_model_registry.flows.approval import ApprovalPolicy, wait_for_decision
+from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.errors import ApprovalRejected, ApprovalTimedOut, ConfigError, GateFailed
+from prefect_model_registry.flows.lifecycle import promote_version
+from prefect_model_registry.flows.opkeys import operation_key
+from prefect_model_registry.flows.tasks import (
     check_data_quality,
     check_drift,
     current_champion,
@@ -29,14 +29,14 @@ from flows.tasks import (
     split_dataset,
     train_candidate,
 )
-from flows.training import Split
-from registry import Registry, VersionInfo
-from registry.display import markdown
-from registry.errors import ApprovalRefused, ModelNotFound
-from registry.lifecycle import approval_needed, exempt_now
-from registry.policy import ApprovalRules, Subject
-from validations import drift, policy
-from validations.report import GateReport
+from prefect_model_registry.flows.training import Split
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.display import markdown
+from prefect_model_registry.registry.errors import ApprovalRefused, ModelNotFound
+from prefect_model_registry.registry.lifecycle import approval_needed, exempt_now
+from prefect_model_registry.registry.policy import ApprovalRules, Subject
+from prefect_model_registry.validations import drift, policy
+from prefect_model_registry.validations.report import GateReport
 
 
 @flow(name="retrain-model", log_prints=True)
@@ -47,7 +47,7 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
     -> register (with every gate report in the manifest) -> staging -> approval -> production.
 
     Args:
-        config: the whole run, see :class:`flows.config.RetrainConfig` (loadable from YAML).
+        config: the whole run, see :class:`prefect_model_registry.flows.config.RetrainConfig` (loadable from YAML).
     """
     cfg = RetrainConfig.parse(config)
     # What the run may reach, the suite, thresholds and trainer: all checked before any data is read.
@@ -251,10 +251,10 @@ def _approve(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flows.pipeline --config retrain.yaml``: run one retraining in this process."""
+    """``python -m prefect_model_registry.flows.pipeline --config retrain.yaml``: run one retraining in this process."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m flows.pipeline", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m prefect_model_registry.flows.pipeline", description=main.__doc__)
     parser.add_argument("--config", required=True, help="retraining config (YAML), see flows/config.py")
     args = parser.parse_args(argv)
     try:

@@ -8,9 +8,9 @@ from typing import Any
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
-from flows import evidence
-from registry import ModelVersion, Registry
-from validations.report import GateReport
+from prefect_model_registry.flows import evidence
+from prefect_model_registry.registry import ModelVersion, Registry
+from prefect_model_registry.validations.report import GateReport
 
 #: Fixed key: every run adds a version to the same artifact, so its history shows in the UI.
 OVERVIEW_KEY = "registry-overview"

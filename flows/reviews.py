@@ -2,7 +2,7 @@
 
 ``pmr pending`` lists the retraining runs paused for a reviewer (from the Prefect API) and the staged versions
 that need an approval no run waits for (from the registry). ``pmr approve``/``pmr reject`` hand a decision to the
-run that waits for it (:func:`route_decision`, registered with :mod:`registry.hooks`): the run is resumed with the
+run that waits for it (:func:`route_decision`, registered with ``hooks``): the run is resumed with the
 same input the UI form sends, so the same rules apply and the same audit events are written; the command then
 waits for the run's answer, and a refusal (four-eyes, not an allowed reviewer) is an error with the reason.
 Without a configured Prefect API nothing is imported from Prefect and the registry records the decision itself.
@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.events import _api_configured
-from registry.cli import _emit, _reg, app
-from registry.errors import ApprovalRefused, InvalidMetadata
-from registry.lifecycle import approval_needed
+from prefect_model_registry.flows.events import _api_configured
+from prefect_model_registry.registry.cli import _emit, _reg, app
+from prefect_model_registry.registry.errors import ApprovalRefused, InvalidMetadata
+from prefect_model_registry.registry.lifecycle import approval_needed
 
 if TYPE_CHECKING:
     from uuid import UUID

@@ -20,11 +20,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows import trust
-from flows.errors import DatasetError
-from flows.training import read_dataset
-from registry import ModelVersion, Registry
-from registry.models import utcnow
+from prefect_model_registry.flows import trust
+from prefect_model_registry.flows.errors import DatasetError
+from prefect_model_registry.flows.training import read_dataset
+from prefect_model_registry.registry import ModelVersion, Registry
+from prefect_model_registry.registry.models import utcnow
 
 #: The stamp columns every scored row carries.
 STAMPS = ("pmr_model", "pmr_version", "pmr_artifact_sha256", "pmr_scoring_run", "pmr_scored_at")
@@ -95,7 +95,7 @@ def write_frame(frame: pd.DataFrame, uri: str) -> bytes:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         boto3.session.Session().client("s3", endpoint_url=endpoint).put_object(Bucket=bucket, Key=key, Body=data)
     else:
-        from registry.files import write_file
+        from prefect_model_registry.registry.files import write_file
 
         path = Path(uri.removeprefix("file://"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,11 +158,14 @@ def score_batch(model_uri: str, input_uri: str, output_uri: str, registry: str |
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flows.scoring MODEL_URI INPUT OUTPUT [--registry R]``: run score-batch in this process."""
+    """Run score-batch in this process.
+
+    ``python -m prefect_model_registry.flows.scoring MODEL_URI INPUT OUTPUT [--registry R]``.
+    """
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m flows.scoring", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m prefect_model_registry.flows.scoring", description=main.__doc__)
     parser.add_argument("model_uri")
     parser.add_argument("input_uri")
     parser.add_argument("output_uri")

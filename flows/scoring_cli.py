@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from registry.cli import _emit, _reg, app
-from registry.errors import IntegrityError, InvalidMetadata
+from prefect_model_registry.registry.cli import _emit, _reg, app
+from prefect_model_registry.registry.errors import IntegrityError, InvalidMetadata
 
 
 @app.command("explain-prediction")
@@ -19,7 +19,7 @@ def explain_prediction(
     """Which model made this prediction: the version, its artifact (checked), the scoring run, the training data."""
     import pandas as pd
 
-    from flows.scoring import STAMPS
+    from prefect_model_registry.flows.scoring import STAMPS
 
     frame = pd.read_parquet(file) if file.suffix.lower() in (".parquet", ".pq") else pd.read_csv(file)
     missing = [c for c in STAMPS if c not in frame.columns]

@@ -9,15 +9,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from flows import training, trust
-from flows.config import RetrainConfig
-from registry import Lineage, ModelVersion, Registry, VersionInfo
-from registry.errors import AliasNotFound, ModelNotFound
-from registry.lineage import complete_lineage
-from validations import champion, data_quality, drift, metrics, policy, thresholds
-from validations.errors import MissingColumnsError
-from validations.policy import GatePolicy
-from validations.report import GateReport
+from prefect_model_registry.flows import training, trust
+from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.registry import Lineage, ModelVersion, Registry, VersionInfo
+from prefect_model_registry.registry.errors import AliasNotFound, ModelNotFound
+from prefect_model_registry.registry.lineage import complete_lineage
+from prefect_model_registry.validations import champion, data_quality, drift, metrics, policy, thresholds
+from prefect_model_registry.validations.errors import MissingColumnsError
+from prefect_model_registry.validations.policy import GatePolicy
+from prefect_model_registry.validations.report import GateReport
 
 
 def run_actor(actor: str | None = None) -> str:
@@ -54,13 +54,13 @@ def registration_key(name: str, info: VersionInfo, actor: str) -> str:
     fingerprint (metrics, params, tags, description, dataset fingerprint: what a retry of this run repeats
     exactly, whatever bytes skops writes). A caller with other metadata addresses another key and cannot touch
     the run's; one who takes the run's key as another actor, or with other metadata, gets an
-    :class:`~registry.errors.IdempotencyConflict` (the registry binds a key to its caller), so the run fails
+    ``IdempotencyConflict`` (the registry binds a key to its caller), so the run fails
     rather than adopt that version. Only someone who reproduces the run's exact metrics and dataset, and claims
     its registrant's name, could still register first: self-declared names are not authentication.
     """
-    from registry.idempotency import request_fingerprint
-    from registry.identity import identity_key
-    from registry.models import canonical_json, sha256
+    from prefect_model_registry.registry.idempotency import request_fingerprint
+    from prefect_model_registry.registry.identity import identity_key
+    from prefect_model_registry.registry.models import canonical_json, sha256
 
     bound = canonical_json({"registrant": identity_key(actor), "request": request_fingerprint(name, "skops", info)})
     return f"{flow_run.id or 'local'}:{name}:register:{sha256(bound)[:32]}"

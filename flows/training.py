@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from flows.errors import DatasetError, EstimatorError, TrainerError
-from registry.errors import DatasetUnavailable
-from registry.lineage import fingerprint_bytes, read_dataset_bytes
+from prefect_model_registry.flows.errors import DatasetError, EstimatorError, TrainerError
+from prefect_model_registry.registry.errors import DatasetUnavailable
+from prefect_model_registry.registry.lineage import fingerprint_bytes, read_dataset_bytes
 
 #: Environment variable holding the modules a trainer function may come from (comma-separated).
 TRAINER_MODULES_ENV = "PMR_TRAINER_MODULES"
@@ -175,7 +175,7 @@ def allowed_trainer_modules(env: Mapping[str, str] | None = None) -> tuple[str, 
     """Modules a trainer function may come from in a person's own process: ``PMR_TRAINER_MODULES``, comma-separated.
 
     A deployment's runs ignore it: a run's job variables can set the environment, so their list comes from the
-    worker policy (:mod:`flows.trust`).
+    worker policy (:mod:`prefect_model_registry.flows.trust`).
     """
     raw = (os.environ if env is None else env).get(TRAINER_MODULES_ENV, "")
     return tuple(part.strip() for part in raw.split(",") if part.strip())

@@ -32,8 +32,8 @@ from pathlib import Path, PurePosixPath
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flows.errors import ConfigError
-from registry.policy import ApprovalRules
+from prefect_model_registry.flows.errors import ConfigError
+from prefect_model_registry.registry.policy import ApprovalRules
 
 #: Where the worker policy is looked for, first match wins. Fixed here on purpose: an environment variable
 #: naming it could be set by a run's job variables.
@@ -239,7 +239,7 @@ def check_locations(loaded: Loaded, locations: Mapping[str, str | None]) -> None
         NotAllowed: the first field outside the roots.
 
     """
-    from registry.store.base import default_location
+    from prefect_model_registry.registry.store.base import default_location
 
     for field, value in locations.items():
         if value is None and field == "registry":

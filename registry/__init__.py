@@ -3,7 +3,7 @@
 No Prefect import and no database: the bucket (or a local directory) is the registry.
 
 Example:
-    >>> from registry import Registry
+    >>> from prefect_model_registry.registry import Registry
     >>> reg = Registry.open("s3://models/prod")        # or a directory; default: PMR_REGISTRY_URI
     >>> mv = reg.register_model("churn", fitted_estimator, VersionInfo(metrics={"auc": 0.91}))
     >>> reg.promote("churn", mv.version, "staging", reason="passed gates")
@@ -13,12 +13,12 @@ Example:
 
 from __future__ import annotations
 
-from registry.errors import *  # noqa: F403 - the error hierarchy is part of the public API
-from registry.errors import RegistryError
-from registry.models import Event, Lineage, ModelState, ModelVersion, VersionInfo
-from registry.names import STAGES, ModelRef, parse_model_uri
-from registry.policy import ApprovalRules
-from registry.registry import Registry, default_actor
+from prefect_model_registry.registry.errors import *  # noqa: F403 - the error hierarchy is part of the public API
+from prefect_model_registry.registry.errors import RegistryError
+from prefect_model_registry.registry.models import Event, Lineage, ModelState, ModelVersion, VersionInfo
+from prefect_model_registry.registry.names import STAGES, ModelRef, parse_model_uri
+from prefect_model_registry.registry.policy import ApprovalRules
+from prefect_model_registry.registry.registry import Registry, default_actor
 
 
 def load_model(uri: str, *, registry: str | None = None) -> object:
@@ -41,3 +41,8 @@ __all__ = [
     "load_model",
     "parse_model_uri",
 ]
+
+if __name__ != "prefect_model_registry.registry":
+    # Run from the checkout, the bare folder name would load a second copy of every class (two `Registry`
+    # types, two error hierarchies that do not catch each other's errors): only the installed name is allowed.
+    raise ImportError(f"import prefect_model_registry.registry, not {__name__!r}")

@@ -5,14 +5,14 @@ records (who, what, the manifest's hash is computed from it). So :meth:`Registry
 manifest has landed and hands the event to this module: one worker thread per process appends it, in order,
 while the caller goes on (sequential registrations overlap one's event with the next one's manifest).
 
-The log catches up whoever writes it: :func:`registry.versions.announce` logs every version up to the one it
+The log catches up whoever writes it: ``announce`` logs every version up to the one it
 is given that the log still lacks, lowest first, reading their manifests. So a registrant that died before its
 event landed (or whose event write failed) leaves a gap in the log that the next registration of that model,
 in any process, fills; ``pmr verify`` reports it meanwhile (``unannounced``) and ``pmr verify --repair`` fills
 it too.
 
 In this process nothing can see the log without the events it handed here: :func:`flush` runs before every
-read or append of a log (:class:`registry.log.ModelLog`), at interpreter exit, and when a
+read or append of a log (:class:`prefect_model_registry.registry.log.ModelLog`), at interpreter exit, and when a
 ``multiprocessing`` child ends (it leaves with ``os._exit``, which skips ``atexit``). A forked child starts
 with nothing pending.
 """
@@ -28,9 +28,9 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any
 
-from registry.parallel import Pool
+from prefect_model_registry.registry.parallel import Pool
 
-_log = logging.getLogger("registry")
+_log = logging.getLogger(__name__)
 
 _worker = Pool(1, "pmr-announce")
 _lock = threading.Lock()
@@ -54,7 +54,7 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 def submit(key: Hashable, version: int, fn: Callable[..., Any], *args: Any) -> None:
     """Run ``fn(*args)`` (the announcement of ``version``) on the worker; a newer one under ``key`` supersedes it.
 
-    ``fn`` must log everything below ``version`` too (see :func:`registry.versions.announce`): while an
+    ``fn`` must log everything below ``version`` too (see ``announce``): while an
     announcement waits, a newer one under the same key replaces it instead of queueing behind it.
     """
     global _last

@@ -4,8 +4,8 @@ A hash check proves the bytes were not changed after registration, not that they
 
 - A skops artifact is reviewed before skops reads any of it, at registration (``register``, ``pmr copy``, the
   MLflow import: all go through :meth:`registry.Registry.register`), by ``verify`` and on every load
-  (:mod:`registry.skops_review`): caps on the work its zip and schema may cause, then every node of its schema
-  against the reviewed list (:mod:`registry.trusted_types`): each name exact, listed for the node kind that uses
+  (``skops_review``): caps on the work its zip and schema may cause, then every node of its schema
+  against the reviewed list (``trusted_types``): each name exact, listed for the node kind that uses
   it, and resolving to an object of that very name. Anything else is refused, naming it, before any of the file's
   code can run. The names outside skops' defaults are recorded in the manifest (``artifact.trusted_types``).
 - pickle and joblib run arbitrary code by design: they load only with an explicit ``allow_pickle=True``.
@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from registry.errors import IntegrityError, InvalidMetadata, UntrustedArtifact
-from registry.models import sha256
+from prefect_model_registry.registry.errors import IntegrityError, InvalidMetadata, UntrustedArtifact
+from prefect_model_registry.registry.models import sha256
 
 FORMATS = ("skops", "pickle", "joblib", "bytes")
 
@@ -29,9 +29,9 @@ def reviewable(type_name: str) -> bool:
     """Whether a skops file may name ``type_name`` as some node kind (skops' defaults or the reviewed list).
 
     Exact names only; a listed name must also resolve to an object of that very name (see
-    :mod:`registry.trusted_types`). Whether a given file may use it also depends on the node kind that does.
+    ``trusted_types``). Whether a given file may use it also depends on the node kind that does.
     """
-    from registry import trusted_types
+    from prefect_model_registry.registry import trusted_types
 
     kinds = trusted_types.allowed_kinds(type_name) - trusted_types.UNNAMED_KINDS
     return any(trusted_types.admit(type_name, kind) is None for kind in kinds)
@@ -72,13 +72,13 @@ def review_types(data: bytes, fmt: str) -> list[str] | None:
 
     Raises:
         UntrustedType: a name is not admitted as the node kind using it (each named); nothing should be written.
-        ArtifactCapExceeded: the file exceeds a cap of :mod:`registry.skops_review` (named, with its setting).
+        ArtifactCapExceeded: the file exceeds a cap of ``skops_review`` (named, with its setting).
         ArtifactRefused: not a skops file the review can read.
 
     """
     if fmt != "skops":
         return None
-    from registry import skops_review
+    from prefect_model_registry.registry import skops_review
 
     return skops_review.review(data, action="refusing to register it").non_default()
 
@@ -99,13 +99,13 @@ def deserialize(
         reviewed: the names recorded in the manifest at registration. Informative only: the review at every load
             decides, against the committed list, so an edited manifest admits nothing.
         trusted: classes of scikit-learn, NumPy or SciPy the caller vouches for, by exact name; each must be the
-            class its name says and is admitted only as an instance (see :func:`registry.trusted_types.check_extra`).
+            class its name says and is admitted only as an instance (see ``check_extra``).
         allow_pickle: load pickle and joblib artifacts, which can run any code.
 
     Raises:
         UntrustedType: a skops file names something not admitted as the node kind using it, or ``trusted`` names
             something that is never trusted.
-        ArtifactCapExceeded, ArtifactRefused: see :func:`registry.skops_review.review`.
+        ArtifactCapExceeded, ArtifactRefused: see :func:`prefect_model_registry.registry.skops_review.review`.
         UntrustedArtifact: a pickle/joblib artifact without ``allow_pickle``.
 
     """
@@ -126,7 +126,7 @@ def deserialize(
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
-    from registry import skops_review
+    from prefect_model_registry.registry import skops_review
 
     found = skops_review.review(data, extra=trusted)
     try:

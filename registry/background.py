@@ -21,8 +21,8 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any
 
-from registry import announcer
-from registry.parallel import Pool
+from prefect_model_registry.registry import announcer
+from prefect_model_registry.registry.parallel import Pool
 
 #: How long a keyed refresh waits for more writes under its key before it runs (one write per burst).
 GATHER_S = 0.02
@@ -73,7 +73,7 @@ def _run(fn: Callable[..., Any], args: tuple[Any, ...], key: Hashable | None) ->
 def flush() -> None:
     """Wait until every write submitted so far has finished (one worker runs them in order, without delays).
 
-    Pending ``registered`` events (:mod:`registry.announcer`) are logged first: their snapshot refreshes too.
+    Pending ``registered`` events (``announcer``) are logged first: their snapshot refreshes too.
     """
     announcer.flush()
     with _lock:

@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from registry.models import sha256
+from prefect_model_registry.registry.models import sha256
 
 CACHE_ENV = "PMR_CACHE_DIR"
 

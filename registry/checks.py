@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping, Sized
 from typing import Any
 
-from registry.errors import InvalidMetadata, InvalidName, InvalidURI, MetadataTooLarge
-from registry.models import VersionInfo
+from prefect_model_registry.registry.errors import InvalidMetadata, InvalidName, InvalidURI, MetadataTooLarge
+from prefect_model_registry.registry.models import VersionInfo
 
 #: Operation keys and texts longer than this are refused (they are stored in every event).
 MAX_KEY_LEN = 512

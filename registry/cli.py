@@ -19,10 +19,10 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from registry.display import json_text, visible
-from registry.errors import InvalidMetadata, InvalidName, InvalidURI, RegistryError
-from registry.models import Lineage, ModelVersion, VersionInfo, describe_change
-from registry.registry import Registry
+from prefect_model_registry.registry.display import json_text, visible
+from prefect_model_registry.registry.errors import InvalidMetadata, InvalidName, InvalidURI, RegistryError
+from prefect_model_registry.registry.models import Lineage, ModelVersion, VersionInfo, describe_change
+from prefect_model_registry.registry.registry import Registry
 
 app = typer.Typer(
     name="pmr",
@@ -81,7 +81,7 @@ class SafeTable(Table):
     """
 
     def add_row(self, *renderables: RenderableType | None, **kwargs: Any) -> None:
-        """Add a row; ``str`` cells go through :func:`registry.display.visible` as plain text."""
+        """Add a row; ``str`` cells go through :func:`prefect_model_registry.registry.display.visible` as plain text."""
         super().add_row(*(Text(visible(r)) if isinstance(r, str) else r for r in renderables), **kwargs)
 
 
@@ -195,11 +195,11 @@ def register(
     if not file.is_file():
         raise InvalidMetadata(f"model file {file} does not exist")
     if idempotency_key is None:
-        from registry.checks import check_info
-        from registry.idempotency import request_fingerprint
-        from registry.identity import identity_key
-        from registry.names import check_model_name
-        from registry.registry import resolve_actor
+        from prefect_model_registry.registry.checks import check_info
+        from prefect_model_registry.registry.idempotency import request_fingerprint
+        from prefect_model_registry.registry.identity import identity_key
+        from prefect_model_registry.registry.names import check_model_name
+        from prefect_model_registry.registry.registry import resolve_actor
 
         digest = hashlib.sha256(file.read_bytes()).hexdigest()
         request = request_fingerprint(check_model_name(name), fmt or "auto", check_info(info))
@@ -300,7 +300,7 @@ def dataset(
 
     OUT is never written through a symlink (refused, exit 1); an existing file is replaced only with --force.
     """
-    from registry.files import refuse_symlink, write_file
+    from prefect_model_registry.registry.files import refuse_symlink, write_file
 
     if refuse_symlink(out, "--out").exists() and not force:
         raise InvalidMetadata(f"{out} exists; pass --force to overwrite it")
@@ -501,8 +501,8 @@ def verify(
     back with --against to detect a rewrite of the newest events. --repair cleans only what is safe (temporary
     files and orphan blobs older than an hour, stale claims, an unusable hint, lost claims) and never history.
     """
-    from registry.repair import repair as run_repair
-    from registry.verify import verify as run_verify
+    from prefect_model_registry.registry.repair import repair as run_repair
+    from prefect_model_registry.registry.verify import verify as run_verify
 
     OPTS.json = OPTS.json or as_json
     reg = _reg()
@@ -543,7 +543,7 @@ def verify(
 
 
 # Commands kept in their own modules register themselves on ``app``.
-from registry import cli_catalog, cli_maintenance, cli_policy  # noqa: E402, F401
+from prefect_model_registry.registry import cli_catalog, cli_maintenance, cli_policy  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from registry.cli import _KEY_HELP, OPTS, SafeTable, _emit, _op_key, _pairs, _reg, app
-from registry.models import ModelVersion
+from prefect_model_registry.registry.cli import _KEY_HELP, OPTS, SafeTable, _emit, _op_key, _pairs, _reg, app
+from prefect_model_registry.registry.models import ModelVersion
 
 
 @app.command()

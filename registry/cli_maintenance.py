@@ -1,7 +1,7 @@
 """``pmr gc``, ``pmr delete-model``, ``pmr copy``, ``pmr import-mlflow``: retention and moving versions in.
 
-See :mod:`registry.retention` for what is kept, what goes and why history stays whole, and
-:mod:`registry.transfer` for what a copy carries.
+See :mod:`prefect_model_registry.registry.retention` for what is kept, what goes and why history stays whole, and
+:mod:`prefect_model_registry.registry.transfer` for what a copy carries.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from registry import mlflow_import, retention, transfer
-from registry.cli import OPTS, SafeTable, _emit, _reg, app, echo
-from registry.registry import Registry
+from prefect_model_registry.registry import mlflow_import, retention, transfer
+from prefect_model_registry.registry.cli import OPTS, SafeTable, _emit, _reg, app, echo
+from prefect_model_registry.registry.registry import Registry
 
 
 def _show(result: retention.GcResult, how: str) -> None:

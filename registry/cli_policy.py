@@ -1,6 +1,6 @@
-"""``pmr policy`` and the reviewer commands ``pmr approve`` / ``pmr reject`` (registered on :mod:`registry.cli`).
+"""``pmr policy`` and the reviewer commands ``pmr approve`` / ``pmr reject`` (registered on ``cli``).
 
-The approval policy lives in each model's audit log (see :mod:`registry.policy`); the lifecycle enforces it for
+The approval policy lives in each model's audit log (see ``policy``); the lifecycle enforces it for
 every caller. A decision recorded here is the same ``approved``/``rejected`` event a reviewer makes in the Prefect
 UI, with the ``--actor`` (or ``PMR_ACTOR``) as the reviewer.
 """
@@ -11,11 +11,11 @@ from typing import Annotated
 
 import typer
 
-from registry import hooks
-from registry.cli import _KEY_HELP, OPTS, _emit, _op_key, _reg, app
-from registry.errors import InvalidMetadata
-from registry.policy import ApprovalRules
-from registry.registry import default_actor
+from prefect_model_registry.registry import hooks
+from prefect_model_registry.registry.cli import _KEY_HELP, OPTS, _emit, _op_key, _reg, app
+from prefect_model_registry.registry.errors import InvalidMetadata
+from prefect_model_registry.registry.policy import ApprovalRules
+from prefect_model_registry.registry.registry import default_actor
 
 policy_app = typer.Typer(
     help="Show, set (tighten), propose or approve (loosen) a model's approval policy (kept in its audit log).",

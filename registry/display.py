@@ -4,7 +4,7 @@ Anyone who can write to the registry chooses the text it shows later (an actor, 
 a metric name, a scored file's stamps), and a reviewer decides on what they read. So text from the store is
 never interpreted by the surface that shows it:
 
-- **Terminal** (:func:`visible`, used by ``pmr``'s one output helper, :mod:`registry.cli`): control and format
+- **Terminal** (:func:`visible`, used by ``pmr``'s one output helper, ``cli``): control and format
   characters (ESC sequences that erase or rewrite a line, BEL, C1 controls, bidi overrides, zero-width
   characters, line separators) are shown as Python-style escapes (``\x1b``, ``\u202e``), and rich markup is
   printed as typed, never parsed.

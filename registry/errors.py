@@ -106,7 +106,7 @@ class UntrustedArtifact(RegistryError, PermissionError):
 
 
 class ArtifactRefused(UntrustedArtifact):
-    """The review of a skops artifact refused it before skops read it (see :mod:`registry.skops_review`)."""
+    """The review of a skops artifact refused it before skops read it (see ``skops_review``)."""
 
 
 class UntrustedType(ArtifactRefused):

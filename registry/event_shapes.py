@@ -1,10 +1,10 @@
-"""What each kind of audit event must hold, checked on every event read (:func:`registry.log.parse_event`).
+"""What each kind of audit event must hold, checked on every event read (``parse_event``).
 
 The hash chain proves an event was not changed after the next one was written; it says nothing about whether
 the writer put the right fields in. An event with a field missing or of the wrong type, chained correctly, used
 to stop every read of its model with a ``KeyError`` (or, mistyped, to replay a state that is not one: a version
 "in stage 5"). Each event is checked against its kind's fields here first, and refused with
-:class:`~registry.errors.MalformedEvent` naming it. Kinds and fields this release does not know are let through
+``MalformedEvent`` naming it. Kinds and fields this release does not know are let through
 (a newer release may add them); replay ignores what it does not read.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from registry.errors import MalformedEvent
-from registry.models import Event
-from registry.names import STAGES
+from prefect_model_registry.registry.errors import MalformedEvent
+from prefect_model_registry.registry.models import Event
+from prefect_model_registry.registry.names import STAGES
 
 Check = Callable[[Any], bool]
 
@@ -51,7 +51,7 @@ def _tags(value: Any) -> bool:
 
 
 def _rules(value: Any) -> bool:
-    from registry.policy import ApprovalRules  # the policy's own model says what a policy is
+    from prefect_model_registry.registry.policy import ApprovalRules  # the policy's own model says what a policy is
 
     if not isinstance(value, dict):
         return False

@@ -2,7 +2,7 @@
 
 A path given on the command line may be a symlink that someone else planted (a shared directory, a checked-out
 repository): writing through it would create or overwrite the file it points at, a dangling link included. So
-a symlink at the path is refused with :class:`~registry.errors.SymlinkRefused`, and the bytes go to a new file
+a symlink at the path is refused with ``SymlinkRefused``, and the bytes go to a new file
 beside it that then takes the name (``os.link`` for a new file, ``os.replace`` to overwrite): neither follows a
 link that appears in between, and a hard-linked file is replaced, not written into.
 """
@@ -15,7 +15,7 @@ import stat
 import uuid
 from pathlib import Path
 
-from registry.errors import InvalidMetadata, StoreError, SymlinkRefused
+from prefect_model_registry.registry.errors import InvalidMetadata, StoreError, SymlinkRefused
 
 
 def refuse_symlink(path: str | os.PathLike[str], what: str = "output") -> Path:

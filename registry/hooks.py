@@ -1,7 +1,7 @@
 """Listeners told about every audit event that lands, whoever wrote it (a flow, ``pmr``, a direct API call).
 
 The registry imports nothing here: sinks register through the ``pmr.event_sinks`` entry-point group (this
-package's own sends ``model.*`` events to Prefect, see :mod:`flows.events`) or with :func:`add_listener`. A
+package's own sends ``model.*`` events to Prefect, see ``events``) or with :func:`add_listener`. A
 listener is best effort: the event already landed, so the operation has happened whatever a listener does; its
 errors are logged and swallowed.
 """
@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from importlib import metadata
 
-from registry.models import Event
+from prefect_model_registry.registry.models import Event
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ written create-only before the operation's first write, holding the log position
   compare-and-swap, so two retries cannot both allocate.
 
 A registration key also binds its caller: the claim records the registrant, and a call that names another actor
-(compared as identities, :func:`registry.identity.same_person`) is an :class:`IdempotencyConflict`, as is other
+(compared as identities, ``same_person``) is an :class:`IdempotencyConflict`, as is other
 metadata; so a key someone else took first is never adopted as one's own. A call that names no actor (the default
 ``user@host`` differs between the hosts a retry may run on) is matched on the request alone.
 
@@ -35,12 +35,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from registry import keys, versions
-from registry.errors import IdempotencyConflict, IntegrityError, ObjectNotFound, PreconditionFailed, VersionNotFound
-from registry.identity import same_person
-from registry.log import Draft, ModelLog, check_event_size
-from registry.models import Event, ModelState, ModelVersion, VersionInfo, canonical_json, sha256
-from registry.store.base import ObjectStore
+from prefect_model_registry.registry import keys, versions
+from prefect_model_registry.registry.errors import (
+    IdempotencyConflict,
+    IntegrityError,
+    ObjectNotFound,
+    PreconditionFailed,
+    VersionNotFound,
+)
+from prefect_model_registry.registry.identity import same_person
+from prefect_model_registry.registry.log import Draft, ModelLog, check_event_size
+from prefect_model_registry.registry.models import Event, ModelState, ModelVersion, VersionInfo, canonical_json, sha256
+from prefect_model_registry.registry.store.base import ObjectStore
 
 #: A pending registration claim younger than this, whose owner may be alive, is taken to be in flight.
 CLAIM_WAIT_S = 60.0

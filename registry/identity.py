@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from registry.errors import InvalidIdentity
+from prefect_model_registry.registry.errors import InvalidIdentity
 
 #: Characters a reason must show, at least, to count as one (break-glass): after :func:`visible`.
 MIN_VISIBLE_REASON = 3

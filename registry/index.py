@@ -29,11 +29,11 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from registry import keys, parallel, versions
-from registry.errors import ObjectNotFound, PreconditionFailed, StoreError, VersionNotFound
-from registry.memory import ProcessMemory
-from registry.models import ModelVersion
-from registry.store.base import ObjectStore
+from prefect_model_registry.registry import keys, parallel, versions
+from prefect_model_registry.registry.errors import ObjectNotFound, PreconditionFailed, StoreError, VersionNotFound
+from prefect_model_registry.registry.memory import ProcessMemory
+from prefect_model_registry.registry.models import ModelVersion
+from prefect_model_registry.registry.store.base import ObjectStore
 
 #: Versions per segment. 256 manifests of a few KiB: one object of well under a MiB.
 SEGMENT = 256

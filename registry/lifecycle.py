@@ -9,10 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from registry.errors import ApprovalRequired, InvalidTransition, NothingToRollBack, PromotionBlocked, VersionDeleted
-from registry.models import Event, ModelState
-from registry.names import check_alias, check_stage
-from registry.policy import (
+from prefect_model_registry.registry.errors import (
+    ApprovalRequired,
+    InvalidTransition,
+    NothingToRollBack,
+    PromotionBlocked,
+    VersionDeleted,
+)
+from prefect_model_registry.registry.models import Event, ModelState
+from prefect_model_registry.registry.names import check_alias, check_stage
+from prefect_model_registry.registry.policy import (
     FIRST_VERSION_EXEMPT,
     ApprovalRules,
     Subject,
@@ -40,7 +46,7 @@ def approval_needed(state: ModelState, version: int, to: str, subject: Subject |
     """Whether the model's own policy requires a recorded approval before ``version`` may enter ``to``.
 
     Recorded approvals count only if the policy in force lets their reviewer decide (see
-    :func:`registry.policy.judge`); ``subject`` (the version's manifest facts) makes that exact.
+    :func:`prefect_model_registry.registry.policy.judge`); ``subject`` (the version's manifest facts) makes that exact.
     """
     return needs_approval(rules_of(state), state, version, to, subject)
 

@@ -17,8 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from registry.errors import DatasetUnavailable
-from registry.models import Lineage
+from prefect_model_registry.registry.errors import DatasetUnavailable
+from prefect_model_registry.registry.models import Lineage
 
 #: Distributions whose versions every manifest records.
 TRACKED_PACKAGES = (

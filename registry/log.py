@@ -7,7 +7,7 @@ change against the new state and try ``seq + 1``. So a promotion is one atomic w
 versions can never coexist, and no change can happen without its event.
 
 ``state.json`` is a snapshot of the replayed state, refreshed after appends in the background
-(:mod:`registry.background`). It may lag; readers catch up by reading the events after it (usually none: one
+(``background``). It may lag; readers catch up by reading the events after it (usually none: one
 missing-key read), so resolving ``@production`` costs a constant number of requests however many versions and
 events a model has. Refreshing it is best effort: an append whose event landed has succeeded, whatever happens
 to the snapshot write after it.
@@ -36,9 +36,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from registry import announcer, background, hooks, parallel
-from registry.checks import check_size
-from registry.errors import (
+from prefect_model_registry.registry import announcer, background, hooks, parallel
+from prefect_model_registry.registry.checks import check_size
+from prefect_model_registry.registry.errors import (
     ConcurrencyError,
     IntegrityError,
     MalformedEvent,
@@ -46,12 +46,12 @@ from registry.errors import (
     PreconditionFailed,
     StoreError,
 )
-from registry.event_shapes import check_shape
-from registry.keys import event_key, events_prefix, parse_number, state_key
-from registry.lifecycle import apply_event
-from registry.memory import ProcessMemory
-from registry.models import GENESIS, Event, ModelState, sha256, utcnow
-from registry.store.base import ObjectStore
+from prefect_model_registry.registry.event_shapes import check_shape
+from prefect_model_registry.registry.keys import event_key, events_prefix, parse_number, state_key
+from prefect_model_registry.registry.lifecycle import apply_event
+from prefect_model_registry.registry.memory import ProcessMemory
+from prefect_model_registry.registry.models import GENESIS, Event, ModelState, sha256, utcnow
+from prefect_model_registry.registry.store.base import ObjectStore
 
 #: Give up on an append after this many seconds of lost races (SeaweedFS serialises hot keys at ~1 s steps).
 APPEND_BUDGET_S = 180.0
@@ -159,7 +159,7 @@ def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:
 
 
 def replay(state: ModelState, event: Event, digest: str) -> ModelState:
-    """:func:`~registry.lifecycle.apply_event`, with a field replay cannot use reported as the event's damage."""
+    """``apply_event``, with a field replay cannot use reported as the event's damage."""
     try:
         return apply_event(state, event, digest)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a shape no check foresaw

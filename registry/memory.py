@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from registry.store.base import ObjectStore
+from prefect_model_registry.registry.store.base import ObjectStore
 
 V = TypeVar("V")
 

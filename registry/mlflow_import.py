@@ -16,9 +16,9 @@ Run again, it adds only what changed: each registration carries an operation key
 versions already imported are recognised without downloading anything, and stages, aliases and descriptions
 are compared with the current state before any event is written.
 
-The server is trusted for metadata only (see :mod:`registry.mlflow_source`): artifacts come through its own
+The server is trusted for metadata only (see ``mlflow_source``): artifacts come through its own
 proxy unless ``allowed_roots`` names a local directory or S3 prefix holding them, and a location outside
-stops the import (:class:`~registry.errors.ArtifactLocationRefused`) before anything of it is read. A version
+stops the import (``ArtifactLocationRefused``) before anything of it is read. A version
 over the size caps, or whose model this registry refuses to register (types that may run code), is skipped
 and named in the report's ``skipped``; the other versions are imported.
 """
@@ -35,11 +35,11 @@ from typing import Any
 
 import yaml
 
-from registry.errors import ArtifactTooLarge, RegistryError, UntrustedArtifact
-from registry.mlflow_source import MlflowSource
-from registry.models import Lineage, ModelState, ModelVersion, VersionInfo
-from registry.names import check_model_name
-from registry.registry import Registry, resolve_actor
+from prefect_model_registry.registry.errors import ArtifactTooLarge, RegistryError, UntrustedArtifact
+from prefect_model_registry.registry.mlflow_source import MlflowSource
+from prefect_model_registry.registry.models import Lineage, ModelState, ModelVersion, VersionInfo
+from prefect_model_registry.registry.names import check_model_name
+from prefect_model_registry.registry.registry import Registry, resolve_actor
 
 #: MLflow stage -> stage here.
 STAGES = {"None": "none", "Staging": "staging", "Production": "production", "Archived": "archived"}

@@ -40,7 +40,7 @@ from http.client import HTTPMessage
 from pathlib import Path
 from typing import IO, Any
 
-from registry.errors import (
+from prefect_model_registry.registry.errors import (
     ArtifactLocationRefused,
     ArtifactTooLarge,
     InvalidMetadata,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from registry.errors import InvalidName, InvalidURI
+from prefect_model_registry.registry.errors import InvalidName, InvalidURI
 
 STAGES = ("none", "staging", "production", "archived")
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

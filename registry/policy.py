@@ -13,7 +13,7 @@ asks: a flow, ``pmr promote`` or a direct API call.
 - **The first-version exemption is spent once per model, forever**, and only for production: once any version has
   entered production (``ModelState.first_production``) it never applies again, whatever is archived, rolled back
   or deleted. A promotion that uses it says so in its event (``exempt``).
-- **Names are compared under one identity rule** (:mod:`registry.identity`).
+- **Names are compared under one identity rule** (:mod:`prefect_model_registry.registry.identity`).
 - **Loosening takes two people**: ``policy_proposed`` by one, ``policy_approved`` by another (a listed reviewer, or
   anyone else when none is listed). A tightening is one ``policy_set``.
 
@@ -29,9 +29,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from registry.errors import ApprovalRefused, ApprovalRequired
-from registry.identity import listed, same_person
-from registry.models import ModelState
+from prefect_model_registry.registry.errors import ApprovalRefused, ApprovalRequired
+from prefect_model_registry.registry.identity import listed, same_person
+from prefect_model_registry.registry.models import ModelState
 
 #: The alias a protected production stage protects with it.
 CHAMPION = "champion"

@@ -1,8 +1,8 @@
 """The registry: register versions, change stages and aliases, record decisions, resolve and load.
 
-Object keys are built in :mod:`registry.keys`; manifests and version numbers live in :mod:`registry.versions`;
-the log in :mod:`registry.log`; operation keys in :mod:`registry.idempotency`; input checks in
-:mod:`registry.checks`. Every writer here checks all of its input first, then writes.
+Object keys are built in ``keys``; manifests and version numbers live in ``versions``;
+the log in ``log``; operation keys in ``idempotency``; input checks in
+:mod:`prefect_model_registry.registry.checks`. Every writer here checks all of its input first, then writes.
 """
 
 from __future__ import annotations
@@ -17,9 +17,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry import announcer, artifacts, background, cache, index, keys, parallel, snapshots, versions
-from registry import search as finder
-from registry.checks import (
+from prefect_model_registry.registry import (
+    announcer,
+    artifacts,
+    background,
+    cache,
+    index,
+    keys,
+    parallel,
+    snapshots,
+    versions,
+)
+from prefect_model_registry.registry import search as finder
+from prefect_model_registry.registry.checks import (
     MAX_VERSION,
     check_count,
     check_flag,
@@ -34,7 +44,7 @@ from registry.checks import (
     check_text,
     check_version_number,
 )
-from registry.errors import (
+from prefect_model_registry.registry.errors import (
     AliasNotFound,
     ApprovalRefused,
     ApprovalRequired,
@@ -46,9 +56,15 @@ from registry.errors import (
     PolicyProposalNotFound,
     VersionNotFound,
 )
-from registry.idempotency import Claims, op_fingerprint, request_fingerprint
-from registry.identity import MIN_VISIBLE_REASON, check_identity, listed, same_person, visible_length
-from registry.lifecycle import (
+from prefect_model_registry.registry.idempotency import Claims, op_fingerprint, request_fingerprint
+from prefect_model_registry.registry.identity import (
+    MIN_VISIBLE_REASON,
+    check_identity,
+    listed,
+    same_person,
+    visible_length,
+)
+from prefect_model_registry.registry.lifecycle import (
     approval_matters,
     check_alias_target,
     check_not_deleted,
@@ -58,9 +74,9 @@ from registry.lifecycle import (
     protected_on_blocked,
     rules_of,
 )
-from registry.lineage import complete_lineage
-from registry.log import Draft, ModelLog, check_event_size
-from registry.models import (
+from prefect_model_registry.registry.lineage import complete_lineage
+from prefect_model_registry.registry.log import Draft, ModelLog, check_event_size
+from prefect_model_registry.registry.models import (
     ArtifactRef,
     Event,
     ModelState,
@@ -70,9 +86,9 @@ from registry.models import (
     canonical_json,
     utcnow,
 )
-from registry.names import STAGES, check_alias, check_model_name, check_stage, parse_model_uri
-from registry.policy import ApprovalRules, Subject, check_reviewer, loosening
-from registry.store.base import ObjectStore, open_store
+from prefect_model_registry.registry.names import STAGES, check_alias, check_model_name, check_stage, parse_model_uri
+from prefect_model_registry.registry.policy import ApprovalRules, Subject, check_reviewer, loosening
+from prefect_model_registry.registry.store.base import ObjectStore, open_store
 
 
 def default_actor() -> str:
@@ -90,7 +106,7 @@ def default_actor() -> str:
 def resolve_actor(actor: str | None) -> str:
     """``actor``, or :func:`default_actor` when None, checked as text (refused with a typed error if unusable).
 
-    A name that normalises to nothing (blank, only invisible characters) is refused: see :mod:`registry.identity`.
+    A name that normalises to nothing (blank, only invisible characters) is refused: see ``identity``.
     """
     # The default comes from the environment, which can hold undecodable bytes (as surrogates): check it too.
     return check_identity(check_text(actor if actor is not None else default_actor(), "actor", max_len=256), "actor")
@@ -161,7 +177,7 @@ def _check_rules(rules: object) -> ApprovalRules:
 
 
 class Registry:
-    """A model registry over an :class:`~registry.store.ObjectStore`. No database, no server."""
+    """A model registry over an :class:`~prefect_model_registry.registry.store.ObjectStore`. No database, no server."""
 
     def __init__(self, store: ObjectStore, *, cache_dir: str | os.PathLike[str] | None = None) -> None:
         self.store = store
@@ -183,7 +199,7 @@ class Registry:
             location: the registry; default ``PMR_REGISTRY_URI``, else ``.pmr/registry``.
             create: create a local registry's directory on the first write.
             cache_dir: where verified artifacts are cached for :meth:`load` (default: see
-                :mod:`registry.cache`; ``PMR_CACHE_DIR=off`` turns the cache off).
+                :mod:`prefect_model_registry.registry.cache`; ``PMR_CACHE_DIR=off`` turns the cache off).
 
         Raises:
             BucketNotFound, StoreAccessDenied, StoreUnavailable: the store cannot be used.
@@ -223,7 +239,7 @@ class Registry:
         The bytes are stored content-addressed, then the manifest is created with a create-only write: of
         racing registrants, each gets its own number, with no gaps. The manifest is the record: this returns once
         it has landed, and the ``registered`` event follows in the background, in version order (any read of the
-        log in this process waits for it; see :mod:`registry.announcer` and :meth:`flush`). With an
+        log in this process waits for it; see ``announcer`` and :meth:`flush`). With an
         ``idempotency_key`` the event is logged before this returns.
 
         Args:
@@ -245,7 +261,7 @@ class Registry:
                 with ``info.lineage.copied_from`` set, its ``registered`` event carries this time too.
 
         The lineage is completed as on every registration path (code version, Python and packages, dataset
-        fingerprint): see :func:`registry.lineage.complete_lineage`.
+        fingerprint): see :func:`prefect_model_registry.registry.lineage.complete_lineage`.
 
         Raises:
             InvalidName, InvalidMetadata: bad input; nothing is written.
@@ -254,7 +270,7 @@ class Registry:
                 actor than the one given (artifact bytes alone may differ: a re-serialised model is a retry).
             UntrustedArtifact: a skops artifact names something the reviewed list does not admit as the node kind
                 using it (``UntrustedType``), or exceeds a cap on its size (``ArtifactCapExceeded``): see
-                :mod:`registry.skops_review`.
+                :mod:`prefect_model_registry.registry.skops_review`.
 
         """
         check_model_name(name)
@@ -478,7 +494,7 @@ class Registry:
 
         Versions are dense (1..latest), so a page of the newest ``limit`` is read directly, without listing
         every key: its cost does not grow with the number of versions. A longer listing reads full blocks of
-        manifests from the listing index (:mod:`registry.index`, a cache checked by ``verify``) and only the
+        manifests from the listing index (``index``, a cache checked by ``verify``) and only the
         last, incomplete block manifest by manifest.
         """
         latest = self.latest_version(name)
@@ -673,7 +689,7 @@ class Registry:
         Args:
             uri: model URI.
             trusted: exact names of scikit-learn, NumPy or SciPy classes the caller vouches for, admitted only as
-                instances (never functions, types or calls: see :func:`registry.trusted_types.check_extra`).
+                instances (never functions, types or calls: see ``check_extra``).
             allow_pickle: load a pickle or joblib artifact (they can run any code).
 
         Raises:
@@ -700,7 +716,7 @@ class Registry:
         """Every audit event of ``name``, oldest first (the hash chain is checked on the way).
 
         A registration whose process died before logging its event is logged first (the log catches up:
-        see :mod:`registry.announcer`), so the history names every version.
+        see :mod:`prefect_model_registry.registry.announcer`), so the history names every version.
         """
         self._require_model(name)
         versions.log_unlogged(self.store, name)
@@ -1026,7 +1042,7 @@ class Registry:
     ) -> Event:
         """Log a reviewer's approval or rejection of ``version``; a rejection blocks promotion.
 
-        Names are compared under the registry's identity rule (:mod:`registry.identity`), and the model's policy
+        Names are compared under the registry's identity rule (``identity``), and the model's policy
         is checked inside the append, on the state the event follows. An approval names the version's artifact
         hash and registrant; a promotion judges it again against the policy in force then. A rejection removes the
         version's protected aliases in the same event.
@@ -1168,14 +1184,14 @@ class Registry:
     # -- approval policy ------------------------------------------------------------------------------
     # -- retention (see registry.retention) ----------------------------------------------------------
     def gc(self, name: str, **kwargs: Any) -> Any:
-        """Remove old versions of ``name`` that no rule keeps: see :func:`registry.retention.gc`."""
-        from registry import retention  # imports this module
+        """Remove old versions of ``name`` that no rule keeps: see ``gc``."""
+        from prefect_model_registry.registry import retention  # imports this module
 
         return retention.gc(self, name, **kwargs)
 
     def delete_model(self, name: str, **kwargs: Any) -> Any:
-        """Delete every version of ``name`` (with ``confirm=name``): see :func:`registry.retention.delete_model`."""
-        from registry import retention
+        """Delete every version of ``name`` (with ``confirm=name``): see ``delete_model``."""
+        from prefect_model_registry.registry import retention
 
         return retention.delete_model(self, name, **kwargs)
 

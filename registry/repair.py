@@ -1,4 +1,4 @@
-"""``pmr verify --repair``: clean what is safe to clean, from what :func:`registry.verify.verify` found.
+"""``pmr verify --repair``: clean what is safe to clean, from what ``verify`` found.
 
 Safe means: nothing that is history. Temporary files and orphan blobs older than a grace period (younger ones
 may belong to a write in flight), stale registration claims (finished if their version exists, else dropped),
@@ -14,11 +14,11 @@ import json
 import time
 from collections.abc import Callable
 
-from registry import keys, versions
-from registry.errors import RegistryError
-from registry.models import canonical_json
-from registry.registry import Registry
-from registry.verify import Finding, registration_request, verify
+from prefect_model_registry.registry import keys, versions
+from prefect_model_registry.registry.errors import RegistryError
+from prefect_model_registry.registry.models import canonical_json
+from prefect_model_registry.registry.registry import Registry
+from prefect_model_registry.registry.verify import Finding, registration_request, verify
 
 #: Orphan blobs and temporary files younger than this may belong to a write in flight: repair leaves them.
 REPAIR_GRACE_S = 3600.0

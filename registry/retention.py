@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from registry import keys, versions
-from registry.checks import check_text
-from registry.errors import InvalidMetadata, RegistryError
-from registry.log import Draft, ModelLog
-from registry.models import ModelState, ModelVersion
-from registry.names import check_model_name
-from registry.registry import Registry, resolve_actor
+from prefect_model_registry.registry import keys, versions
+from prefect_model_registry.registry.checks import check_text
+from prefect_model_registry.registry.errors import InvalidMetadata, RegistryError
+from prefect_model_registry.registry.log import Draft, ModelLog
+from prefect_model_registry.registry.models import ModelState, ModelVersion
+from prefect_model_registry.registry.names import check_model_name
+from prefect_model_registry.registry.registry import Registry, resolve_actor
 
 #: Blobs younger than this may belong to a write in flight: the sweep leaves them for a later run.
 GRACE_S = 3600.0
@@ -142,7 +142,7 @@ def gc(
         older_than: only remove versions registered longer ago than this.
         apply: write the ``deleted`` event and delete the unreferenced blobs; otherwise write nothing.
         reason: why, kept in the event.
-        actor: who (default: see :func:`registry.registry.default_actor`).
+        actor: who (default: see :func:`prefect_model_registry.registry.registry.default_actor`).
         grace_s: leave blobs written less than this many seconds ago.
         now: the time to measure ``older_than`` from (default: now).
 

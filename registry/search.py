@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from registry.errors import InvalidMetadata
-from registry.models import ModelVersion
+from prefect_model_registry.registry.errors import InvalidMetadata
+from prefect_model_registry.registry.models import ModelVersion
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,

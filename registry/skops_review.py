@@ -3,7 +3,7 @@
 skops decompresses each member a node names, once per node, and builds the whole node tree before its own audit,
 so a 100 KB file whose nodes all name one highly compressed member takes gigabytes before anything is refused.
 This review reads only the zip's central directory and ``schema.json`` and refuses, with
-:class:`~registry.errors.ArtifactCapExceeded` naming the cap and its setting, a file over any of these caps:
+``ArtifactCapExceeded`` naming the cap and its setting, a file over any of these caps:
 
 - members in the zip: ``PMR_SKOPS_MAX_MEMBERS``, default 10,000 (read from the end record before zipfile lists
   them);
@@ -17,9 +17,9 @@ This review reads only the zip's central directory and ``schema.json`` and refus
 
 Nodes sharing an ``__id__`` count as one (skops builds such a node once and reuses it; real dumps write a shared
 array that way). Then it walks every node of the schema tree (no skops code runs, nothing is imported) and checks
-each name against :mod:`registry.trusted_types` for the node kind that uses it: anything refused is
-:class:`~registry.errors.UntrustedType`, naming each refused name and kind. A file that is not a skops file at
-all is :class:`~registry.errors.ArtifactRefused`.
+each name against ``trusted_types`` for the node kind that uses it: anything refused is
+``UntrustedType``, naming each refused name and kind. A file that is not a skops file at
+all is :class:`~prefect_model_registry.registry.errors.ArtifactRefused`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from registry import trusted_types
-from registry.errors import ArtifactCapExceeded, ArtifactRefused, InvalidMetadata, UntrustedType
+from prefect_model_registry.registry import trusted_types
+from prefect_model_registry.registry.errors import ArtifactCapExceeded, ArtifactRefused, InvalidMetadata, UntrustedType
 
 #: Most members a skops zip may hold (``PMR_SKOPS_MAX_MEMBERS``). Real models hold one per array: a 500-tree
 #: forest holds about 1,000.
@@ -388,7 +388,7 @@ def review(
     limits: Limits | None = None,
     action: str = "not loading it",
 ) -> Inspection:
-    """:func:`inspect` a skops file, then admit each name for the node kind using it (:mod:`registry.trusted_types`).
+    """:func:`inspect` a skops file, then admit each name for the node kind using it (``trusted_types``).
 
     Args:
         data: the artifact.

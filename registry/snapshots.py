@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 
-from registry import keys
-from registry.errors import DatasetUnavailable, IntegrityError, InvalidMetadata, ObjectNotFound
-from registry.lineage import fingerprint_bytes, read_dataset_bytes
-from registry.models import Lineage, ModelVersion, sha256
-from registry.store.base import ObjectStore
+from prefect_model_registry.registry import keys
+from prefect_model_registry.registry.errors import DatasetUnavailable, IntegrityError, InvalidMetadata, ObjectNotFound
+from prefect_model_registry.registry.lineage import fingerprint_bytes, read_dataset_bytes
+from prefect_model_registry.registry.models import Lineage, ModelVersion, sha256
+from prefect_model_registry.registry.store.base import ObjectStore
 
 #: Environment variable holding the largest dataset (bytes) a registration keeps a copy of.
 MAX_BYTES_ENV = "PMR_SNAPSHOT_MAX_BYTES"

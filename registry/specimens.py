@@ -1,6 +1,6 @@
 """Fitted scikit-learn models, one per estimator, that the reviewed skops list is generated from.
 
-:mod:`registry.trusted_types` dumps each of these with skops and records every type and function they hold
+``trusted_types`` dumps each of these with skops and records every type and function they hold
 beyond skops' own defaults: what real models need to load, and nothing else. The round-trip tests
 (``tests/registry/test_roundtrip_estimators.py``) register and load the same models.
 

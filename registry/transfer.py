@@ -14,10 +14,10 @@ point, or on purpose) returns the version the first run made instead of a second
 
 from __future__ import annotations
 
-from registry.errors import DatasetUnavailable, IntegrityError
-from registry.models import ModelVersion, VersionInfo, sha256
-from registry.names import check_model_name
-from registry.registry import Registry
+from prefect_model_registry.registry.errors import DatasetUnavailable, IntegrityError
+from prefect_model_registry.registry.models import ModelVersion, VersionInfo, sha256
+from prefect_model_registry.registry.names import check_model_name
+from prefect_model_registry.registry.registry import Registry
 
 
 def source_ref(source: Registry, mv: ModelVersion) -> str:

@@ -18,11 +18,12 @@ file (``reduce``), fetch any attribute of a built object (``method``) … So a n
 
 No list holds the kinds ``reduce``, ``method`` or ``operator``: nothing scikit-learn builds needs them.
 
-The reviewed list is generated, not hand-edited: ``python -m registry.trusted_types --write`` fits every
-estimator (:mod:`registry.specimens`), dumps each with skops and records every name and kind outside skops'
-defaults, plus the short hand-reviewed :data:`REVIEWED`. ``python -m registry.trusted_types --check`` (and
-``tests/registry/test_load_allowlist.py``) fails when the installed scikit-learn would add or drop a name, so an
-upgrade is a reviewed change.
+The reviewed list is generated, not hand-edited:
+``python -m prefect_model_registry.registry.trusted_types --write`` fits every estimator (``specimens``), dumps
+each with skops and records every name and kind outside skops' defaults, plus the short hand-reviewed
+:data:`REVIEWED`. ``python -m prefect_model_registry.registry.trusted_types --check`` (and
+``tests/registry/test_load_allowlist.py``) fails when the installed scikit-learn would add or drop a name, so
+an upgrade is a reviewed change.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from registry.errors import UntrustedType
+from prefect_model_registry.registry.errors import UntrustedType
 
 #: skops' node classes (``__loader__``) and the kind each one is checked as.
 LOADER_KINDS: dict[str, str] = {
@@ -82,7 +83,7 @@ CALLER_ROOTS = frozenset({"sklearn", "numpy", "scipy"})
 #: The committed list, next to this module (package data).
 DATA_FILE = "trusted_types.json"
 #: What to run to regenerate it.
-GENERATOR = "python -m registry.trusted_types --write"
+GENERATOR = "python -m prefect_model_registry.registry.trusted_types --write"
 #: How an operator admits a refused name: part of every refusal.
 HOW_TO_ADMIT = (
     "To admit a name after reviewing what it does: add its exact name and node kind to REVIEWED in "
@@ -165,7 +166,7 @@ def _data_path() -> Path:
 @functools.cache
 def reviewed() -> dict[str, frozenset[str]]:
     """The committed reviewed list: each name with the node kinds it is admitted as."""
-    raw = json.loads(resources.files("registry").joinpath(DATA_FILE).read_text(encoding="utf-8"))
+    raw = json.loads(resources.files(__package__).joinpath(DATA_FILE).read_text(encoding="utf-8"))
     entries = raw["names"]
     out: dict[str, frozenset[str]] = {}
     for name, entry in entries.items():
@@ -285,7 +286,7 @@ def discover() -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, str]
     """
     import skops.io as sio
 
-    from registry import skops_review, specimens
+    from prefect_model_registry.registry import skops_review, specimens
 
     defaults = skops_defaults()
     kinds: dict[str, set[str]] = {}
@@ -358,8 +359,13 @@ def differences(committed: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m registry.trusted_types [--write | --check]``: regenerate the reviewed list, or compare it."""
-    parser = argparse.ArgumentParser(prog="python -m registry.trusted_types", description=__doc__.splitlines()[0])
+    """Regenerate the reviewed list, or compare it.
+
+    ``python -m prefect_model_registry.registry.trusted_types [--write | --check]``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m prefect_model_registry.registry.trusted_types", description=__doc__.splitlines()[0]
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--write", action="store_true", help=f"write {DATA_FILE}")
     group.add_argument("--check", action="store_true", help=f"exit 1 if {DATA_FILE} differs from a regeneration")

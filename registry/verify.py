@@ -4,13 +4,13 @@ Checked per model: the log (contiguous, parsable, hash-chained, no operation key
 against the replayed log, every manifest against its ``registered`` event, every artifact and report blob
 against its hash (reports recorded later against their ``validated`` event), stage/alias pointers, the
 ``latest`` hint, and operation-key claims against the manifests and events that carry the keys. Every skops
-artifact also goes through the review each load runs (:mod:`registry.skops_review`): one that the reviewed list
+artifact also goes through the review each load runs (``skops_review``): one that the reviewed list
 or a cap refuses is reported as ``artifact_untrusted`` or ``artifact_too_large``. Across the registry: orphan
 blobs and leftover temporary files. Each model's head (last event and its hash) is reported so that it can be
 recorded outside the bucket and checked later (``expected_heads``): that catches a rewrite of the newest events,
 which nothing inside the bucket can.
 
-:func:`registry.repair.repair` cleans what is safe to clean; it never touches manifests or events.
+``repair`` cleans what is safe to clean; it never touches manifests or events.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from registry import background, keys, skops_review, versions
-from registry import index as listing_index
-from registry.errors import (
+from prefect_model_registry.registry import background, keys, skops_review, versions
+from prefect_model_registry.registry import index as listing_index
+from prefect_model_registry.registry.errors import (
     ArtifactCapExceeded,
     IntegrityError,
     MalformedEvent,
@@ -33,12 +33,12 @@ from registry.errors import (
     RegistryError,
     UntrustedArtifact,
 )
-from registry.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
-from registry.lifecycle import apply_event
-from registry.log import current_snapshot, parse_event
-from registry.models import GENESIS, ModelState, ModelVersion, VersionInfo, sha256
-from registry.names import check_model_name
-from registry.registry import Registry
+from prefect_model_registry.registry.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
+from prefect_model_registry.registry.lifecycle import apply_event
+from prefect_model_registry.registry.log import current_snapshot, parse_event
+from prefect_model_registry.registry.models import GENESIS, ModelState, ModelVersion, VersionInfo, sha256
+from prefect_model_registry.registry.names import check_model_name
+from prefect_model_registry.registry.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from registry import background, keys
-from registry.checks import MAX_VERSION
-from registry.errors import (
+from prefect_model_registry.registry import background, keys
+from prefect_model_registry.registry.checks import MAX_VERSION
+from prefect_model_registry.registry.errors import (
     ConcurrencyError,
     IntegrityError,
     ObjectNotFound,
@@ -32,10 +32,10 @@ from registry.errors import (
     StoreError,
     VersionNotFound,
 )
-from registry.log import Draft, ModelLog
-from registry.memory import ProcessMemory
-from registry.models import Event, ModelState, ModelVersion, sha256
-from registry.store.base import ObjectStore
+from prefect_model_registry.registry.log import Draft, ModelLog
+from prefect_model_registry.registry.memory import ProcessMemory
+from prefect_model_registry.registry.models import Event, ModelState, ModelVersion, sha256
+from prefect_model_registry.registry.store.base import ObjectStore
 
 # Per store object, per model: the highest version number this process knows to be taken.
 _taken: ProcessMemory[dict[str, int]] = ProcessMemory(dict)
@@ -82,7 +82,7 @@ def put_blob(store: ObjectStore, data: bytes) -> str:
 
     A plain (not create-only) write: rewriting the same bytes refreshes the object's modification time, which
     retention's grace period reads, so a blob that a write in flight just reused is never taken for an old,
-    unreferenced one (see :mod:`registry.retention`). Bytes this process itself uploaded less than
+    unreferenced one (see ``retention``). Bytes this process itself uploaded less than
     :data:`REUSE_S` ago are not uploaded again: their object is that young already, far inside the grace period.
     """
     digest = sha256(data)
@@ -244,7 +244,7 @@ def allocate(
     It starts just above a number known to be taken (``start``, when the caller read it already); a lagging
     start only costs a lost create-only write, after which the first free number is found from the manifests
     (see :func:`first_free`), so versions stay dense; a lost claim first waits for the other writers to pause
-    (see :func:`_await_turn`). The ``latest`` hint is written in the background (:mod:`registry.background`).
+    (see :func:`_await_turn`). The ``latest`` hint is written in the background (``background``).
     """
     version = (known_taken(store, name) if start is None else start) + 1
     losses, patient_until = 0, time.monotonic() + TURN_PATIENCE_S
@@ -331,7 +331,7 @@ def announce(store: ObjectStore, mv: ModelVersion, *, late: bool = False) -> Eve
 
     Registrations are logged in version order: the log's ``registered`` count is the highest version it has
     logged, and each append logs the one after it: from the manifest this process holds when it registered that
-    version itself (a newer announcement supersedes a waiting one, see :mod:`registry.announcer`), else by reading
+    version itself (a newer announcement supersedes a waiting one, see ``announcer``), else by reading
     it (a registrant that died before logging it, or whose event another process is about to write: of two
     writers of one event, the second finds it logged and stops). A manifest that cannot be read is skipped
     (``verify`` reports it), so damage below never stops a registration from being logged.

@@ -16,13 +16,13 @@ os.environ.setdefault("PMR_ACTOR", "pytest")
 # unless a test turns it on (tests/registry/test_cache.py).
 os.environ.setdefault("PMR_CACHE_DIR", "off")
 
-import flows.server
-from registry import Registry, background
+from prefect_model_registry.flows import server as flows_server
+from prefect_model_registry.registry import Registry, background
 from tests.reaper import guard
 from tests.seaweed import SeaweedServer
 
 # Every `prefect server` a fixture starts dies with this process, even when it is killed (tests/reaper.py).
-flows.server.ON_START.append(guard)
+flows_server.ON_START.append(guard)
 
 BUCKET = "pmr-tests"
 

@@ -61,11 +61,12 @@ CHILD = """
 import sys, time
 sys.path.insert(0, {root!r})
 from tests.seaweed import SeaweedServer
-import flows.server, subprocess
+import subprocess
+from prefect_model_registry.flows import server as flows_server
 import tests.conftest  # registers the watchdog for prefect servers, as in a test session
 server = SeaweedServer().start()
 helper = subprocess.Popen(["sleep", "300"], start_new_session=True)
-for hook in flows.server.ON_START:
+for hook in flows_server.ON_START:
     hook(helper.pid)  # what LocalPrefectServer.start does for `prefect server start`
 print(server.proc.pid, helper.pid, flush=True)
 time.sleep(300)

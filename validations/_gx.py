@@ -10,8 +10,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from validations.errors import EmptyDataError, SuiteError
-from validations.report import MAX_SAMPLES, CheckResult, format_value, jsonable
+from prefect_model_registry.validations.errors import EmptyDataError, SuiteError
+from prefect_model_registry.validations.report import MAX_SAMPLES, CheckResult, format_value, jsonable
 
 if TYPE_CHECKING:
     import great_expectations as gx

@@ -4,7 +4,7 @@ Only the primary metric gates: the candidate must improve on the champion by at 
 in the metric's good direction (up for accuracy/roc_auc/r2..., down for log_loss/rmse/mae). A negative
 ``min_improvement`` is a tolerance: ``-0.005`` lets the candidate be up to 0.005 worse. Every other metric
 is reported with its delta, marked informational (absolute and relative rules on them belong in the
-thresholds gate, :mod:`validations.thresholds`).
+thresholds gate, :mod:`prefect_model_registry.validations.thresholds`).
 
 No champion (first model) is a normal case: the gate passes and says so. A primary metric that is NaN or
 infinite for either model fails the gate, because the comparison cannot be made.
@@ -16,9 +16,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from validations.errors import MetricComputationError
-from validations.metrics import check_metric_name, default_metrics, evaluate, higher_is_better, is_classifier
-from validations.report import CheckResult, GateReport, format_value
+from prefect_model_registry.validations.errors import MetricComputationError
+from prefect_model_registry.validations.metrics import (
+    check_metric_name,
+    default_metrics,
+    evaluate,
+    higher_is_better,
+    is_classifier,
+)
+from prefect_model_registry.validations.report import CheckResult, GateReport, format_value
 
 #: Slack for float noise, so an identical model is not "worse" by 1e-16.
 _EPS = 1e-12
@@ -41,7 +47,7 @@ def compare(
         champion: The current production model, or None when there is none yet.
         X: Holdout features, shared by both models.
         y: Holdout target.
-        metrics: Metric names to report; defaults to :func:`validations.metrics.default_metrics` of the
+        metrics: Metric names to report; defaults to ``default_metrics`` of the
             candidate. The primary metric is always included.
         primary: The gating metric; defaults to ``roc_auc`` for classifiers and ``rmse`` for regressors.
         min_improvement: Required improvement of the primary metric over the champion, in its good

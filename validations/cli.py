@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from registry.cli import _emit
+from prefect_model_registry.registry.cli import _emit
 
 app = typer.Typer(help="Data-quality suites for your own data.", no_args_is_help=True)
 
@@ -25,9 +25,9 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
     """Profile DATA and write a starter suite (-o) and thresholds file that DATA passes; then edit both."""
-    from flows.training import read_dataset
-    from registry.files import refuse_symlink, write_file
-    from validations import data_quality, profile
+    from prefect_model_registry.flows.training import read_dataset
+    from prefect_model_registry.registry.files import refuse_symlink, write_file
+    from prefect_model_registry.validations import data_quality, profile
 
     thresholds_path = thresholds_out or out.with_name(f"{out.stem}.thresholds.yaml")
     # Neither file is ever written through a symlink (SymlinkRefused, exit 1), checked before the data is read.

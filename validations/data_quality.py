@@ -14,13 +14,13 @@ The format is GX's own suite layout, so a suite exported from GX can be dropped 
 
 Each expectation may only have the keys ``type``, ``kwargs``, ``meta``, ``notes``, ``description`` and
 ``severity``. Loading is strict: GX itself logs and drops an expectation whose type it does not know,
-whereas :func:`load_suite` raises :class:`~validations.errors.SuiteError` naming the faulty entry.
+whereas :func:`load_suite` raises ``SuiteError`` naming the faulty entry.
 
 Missing columns: a column the suite names but the DataFrame lacks is reported as failed checks, not
 raised, so a dropped column shows up in the report like any other data problem. Suites should therefore
 include ``expect_table_columns_to_match_set`` (it names the missing columns); every per-column expectation
 on the absent column also fails with ``error: The column "x" ... does not exist``. Callers that prefer an
-exception pass ``missing_columns="raise"`` and get :class:`~validations.errors.MissingColumnsError`
+exception pass ``missing_columns="raise"`` and get ``MissingColumnsError``
 naming every absent column before GX runs; the drift gate always raises it for absent columns.
 
 Every call builds a fresh ephemeral GX context (contexts are not thread-safe) and keeps GX results in
@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from validations._gx import build_suite, result_to_checks, run_suite
-from validations._paths import display_path
-from validations.errors import EmptyDataError, MissingColumnsError, SuiteError
-from validations.report import GateReport
+from prefect_model_registry.validations._gx import build_suite, result_to_checks, run_suite
+from prefect_model_registry.validations._paths import display_path
+from prefect_model_registry.validations.errors import EmptyDataError, MissingColumnsError, SuiteError
+from prefect_model_registry.validations.report import GateReport
 
 if TYPE_CHECKING:
     import great_expectations as gx

@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from validations._gx import build_suite, result_to_checks, run_suite
-from validations.errors import EmptyDataError, MissingColumnsError
-from validations.report import GateReport, jsonable
+from prefect_model_registry.validations._gx import build_suite, result_to_checks, run_suite
+from prefect_model_registry.validations.errors import EmptyDataError, MissingColumnsError
+from prefect_model_registry.validations.report import GateReport, jsonable
 
 if TYPE_CHECKING:
     import pandas as pd

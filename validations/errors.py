@@ -46,7 +46,7 @@ class ThresholdConfigError(ValidationsError, ValueError):
 
 
 class UnknownMetricError(ValidationsError, ValueError):
-    """A metric name is not one of :data:`validations.metrics.KNOWN_METRICS`."""
+    """A metric name is not one of :data:`prefect_model_registry.validations.metrics.KNOWN_METRICS`."""
 
 
 class MetricComputationError(ValidationsError, ValueError):

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from validations.errors import EmptyDataError, MetricComputationError, UnknownMetricError
+from prefect_model_registry.validations.errors import EmptyDataError, MetricComputationError, UnknownMetricError
 
 CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall")
 REGRESSION_METRICS: tuple[str, ...] = ("r2", "rmse", "mae")

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from validations.report import CheckResult, GateReport, format_value
+from prefect_model_registry.validations.report import CheckResult, GateReport, format_value
 
 #: Gates a retraining run produces, in the order a reviewer reads them.
 GATES = ("data_quality", "drift", "metrics", "thresholds", "champion_challenger", "sweep", "drift_reference")
@@ -129,7 +129,7 @@ def _ordered(reports: Mapping[str, GateReport]) -> list[str]:
 
 def primary_metric(*, gates: GatePolicy, model: object) -> str:
     """The metric that ranks candidates and gates champion/challenger: the policy's, else roc_auc or rmse."""
-    from validations.metrics import check_metric_name, is_classifier
+    from prefect_model_registry.validations.metrics import check_metric_name, is_classifier
 
     return check_metric_name(gates.primary_metric or ("roc_auc" if is_classifier(model) else "rmse"))
 
@@ -141,7 +141,7 @@ def sweep_report(scored: list[tuple[dict, dict[str, float]]], primary: str) -> t
         The index of the best candidate, and an advisory ``sweep`` report listing them all for the model card.
 
     """
-    from validations.metrics import higher_is_better
+    from prefect_model_registry.validations.metrics import higher_is_better
 
     sign = 1.0 if higher_is_better(primary) else -1.0
 

@@ -1,6 +1,6 @@
 """A first suite and thresholds for a user's own data: profile a table, write starter files to edit.
 
-The suite (GX's layout, loadable by the strict loader of :mod:`validations.data_quality`) holds:
+The suite (GX's layout, loadable by the strict loader of :mod:`prefect_model_registry.validations.data_quality`) holds:
 
 - the exact column set, and row-count bounds (a fifth of the rows seen, up to ten times as many);
 - per numeric column: its dtype, a range widened by ``margin`` of the observed span on each side (never below
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from validations.errors import EmptyDataError, MissingColumnsError
+from prefect_model_registry.validations.errors import EmptyDataError, MissingColumnsError
 
 if TYPE_CHECKING:
     import pandas as pd

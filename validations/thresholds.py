@@ -11,7 +11,7 @@ Configs live next to the suites, in ``validations/thresholds/<dataset>.yaml``::
       log_loss: {max_increase: 0.02}  # log_loss <= champion + 0.02
 
 Bounds are inclusive. ``max_drop``/``max_increase`` may be negative to demand an improvement.
-Metric names must be in :data:`validations.metrics.KNOWN_METRICS`.
+Metric names must be in :data:`prefect_model_registry.validations.metrics.KNOWN_METRICS`.
 
 Failure semantics: a metric that is missing, NaN or infinite fails its rule. Relative rules pass (marked
 "skipped") when there is no champion yet; when a champion exists but its own value is missing or not
@@ -28,10 +28,10 @@ from typing import Any
 
 import yaml
 
-from validations._paths import display_path
-from validations.errors import ThresholdConfigError
-from validations.metrics import check_metric_name
-from validations.report import CheckResult, GateReport, format_value
+from prefect_model_registry.validations._paths import display_path
+from prefect_model_registry.validations.errors import ThresholdConfigError
+from prefect_model_registry.validations.metrics import check_metric_name
+from prefect_model_registry.validations.report import CheckResult, GateReport, format_value
 
 #: Directory holding the bundled threshold configs.
 THRESHOLDS_DIR = Path(__file__).resolve().parent / "thresholds"
@@ -189,7 +189,7 @@ def check_thresholds(
     """Check candidate metrics against absolute bounds and, when there is a champion, relative rules.
 
     Args:
-        metrics: Candidate metrics, e.g. from :func:`validations.metrics.evaluate`.
+        metrics: Candidate metrics, e.g. from :func:`prefect_model_registry.validations.metrics.evaluate`.
         config: Parsed thresholds (see :func:`load_thresholds`).
         champion_metrics: The production model's metrics on the same holdout, or None if there is none.
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from registry.store.base import ObjectStore, StoredObject, open_store
+from prefect_model_registry.registry.store.base import ObjectStore, StoredObject, open_store
 
 __all__ = ["ObjectStore", "StoredObject", "open_store"]

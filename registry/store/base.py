@@ -2,7 +2,7 @@
 
 Two guarantees carry the whole registry: ``put(create_only=True)`` succeeds for exactly one of several
 racing writers, and ``put(if_match=etag)`` succeeds only while the object still has that ETag. Both raise
-:class:`~registry.errors.PreconditionFailed` for the losers.
+:class:`~prefect_model_registry.registry.errors.PreconditionFailed` for the losers.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import InvalidName, InvalidURI, ObjectNotFound
+from prefect_model_registry.registry.errors import InvalidName, InvalidURI, ObjectNotFound
 
 # Keys are relative, slash-separated, with no empty, "." or ".." segment: safe both as S3 keys and as paths.
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._@=+-]+$")
@@ -137,7 +137,7 @@ def open_store(location: str | os.PathLike[str] | None = None, *, create: bool =
     """
     loc = os.fspath(location) if location is not None else default_location()
     if loc.startswith("s3://"):
-        from registry.store.s3 import S3Store
+        from prefect_model_registry.registry.store.s3 import S3Store
 
         bucket, _, prefix = loc[len("s3://") :].partition("/")
         if not bucket:
@@ -145,6 +145,6 @@ def open_store(location: str | os.PathLike[str] | None = None, *, create: bool =
         return S3Store(bucket, prefix.strip("/"))
     if "://" in loc and not loc.startswith("file://"):
         raise InvalidURI(f"unsupported registry location {loc!r}: use s3://bucket/prefix or a local path")
-    from registry.store.local import LocalStore
+    from prefect_model_registry.registry.store.local import LocalStore
 
     return LocalStore(Path(loc.removeprefix("file://")), create=create)

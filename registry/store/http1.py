@@ -1,4 +1,4 @@
-"""A minimal HTTP/1.1 keep-alive client for the direct S3 requests (:mod:`registry.store.s3_direct`).
+"""A minimal HTTP/1.1 keep-alive client for the direct S3 requests (``s3_direct``).
 
 ``http.client`` parses every answer's headers with the ``email`` package and builds a request in several
 buffered steps: about 0.2 ms of CPU per request, which under contention is most of a writer's CPU (eight writers

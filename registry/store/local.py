@@ -6,7 +6,7 @@ and publishes with ``os.replace``. Readers take no lock: ``os.replace`` is atomi
 
 Deletes (retention, ``pmr verify --repair --apply``) never follow a symlink out of the registry: each directory
 on the way to the file is opened with ``O_NOFOLLOW`` from the root, and the file is unlinked in the last one
-(a symlink in the way is refused with :class:`~registry.errors.SymlinkRefused`). A ``.tmp`` or ``.locks`` that is
+(a symlink in the way is refused with ``SymlinkRefused``). A ``.tmp`` or ``.locks`` that is
 a symlink is never listed or cleaned; :meth:`LocalStore.unsafe_links` names it for ``verify``.
 """
 
@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from registry.errors import (
+from prefect_model_registry.registry.errors import (
     BucketNotFound,
     ObjectNotFound,
     PreconditionFailed,
@@ -31,7 +31,7 @@ from registry.errors import (
     StoreError,
     SymlinkRefused,
 )
-from registry.store.base import ObjectStore, StoredObject, check_key
+from prefect_model_registry.registry.store.base import ObjectStore, StoredObject, check_key
 
 _INTERNAL = (".locks", ".tmp")
 _DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW

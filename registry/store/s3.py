@@ -7,7 +7,7 @@ multipart completion is not atomic on some servers. Every PUT carries its Conten
 dying writer is refused rather than stored truncated (SeaweedFS stores a PUT whose body never came as empty).
 
 Single-object reads and writes (the critical path of every operation) go out as one signed HTTP request each
-(:mod:`registry.store.s3_direct`), a quarter of boto3's CPU per call; listing, deleting and bucket checks use the
+(``s3_direct``), a quarter of boto3's CPU per call; listing, deleting and bucket checks use the
 boto3 client. ``PMR_S3_DIRECT=0`` sends everything through boto3, and so does a store given its own client.
 """
 
@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.utils import get_environ_proxies
 
-from registry.errors import (
+from prefect_model_registry.registry.errors import (
     BucketNotFound,
     ObjectNotFound,
     PreconditionFailed,
@@ -31,8 +31,15 @@ from registry.errors import (
     StoreError,
     StoreUnavailable,
 )
-from registry.store.base import ObjectStore, StoredObject, check_key
-from registry.store.s3_direct import Answer, DirectS3, Unreachable, canonical_query, content_md5, listed_keys
+from prefect_model_registry.registry.store.base import ObjectStore, StoredObject, check_key
+from prefect_model_registry.registry.store.s3_direct import (
+    Answer,
+    DirectS3,
+    Unreachable,
+    canonical_query,
+    content_md5,
+    listed_keys,
+)
 
 _DENIED = {
     "AccessDenied",

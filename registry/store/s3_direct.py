@@ -3,7 +3,7 @@
 boto3 spends about 2 ms of CPU on every call (parameter models, event hooks, checksums, response parsing),
 which is more than a small request costs the server on loopback: a create-only PUT of 300 bytes measured
 4-5 ms (2 ms of client CPU) through ``put_object`` and about 1.2 ms (0.17 ms of CPU) through this module and its
-HTTP client (:mod:`registry.store.http1`), against the same SeaweedFS. Every registry operation is a chain of
+HTTP client (``http1``), against the same SeaweedFS. Every registry operation is a chain of
 such requests, and under contention eight writers and the server share the cores. So the operations on the
 critical path go straight to HTTP here (single objects, and a page of keys when looking for the first free
 version), while boto3 still supplies what it is good at: the endpoint, the region and the credential chain
@@ -36,7 +36,7 @@ from urllib.parse import quote, urlsplit
 
 from botocore.exceptions import NoCredentialsError
 
-from registry.store.http1 import Connection
+from prefect_model_registry.registry.store.http1 import Connection
 
 #: Answers worth another attempt (as botocore's ``standard`` retry mode).
 RETRY_STATUS = frozenset({500, 502, 503, 504})

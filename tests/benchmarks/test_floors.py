@@ -7,7 +7,7 @@ import uuid
 
 from benchmarks import floors
 from benchmarks._worker import CONTENDERS, PER_CONTENDER
-from registry.store.s3 import S3Store
+from prefect_model_registry.registry.store.s3 import S3Store
 from tests.conftest import BUCKET
 from tests.seaweed import SeaweedServer
 

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from benchmarks.registry_ops import RequestCounter
-from registry.errors import PreconditionFailed
-from registry.store.s3 import S3Store
+from prefect_model_registry.registry.errors import PreconditionFailed
+from prefect_model_registry.registry.store.s3 import S3Store
 from tests.conftest import BUCKET
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from flows.server import LocalPrefectServer
+from prefect_model_registry.flows.server import LocalPrefectServer
 from tests.conftest import BUCKET, skip_unless_ci
 from tests.deployments.postgres import LocalPostgres, unavailable
 from tests.reaper import guard
@@ -189,7 +189,7 @@ def _install_worker_policy(policy: dict[str, Any]) -> bytes | None:
     """Write the worker policy at its fixed path in this venv (the worker runs this venv's Python); the old bytes."""
     import yaml
 
-    from flows import trust
+    from prefect_model_registry.flows import trust
 
     path = trust.POLICY_PATHS[0]
     saved = path.read_bytes() if path.exists() else None
@@ -199,7 +199,7 @@ def _install_worker_policy(policy: dict[str, Any]) -> bytes | None:
 
 
 def _restore_worker_policy(saved: bytes | None) -> None:
-    from flows import trust
+    from prefect_model_registry.flows import trust
 
     path = trust.POLICY_PATHS[0]
     if saved is None:

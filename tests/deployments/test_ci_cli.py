@@ -12,8 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from flows.ci import failure_reason, parse_params
-from flows.cli import app
+from prefect_model_registry.flows.ci import failure_reason, parse_params
+from prefect_model_registry.flows.cli import app
 
 
 def test_parse_params_json_or_string() -> None:
@@ -67,12 +67,12 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
 
 
 def test_registry_commands_do_not_import_prefect() -> None:
-    code = "import sys, flows.cli; sys.exit(1 if 'prefect' in sys.modules else 0)"
+    code = "import sys, prefect_model_registry.flows.cli; sys.exit(1 if 'prefect' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_unreachable_api_exits_1_with_one_line(tmp_path) -> None:
-    from flows.server import free_port
+    from prefect_model_registry.flows.server import free_port
 
     env = {
         "PATH": "/usr/bin:/bin",
@@ -80,7 +80,7 @@ def test_unreachable_api_exits_1_with_one_line(tmp_path) -> None:
         "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    pmr = [sys.executable, "-c", "from flows.cli import main; main()"]
+    pmr = [sys.executable, "-c", "from prefect_model_registry.flows.cli import main; main()"]
     out = subprocess.run([*pmr, "ci", "retrain", "m"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "could not start a run of 'retrain-model/retrain'" in out.stdout and "Traceback" not in out.stderr
@@ -104,7 +104,7 @@ def test_local_failure_is_a_few_readable_lines(tmp_path) -> None:
         "PREFECT_HOME": str(tmp_path / "home"),
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
-    pmr = [sys.executable, "-c", "from flows.cli import main; main()", "--registry", str(tmp_path / "reg")]
+    pmr = [sys.executable, "-m", "prefect_model_registry.flows.cli", "--registry", str(tmp_path / "reg")]
     args = ["ci", "retrain", "m", "--local", "--dataset", str(small), "--param", 'approval={"required_for": []}']
 
     out = subprocess.run([*pmr, *args], env=env, capture_output=True, text=True, timeout=300)
@@ -120,7 +120,7 @@ def test_local_failure_is_a_few_readable_lines(tmp_path) -> None:
 
 
 def test_overrides_merge_over_the_deployments_config() -> None:
-    from flows.ci import merge_config
+    from prefect_model_registry.flows.ci import merge_config
 
     deployed = {"model_name": "bc", "split": {"test_size": 0.25, "random_state": 1}, "approval": {"four_eyes": True}}
     merged = merge_config(deployed, {"split": {"test_size": 0.3}}, {"model_name": "churn", "approval.mode": "suspend"})

@@ -106,7 +106,7 @@ def test_command_exists(cmd: list[str]) -> None:
 
 def check_pmr(args: list[str]) -> None:
     """Parse ``pmr ARGS`` with the real app, down to the leaf command (options, choices, types)."""
-    from flows.cli import app
+    from prefect_model_registry.flows.cli import app
 
     # typer vendors its own click: duck-type groups (they have .commands).
     cmd: Any = typer.main.get_command(app)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from registry import Registry
+from prefect_model_registry.registry import Registry
 from tests.conftest import BUCKET
 from tests.deployments.conftest import BIN, POOL, ROOT, Stack
 

@@ -22,10 +22,10 @@ def spec() -> dict[str, Any]:
 
 
 def flow_of(entrypoint: str) -> Any:
-    path, _, name = entrypoint.partition(":")
-    assert (ROOT / path).is_file(), entrypoint
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-    return getattr(module, name)
+    # A module entrypoint in the installed package: no path of any machine (or of this checkout) is recorded.
+    assert entrypoint.startswith("prefect_model_registry.flows.") and ":" not in entrypoint, entrypoint
+    module, _, name = entrypoint.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def deployed_names() -> set[str]:
@@ -83,7 +83,7 @@ def test_the_trigger_matches_what_the_rollback_flow_emits(monkeypatch: pytest.Mo
     import jinja2
     from prefect.events import Event
 
-    from flows import publish
+    from prefect_model_registry.flows import publish
 
     captured: list[Event] = []
     monkeypatch.setattr(publish, "emit_event", lambda **kw: captured.append(Event(**kw)) or captured[-1], raising=True)

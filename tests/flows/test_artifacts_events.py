@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.approval import ApprovalPolicy
-from flows.config import RetrainConfig
-from flows.lifecycle import rollback_model
-from flows.pipeline import retrain
+from prefect_model_registry.flows.approval import ApprovalPolicy
+from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.lifecycle import rollback_model
+from prefect_model_registry.flows.pipeline import retrain
 from tests.flows.conftest import BATCH1, BATCH2, model_events
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

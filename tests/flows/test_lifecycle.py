@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.approval import ApprovalPolicy
-from flows.config import RetrainConfig
-from flows.lifecycle import archive_model, decide_model, promote_model, rollback_model
-from flows.pipeline import retrain
-from registry import Registry
-from registry.store.local import LocalStore
+from prefect_model_registry.flows.approval import ApprovalPolicy
+from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.lifecycle import archive_model, decide_model, promote_model, rollback_model
+from prefect_model_registry.flows.pipeline import retrain
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.store.local import LocalStore
 from tests.flows.conftest import BATCH1, BATCH2
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import pytest
 from markdown_it import MarkdownIt
 
-from flows.evidence import approval_description, lineage_markdown, model_card
-from registry.models import ArtifactRef, Lineage, ModelVersion
-from validations.report import CheckResult, GateReport
+from prefect_model_registry.flows.evidence import approval_description, lineage_markdown, model_card
+from prefect_model_registry.registry.models import ArtifactRef, Lineage, ModelVersion
+from prefect_model_registry.validations.report import CheckResult, GateReport
 
 #: A phishing link, an image that calls home, raw HTML, a fake heading on a new line, emphasis, a code-span
 #: breakout, a table-cell breakout, an autolink, and terminal escapes.

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from flows.approval import ApprovalPolicy
-from flows.config import RetrainConfig
-from flows.pipeline import retrain
-from registry import Registry
+from prefect_model_registry.flows.approval import ApprovalPolicy
+from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.pipeline import retrain
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.validations import profile
+from prefect_model_registry.validations.policy import GatePolicy
 from tests.flows.conftest import BATCH1, DATA
-from validations import profile
-from validations.policy import GatePolicy
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -277,7 +277,7 @@ def test_an_undefined_metric_is_a_failed_gate_and_nothing_is_promoted(tmp_path: 
 def test_a_wrong_config_field_is_one_line_and_exit_2(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from prefect_model_registry.flows.cli import app
 
     cases = {
         "typo": ({"model_name": "m", "dataset_uri": CHURN, "estimater": "x"}, "'estimater': unknown field"),
@@ -291,7 +291,7 @@ def test_a_wrong_config_field_is_one_line_and_exit_2(tmp_path: Path) -> None:
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1 and field in lines[0], result.output
     done = subprocess.run(
-        [sys.executable, "-m", "flows.pipeline", "--config", str(tmp_path / "typo.yaml")],
+        [sys.executable, "-m", "prefect_model_registry.flows.pipeline", "--config", str(tmp_path / "typo.yaml")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -346,7 +346,7 @@ def test_categorical_boosting_retrained_twice_then_served_in_a_fresh_process_wit
         assert Registry.open(registry).state(model_name).production == version
     assert "functools.partial" in Registry.open(registry).get_version(model_name, 2).artifact.trusted_types
     serve = (
-        "import pandas as pd; from registry import Registry; "
+        "import pandas as pd; from prefect_model_registry.registry import Registry; "
         f"m = Registry.open({registry!r}).load('models:/{model_name}@production'); "
         f"print(m.predict(pd.read_csv({CHURN!r}).drop(columns=['churned']).head(4)).tolist())"
     )

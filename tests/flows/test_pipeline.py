@@ -7,12 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.approval import ApprovalPolicy
-from flows.config import RetrainConfig
-from flows.pipeline import retrain
-from registry import Registry
+from prefect_model_registry.flows.approval import ApprovalPolicy
+from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.pipeline import retrain
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.validations.policy import GatePolicy
 from tests.flows.conftest import BATCH1, BATCH2, Background, model_events, wait_for_paused
-from validations.policy import GatePolicy
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -26,7 +26,7 @@ def fast_policy(**kw) -> ApprovalPolicy:
 def _decide(*args: str):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from prefect_model_registry.flows.cli import app
 
     return CliRunner().invoke(app, ["ci", "decide", *args])
 
@@ -294,7 +294,7 @@ def test_drift_is_checked_when_every_run_reads_the_same_latest_csv(tmp_path: Pat
 
 
 def _pmr(capsys, *args: str) -> tuple[int, str]:
-    from flows.cli import main
+    from prefect_model_registry.flows.cli import main
 
     with pytest.raises(SystemExit) as info:
         main(list(args))

@@ -16,9 +16,9 @@ from sklearn.datasets import load_iris
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from flows.tasks import register_version
-from registry import Registry, VersionInfo
-from registry.errors import IdempotencyConflict
+from prefect_model_registry.flows.tasks import register_version
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.errors import IdempotencyConflict
 
 RUN = "6f1c2e2a-1111-4a4a-9b9b-0123456789ab"
 INFO = VersionInfo(metrics={"accuracy": 0.97}, params={"C": 1.0}, description="retrained")
@@ -59,7 +59,7 @@ def test_a_key_predicted_from_the_run_id_does_not_substitute_the_model(tmp_path:
 
 
 def test_the_run_key_taken_by_another_actor_is_a_conflict_not_an_adoption(tmp_path: Path) -> None:
-    from flows.tasks import registration_key
+    from prefect_model_registry.flows.tasks import registration_key
 
     location = str(tmp_path / "reg")
     key = registration_key("iris", INFO, "prefect:retrain")

@@ -9,7 +9,7 @@ import pytest
 from prefect.client.schemas.objects import CreatedBy
 from prefect.context import FlowRunContext
 
-from flows.tasks import run_registrant
+from prefect_model_registry.flows.tasks import run_registrant
 
 
 def _context(created_by: CreatedBy | None) -> SimpleNamespace:

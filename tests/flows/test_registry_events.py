@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.events import prefect_events
-from registry import Registry
-from registry.models import Event
+from prefect_model_registry.flows.events import prefect_events
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.models import Event
 from tests.flows.conftest import model_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,8 +52,8 @@ def test_silent_and_prefect_free_without_an_api(tmp_path: Path) -> None:
     env |= {"PREFECT_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
     script = f"""
 import sys
-import flows  # registers the Prefect sink
-from registry import Registry
+import prefect_model_registry.flows  # registers the Prefect sink
+from prefect_model_registry.registry import Registry
 reg = Registry.open({str(tmp_path / "reg")!r})
 for v in (1, 2):
     reg.register("m", b"x%d" % v, fmt="bytes")
@@ -81,7 +81,17 @@ def test_api_and_cli_changes_emit_model_events(tmp_path: Path, model_name: str) 
     reg.promote(model_name, 2, "production", reason="second")  # a direct API call, no flow
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "--registry", location, "rollback", model_name, "--reason", "bad"],
+        [
+            sys.executable,
+            "-m",
+            "prefect_model_registry.flows.cli",
+            "--registry",
+            location,
+            "rollback",
+            model_name,
+            "--reason",
+            "bad",
+        ],
         env=env,
         capture_output=True,
         text=True,

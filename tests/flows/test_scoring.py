@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.approval import ApprovalPolicy
-from flows.cli import app
-from flows.config import RetrainConfig
-from flows.pipeline import retrain
-from flows.scoring import STAMPS, score_batch
-from registry import Registry
+from prefect_model_registry.flows.approval import ApprovalPolicy
+from prefect_model_registry.flows.cli import app
+from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.pipeline import retrain
+from prefect_model_registry.flows.scoring import STAMPS, score_batch
+from prefect_model_registry.registry import Registry
 from tests.flows.conftest import DATA
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

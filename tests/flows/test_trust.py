@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
-from flows import training, trust
-from flows.approval import ApprovalPolicy
-from flows.config import RetrainConfig
-from flows.errors import ConfigError, EstimatorError
-from flows.pipeline import retrain, task_runner_for
-from flows.scoring import score_batch
-from registry import Registry
-from registry.policy import ApprovalRules
+from prefect_model_registry.flows import training, trust
+from prefect_model_registry.flows.approval import ApprovalPolicy
+from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.errors import ConfigError, EstimatorError
+from prefect_model_registry.flows.pipeline import retrain, task_runner_for
+from prefect_model_registry.flows.scoring import score_batch
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.policy import ApprovalRules
 from tests.flows.conftest import BATCH1
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -311,7 +311,7 @@ def test_score_batch_reads_and_writes_only_inside_the_roots(
 
 
 def test_lifecycle_flows_open_only_an_allowed_registry(tmp_path: Path, worker_policy: Callable[..., Path]) -> None:
-    from flows.lifecycle import rollback_model
+    from prefect_model_registry.flows.lifecycle import rollback_model
 
     worker_policy(roots=[str(tmp_path / "registry")])
     state = as_deployment(rollback_model, {"model_name": "m", "reason": "x", "registry": str(tmp_path / "other")})
@@ -320,7 +320,7 @@ def test_lifecycle_flows_open_only_an_allowed_registry(tmp_path: Path, worker_po
 
 
 def test_the_policy_path_is_not_taken_from_the_environment() -> None:
-    code = "import flows.trust as t; print([str(p) for p in t.POLICY_PATHS])"
+    code = "import prefect_model_registry.flows.trust as t; print([str(p) for p in t.POLICY_PATHS])"
     env = {"PMR_WORKER_POLICY": "/tmp/evil.yaml", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert "evil" not in out and "worker-policy.yaml" in out
@@ -347,7 +347,7 @@ def test_a_champions_stored_data_location_outside_the_roots_is_not_read_for_drif
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from registry import Lineage, VersionInfo
+    from prefect_model_registry.registry import Lineage, VersionInfo
 
     # Stored text in the bucket names the champion's training data: here a file outside the worker's roots.
     canary = tmp_path / "home" / "train.csv"

@@ -313,7 +313,7 @@ def run(mode: str, artifact: Path, canary: Path | None) -> dict[str, Any]:
     import sklearn.linear_model  # noqa: F401  (the baseline includes what any load imports)
     import skops.io  # noqa: F401
 
-    from registry import artifacts
+    from prefect_model_registry.registry import artifacts
 
     opened: list[str] = []
     watched = str(canary.resolve()) if canary is not None else None

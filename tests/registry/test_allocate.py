@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from registry import Registry, VersionInfo, keys, versions
-from registry.store.base import ObjectStore
+from prefect_model_registry.registry import Registry, VersionInfo, keys, versions
+from prefect_model_registry.registry.store.base import ObjectStore
 
 ARTIFACT = b"the same bytes for every version"
 

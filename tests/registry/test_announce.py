@@ -9,11 +9,11 @@ import socket
 import threading
 from typing import Any
 
-from registry import Registry, VersionInfo, announcer, keys, versions
-from registry.errors import StoreError
-from registry.log import ModelLog
-from registry.repair import repair
-from registry.verify import verify
+from prefect_model_registry.registry import Registry, VersionInfo, announcer, keys, versions
+from prefect_model_registry.registry.errors import StoreError
+from prefect_model_registry.registry.log import ModelLog
+from prefect_model_registry.registry.repair import repair
+from prefect_model_registry.registry.verify import verify
 
 
 def _logged(reg: Registry, name: str) -> list[Any]:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from registry import ApprovalRules, Registry
-from registry.cli import main
-from registry.errors import (
+from prefect_model_registry.registry import ApprovalRules, Registry
+from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.errors import (
     ApprovalRefused,
     ApprovalRequired,
     InvalidIdentity,
@@ -22,8 +22,8 @@ from registry.errors import (
     PolicyProposalNotFound,
     PromotionBlocked,
 )
-from registry.keys import state_key
-from registry.log import Draft, ModelLog
+from prefect_model_registry.registry.keys import state_key
+from prefect_model_registry.registry.log import Draft, ModelLog
 from tests.conftest import snapshot
 
 
@@ -290,7 +290,9 @@ def pmr(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_pmr_policy_propose_approve_and_pending(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from flows.cli import main as flows_main  # `pmr pending` lives with the flows (it also asks Prefect)
+    from prefect_model_registry.flows.cli import (
+        main as flows_main,  # `pmr pending` lives with the flows (it also asks Prefect)
+    )
 
     location = str(tmp_path / "registry")
     reg = Registry.open(location)

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from registry import Registry, VersionInfo
-from registry.errors import (
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.errors import (
     BucketNotFound,
     InvalidMetadata,
     InvalidName,
@@ -16,7 +16,7 @@ from registry.errors import (
     StoreAccessDenied,
     StoreUnavailable,
 )
-from registry.names import parse_model_uri
+from prefect_model_registry.registry.names import parse_model_uri
 from tests.conftest import snapshot
 
 BAD_NAMES = [

@@ -8,8 +8,8 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from registry import Registry
-from registry.errors import IntegrityError
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.errors import IntegrityError
 
 
 @pytest.fixture

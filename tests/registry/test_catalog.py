@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from registry import Registry, VersionInfo
-from registry.errors import InvalidMetadata
-from registry.models import ModelVersion
-from registry.verify import verify
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.errors import InvalidMetadata
+from prefect_model_registry.registry.models import ModelVersion
+from prefect_model_registry.registry.verify import verify
 from tests.conftest import snapshot
 from tests.registry.test_cli import pmr
 

@@ -12,9 +12,9 @@ import skops.io as sio
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from registry import Registry
-from registry.cli import main
-from registry.lineage import fingerprint_bytes
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.lineage import fingerprint_bytes
 from tests.conftest import snapshot
 
 
@@ -163,7 +163,7 @@ def test_console_script_store_failures_are_one_line_exit_1(s3_server, env: dict[
 
 
 def test_versions_shows_a_blocked_version_and_why(tmp_path: Path, capsys) -> None:
-    from registry import VersionInfo
+    from prefect_model_registry.registry import VersionInfo
 
     reg = Registry.open(str(tmp_path / "reg"))
     failed = {"gate": "thresholds", "passed": False, "checks": [], "summary": {}}

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from registry import Registry
-from registry.verify import verify
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.verify import verify
 
 WRITERS = 8
 

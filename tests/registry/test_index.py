@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from registry import Registry, VersionInfo, index
-from registry.repair import repair
-from registry.verify import verify
+from prefect_model_registry.registry import Registry, VersionInfo, index
+from prefect_model_registry.registry.repair import repair
+from prefect_model_registry.registry.verify import verify
 
 SEG = 8  # small blocks, so that a test needs a few dozen versions, not thousands
 

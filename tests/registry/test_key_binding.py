@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from registry import Registry, VersionInfo
-from registry.cli import main
-from registry.errors import IdempotencyConflict
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.errors import IdempotencyConflict
 from tests.conftest import snapshot
 
 INFO = VersionInfo(metrics={"auc": 0.91}, params={"C": 1.0}, tags={"team": "risk"}, description="v1")

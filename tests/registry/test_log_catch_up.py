@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from registry import Registry, background, keys
-from registry.log import JUMP_AFTER, ModelLog
-from registry.models import ModelState
+from prefect_model_registry.registry import Registry, background, keys
+from prefect_model_registry.registry.log import JUMP_AFTER, ModelLog
+from prefect_model_registry.registry.models import ModelState
 
 BEHIND = 30
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from registry import Registry, VersionInfo
-from registry.errors import InvalidMetadata, MetadataTooLarge
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.errors import InvalidMetadata, MetadataTooLarge
 from tests.conftest import snapshot
 
 

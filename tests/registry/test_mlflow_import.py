@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from registry import Registry
-from registry.errors import ArtifactLocationRefused, InvalidMetadata, StoreUnavailable
-from registry.mlflow_import import import_mlflow
-from registry.verify import verify
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.errors import ArtifactLocationRefused, InvalidMetadata, StoreUnavailable
+from prefect_model_registry.registry.mlflow_import import import_mlflow
+from prefect_model_registry.registry.verify import verify
 from tests.conftest import skip_unless_ci, snapshot
 from tests.reaper import guard
 from tests.registry.test_cli import pmr

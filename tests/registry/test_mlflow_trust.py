@@ -26,10 +26,10 @@ import pytest
 import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 
-from registry import Registry
-from registry.errors import ArtifactLocationRefused, InvalidMetadata, StoreUnavailable
-from registry.mlflow_import import import_mlflow
-from registry.mlflow_source import redact
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.errors import ArtifactLocationRefused, InvalidMetadata, StoreUnavailable
+from prefect_model_registry.registry.mlflow_import import import_mlflow
+from prefect_model_registry.registry.mlflow_source import redact
 from tests.conftest import snapshot
 from tests.registry.test_cli import pmr
 from tests.seaweed import _free_port

@@ -11,11 +11,11 @@ import skops.io as sio
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from registry import Registry, VersionInfo
-from registry.cli import main
-from registry.errors import DatasetUnavailable, InvalidURI
-from registry.lineage import fingerprint_bytes
-from registry.models import Lineage
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.errors import DatasetUnavailable, InvalidURI
+from prefect_model_registry.registry.lineage import fingerprint_bytes
+from prefect_model_registry.registry.models import Lineage
 from tests.conftest import snapshot
 
 
@@ -97,7 +97,7 @@ def test_reads_never_create_the_registry_directory(tmp_path: Path, fitted, capsy
 
 
 def test_missing_directory_with_create_false_is_an_error(tmp_path: Path) -> None:
-    from registry.errors import BucketNotFound
+    from prefect_model_registry.registry.errors import BucketNotFound
 
     with pytest.raises(BucketNotFound):
         Registry.open(tmp_path / "nowhere", create=False)

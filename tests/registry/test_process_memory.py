@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from registry import Registry, background
-from registry import keys as K
-from registry.errors import InvalidTransition, PromotionBlocked
-from registry.verify import verify
+from prefect_model_registry.registry import Registry, background
+from prefect_model_registry.registry import keys as K
+from prefect_model_registry.registry.errors import InvalidTransition, PromotionBlocked
+from prefect_model_registry.registry.verify import verify
 
 
 def _counting(reg: Registry) -> list[tuple[str, str]]:

@@ -9,8 +9,8 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 
-from registry import Lineage, Registry, VersionInfo
-from registry.errors import (
+from prefect_model_registry.registry import Lineage, Registry, VersionInfo
+from prefect_model_registry.registry.errors import (
     AliasNotFound,
     ApprovalRefused,
     IdempotencyConflict,
@@ -122,8 +122,8 @@ def test_through_staging_is_one_event_with_the_checks_of_both_steps(reg: Registr
 
 
 def test_through_staging_keeps_gates_and_each_stage_approval(reg: Registry) -> None:
-    from registry import ApprovalRules
-    from registry.errors import ApprovalRequired
+    from prefect_model_registry.registry import ApprovalRules
+    from prefect_model_registry.registry.errors import ApprovalRequired
 
     _reg3(reg)
     reg.record_report("churn", 1, "thresholds", {"auc": 0.1}, passed=False)

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry import Registry, VersionInfo
-from registry.errors import InvalidMetadata, RegistryError, StoreError, VersionDeleted
-from registry.keys import blob_key
-from registry.models import Lineage, sha256
-from registry.retention import gc, parse_age
-from registry.verify import verify
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.errors import InvalidMetadata, RegistryError, StoreError, VersionDeleted
+from prefect_model_registry.registry.keys import blob_key
+from prefect_model_registry.registry.models import Lineage, sha256
+from prefect_model_registry.registry.retention import gc, parse_age
+from prefect_model_registry.registry.verify import verify
 from tests.conftest import snapshot
 from tests.registry.test_cli import pmr
 

@@ -1,6 +1,6 @@
 """Every scikit-learn estimator that fits on a small mixed table registers and loads back, predicting the same.
 
-One test per estimator of ``sklearn.utils.all_estimators()`` (fitted as :mod:`registry.specimens` describes: the
+One test per estimator of ``sklearn.utils.all_estimators()`` (fitted as ``specimens`` describes: the
 mixed table through a ColumnTransformer that imputes, scales and one-hot encodes), plus the variants whose internal
 types depend on a setting (losses, links, neighbour trees and metrics, a categorical HistGradientBoosting, a
 Pipeline with a ColumnTransformer). Each goes through ``Registry.register`` and ``Registry.load`` of a local
@@ -20,7 +20,7 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from skops.io.exceptions import UnsupportedTypeException
 
-from registry import Registry, specimens
+from prefect_model_registry.registry import Registry, specimens
 
 #: Estimators left out, with why. Every other estimator of all_estimators() must fit, register and load.
 SKIPPED: dict[str, str] = {

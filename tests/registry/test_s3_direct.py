@@ -20,16 +20,16 @@ import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from registry.errors import (
+from prefect_model_registry.registry.errors import (
     BucketNotFound,
     ObjectNotFound,
     PreconditionFailed,
     StoreAccessDenied,
     StoreUnavailable,
 )
-from registry.store import http1
-from registry.store.s3 import S3Store
-from registry.store.s3_direct import EMPTY_SHA256, Answer, canonical_query, listed_keys, sign
+from prefect_model_registry.registry.store import http1
+from prefect_model_registry.registry.store.s3 import S3Store
+from prefect_model_registry.registry.store.s3_direct import EMPTY_SHA256, Answer, canonical_query, listed_keys, sign
 from tests.conftest import BUCKET
 
 WHEN = datetime(2026, 11, 23, 12, 34, 56, tzinfo=UTC)
@@ -341,7 +341,7 @@ def test_throttling_and_dropped_connections_are_retried(monkeypatch: pytest.Monk
 
 
 def test_a_fault_that_outlasts_the_retries_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from registry.errors import StoreError
+    from prefect_model_registry.registry.errors import StoreError
 
     scripted = _Scripted([SLOW, SLOW, SLOW])
     with scripted as endpoint:

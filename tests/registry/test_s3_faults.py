@@ -7,9 +7,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from registry import Registry
-from registry.errors import PreconditionFailed, StoreError
-from registry.store.s3 import S3Store
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.errors import PreconditionFailed, StoreError
+from prefect_model_registry.registry.store.s3 import S3Store
 
 
 @pytest.fixture

@@ -16,10 +16,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from registry import ApprovalRules, Registry
-from registry.artifacts import deserialize, reviewable
-from registry.cli import main
-from registry.errors import ApprovalRefused, ApprovalRequired, InvalidMetadata, PromotionBlocked, UntrustedArtifact
+from prefect_model_registry.registry import ApprovalRules, Registry
+from prefect_model_registry.registry.artifacts import deserialize, reviewable
+from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.errors import (
+    ApprovalRefused,
+    ApprovalRequired,
+    InvalidMetadata,
+    PromotionBlocked,
+    UntrustedArtifact,
+)
 from tests.conftest import snapshot
 from tests.registry.evil import Tripwire
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry.errors import InvalidName, ObjectNotFound, PreconditionFailed
-from registry.store import open_store
+from prefect_model_registry.registry.errors import InvalidName, ObjectNotFound, PreconditionFailed
+from prefect_model_registry.registry.store import open_store
 
 
 @pytest.fixture

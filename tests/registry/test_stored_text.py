@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import flows.cli  # noqa: F401  (registers `pmr explain-prediction`)
-from registry import Lineage, Registry, VersionInfo, keys
-from registry.cli import main
-from registry.models import sha256
+import prefect_model_registry.flows.cli  # noqa: F401  (registers `pmr explain-prediction`)
+from prefect_model_registry.registry import Lineage, Registry, VersionInfo, keys
+from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.models import sha256
 from tests.conftest import snapshot
 
 #: Markup that does not parse, markup that would restyle, a line erase, an OSC 8 hyperlink, a right-to-left
@@ -139,7 +139,7 @@ def test_json_keeps_the_exact_values(hostile: str, capsys: pytest.CaptureFixture
 
 
 def test_ci_lines_show_run_text_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
-    from flows.ci import say
+    from prefect_model_registry.flows.ci import say
 
     say(f"state: Paused ({HOSTILE})")
     out = capsys.readouterr().out

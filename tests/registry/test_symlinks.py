@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from registry import Lineage, Registry, VersionInfo
-from registry.cli import main
-from registry.errors import RegistryError
+from prefect_model_registry.registry import Lineage, Registry, VersionInfo
+from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.errors import RegistryError
 from tests.conftest import snapshot
 
 OLD = 2 * 3600  # older than repair's grace period
@@ -112,7 +112,7 @@ def test_dataset_still_writes_and_overwrites_a_plain_file(registry_dir: Path, tm
 
 
 def test_suite_init_never_writes_through_a_symlink(tmp_path: Path, capsys) -> None:
-    import flows.cli  # noqa: F401  (registers `pmr suite`)
+    import prefect_model_registry.flows.cli  # noqa: F401  (registers `pmr suite`)
 
     victim = tmp_path / "victim.yaml"
     out = tmp_path / "suite.yaml"
@@ -127,8 +127,8 @@ def test_suite_init_never_writes_through_a_symlink(tmp_path: Path, capsys) -> No
 def test_scoring_output_never_writes_through_a_symlink(tmp_path: Path) -> None:
     import pandas as pd
 
-    from flows.scoring import write_frame
-    from registry.errors import RegistryError
+    from prefect_model_registry.flows.scoring import write_frame
+    from prefect_model_registry.registry.errors import RegistryError
 
     victim = tmp_path / "victim.csv"
     out = tmp_path / "scored.csv"

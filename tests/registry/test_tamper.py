@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from registry import Registry
-from registry.errors import IntegrityError
-from registry.verify import verify
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.errors import IntegrityError
+from prefect_model_registry.registry.verify import verify
 
 
 def _flip(reg: Registry, key: str, at: int | None = None) -> None:

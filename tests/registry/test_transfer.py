@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from registry import Registry, VersionInfo
-from registry.errors import PromotionBlocked, VersionDeleted
-from registry.models import Lineage
-from registry.transfer import copy_version
-from registry.verify import verify
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.errors import PromotionBlocked, VersionDeleted
+from prefect_model_registry.registry.models import Lineage
+from prefect_model_registry.registry.transfer import copy_version
+from prefect_model_registry.registry.verify import verify
 from tests.registry.test_cli import pmr
 
 

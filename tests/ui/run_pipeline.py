@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from flows.approval import ApprovalPolicy
-from flows.config import RetrainConfig
-from flows.pipeline import retrain
+from prefect_model_registry.flows.approval import ApprovalPolicy
+from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.pipeline import retrain
 
 DATA = Path(__file__).resolve().parents[2] / "flows" / "data"
 BATCH1 = str(DATA / "breast_cancer_batch1.csv")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from flows.server import LocalPrefectServer
-from registry import Registry
+from prefect_model_registry.flows.server import LocalPrefectServer
+from prefect_model_registry.registry import Registry
 from tests.conftest import skip_unless_ci
 from tests.ui.conftest import OUTPUT, PipelineProcess, chromium_path, prefect_client
 

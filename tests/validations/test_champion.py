@@ -7,8 +7,8 @@ from sklearn.datasets import load_diabetes
 from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from validations import UnknownMetricError, compare
-from validations.errors import MetricComputationError
+from prefect_model_registry.validations import UnknownMetricError, compare
+from prefect_model_registry.validations.errors import MetricComputationError
 
 PRIMARY = "roc_auc (primary): candidate vs champion"
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from validations import (
+from prefect_model_registry.validations import (
     EmptyDataError,
     MissingColumnsError,
     SuiteError,
@@ -21,7 +21,7 @@ from validations import (
     suite_path,
     validate_dataframe,
 )
-from validations.data_quality import SUITES_DIR
+from prefect_model_registry.validations.data_quality import SUITES_DIR
 
 SUITE = suite_path("breast_cancer")
 NOT_NULL = "expect_column_values_to_not_be_null({})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from validations import EmptyDataError, MissingColumnsError, drift_report
+from prefect_model_registry.validations import EmptyDataError, MissingColumnsError, drift_report
 
 KL = "expect_column_kl_divergence_to_be_less_than({})"
 MEAN = "expect_column_mean_to_be_between({})"

@@ -9,9 +9,9 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.svm import LinearSVC
 
-from validations import KNOWN_METRICS, evaluate
-from validations.errors import EmptyDataError, MetricComputationError, UnknownMetricError
-from validations.metrics import higher_is_better
+from prefect_model_registry.validations import KNOWN_METRICS, evaluate
+from prefect_model_registry.validations.errors import EmptyDataError, MetricComputationError, UnknownMetricError
+from prefect_model_registry.validations.metrics import higher_is_better
 
 
 def test_known_metrics():

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from validations import data_quality, policy, thresholds
-from validations.report import CheckResult, GateReport
+from prefect_model_registry.validations import data_quality, policy, thresholds
+from prefect_model_registry.validations.report import CheckResult, GateReport
 
 CHURN = Path(__file__).resolve().parents[2] / "flows" / "data" / "churn.csv"
 
@@ -18,7 +18,7 @@ CHURN = Path(__file__).resolve().parents[2] / "flows" / "data" / "churn.csv"
 def _init(tmp_path: Path, data: Path, target: str) -> tuple[Path, Path]:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from prefect_model_registry.flows.cli import app
 
     out = tmp_path / "suites" / "mine.yaml"
     result = CliRunner().invoke(app, ["suite", "init", str(data), "--target", target, "-o", str(out)])
@@ -71,7 +71,7 @@ def test_suite_init_for_a_regression_target_starts_from_r2(tmp_path: Path) -> No
 def test_suite_init_refuses_to_overwrite(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from prefect_model_registry.flows.cli import app
 
     out = tmp_path / "s.yaml"
     out.write_text("mine")

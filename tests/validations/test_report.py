@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from validations import CheckResult, GateReport, MissingColumnsError, combine, validate_dataframe
+from prefect_model_registry.validations import CheckResult, GateReport, MissingColumnsError, combine, validate_dataframe
 
 
 def _report() -> GateReport:

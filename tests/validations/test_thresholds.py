@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from validations import (
+from prefect_model_registry.validations import (
     ThresholdConfig,
     ThresholdConfigError,
     UnknownMetricError,

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from registry import Registry, VersionInfo
-from registry.errors import PromotionBlocked
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.errors import PromotionBlocked
 
 #: Trials per operation and backend; raise it for a longer run (e.g. PMR_RELIABILITY_TRIALS=200).
 TRIALS = int(os.environ.get("PMR_RELIABILITY_TRIALS", "8"))

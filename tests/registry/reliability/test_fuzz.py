@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry import Registry, VersionInfo
-from registry.errors import InvalidName, RegistryError
-from registry.names import check_alias, check_model_name, parse_model_uri
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.errors import InvalidName, RegistryError
+from prefect_model_registry.registry.names import check_alias, check_model_name, parse_model_uri
 from tests.conftest import snapshot
 
 EXAMPLES = int(os.environ.get("PMR_FUZZ_EXAMPLES", "40"))

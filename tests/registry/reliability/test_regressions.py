@@ -12,20 +12,20 @@ from typing import Any
 
 import pytest
 
-from registry import Registry, VersionInfo, background
-from registry import keys as K
-from registry.cli import main
-from registry.errors import (
+from prefect_model_registry.registry import Registry, VersionInfo, background
+from prefect_model_registry.registry import keys as K
+from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.errors import (
     InvalidMetadata,
     InvalidName,
     InvalidURI,
     PromotionBlocked,
     StoreError,
 )
-from registry.log import Draft, ModelLog
-from registry.models import canonical_json, sha256
-from registry.repair import repair
-from registry.verify import verify
+from prefect_model_registry.registry.log import Draft, ModelLog
+from prefect_model_registry.registry.models import canonical_json, sha256
+from prefect_model_registry.registry.repair import repair
+from prefect_model_registry.registry.verify import verify
 from tests.conftest import snapshot
 
 FAILED = {"gate": "thresholds", "passed": False, "checks": [{"name": "auc >= 0.9", "passed": False}]}

@@ -11,9 +11,9 @@ import threading
 import time
 from typing import Any
 
-from registry import Registry
-from registry.errors import RegistryError
-from registry.verify import verify
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.errors import RegistryError
+from prefect_model_registry.registry.verify import verify
 
 WORKERS = 3
 DURATION_S = float(os.environ.get("PMR_STRESS_SECONDS", "6"))

@@ -10,11 +10,11 @@ from unittest.mock import ANY
 
 import pytest
 
-from registry import Registry, VersionInfo
-from registry import keys as K
-from registry.errors import IdempotencyConflict, IntegrityError, RegistryError, VersionNotFound
-from registry.repair import repair
-from registry.verify import verify
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry import keys as K
+from prefect_model_registry.registry.errors import IdempotencyConflict, IntegrityError, RegistryError, VersionNotFound
+from prefect_model_registry.registry.repair import repair
+from prefect_model_registry.registry.verify import verify
 
 DQ = {"gate": "data_quality", "passed": True, "checks": []}
 LATER = {"gate": "thresholds", "passed": True, "checks": [{"name": "auc", "passed": True}]}
