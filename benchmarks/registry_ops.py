@@ -59,7 +59,7 @@ DIRECT_NAMES = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject"}
 @dataclass
 class RequestCounter:
     """Counts the S3 API calls of one store: its boto3 client's (each paginated page counts once) and its direct
-    single-object requests (:mod:`prefect_model_registry.registry.store.s3_direct`), under the same API names.
+    single-object requests (:mod:`prefect_model_registry.registry.store.s3.direct`), under the same API names.
 
     ``lost`` counts conditional writes that lost a race (HTTP 412 or 409): contention on a model's keys.
     """

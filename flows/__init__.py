@@ -6,7 +6,7 @@ Importing this package does not import Prefect; import the flow modules (``prefe
 
 from __future__ import annotations
 
-from prefect_model_registry.flows.events import send as _send_to_prefect
+from prefect_model_registry.flows.core.events import send as _send_to_prefect
 from prefect_model_registry.registry.hooks import add_listener as _add_listener
 
 # Every registry event this process appends becomes a model.* Prefect event (the entry point does the same for

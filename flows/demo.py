@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.rule import Rule
 
-from prefect_model_registry.flows.server import LocalPrefectServer
+from prefect_model_registry.flows.dev.server import LocalPrefectServer
 
 ROOT = Path(".pmr/demo")
 _HERE = Path(__file__).resolve().parent / "data"
@@ -80,10 +80,10 @@ def run_lifecycle(registry: str) -> None:
     """The demo's steps, against the server whose settings are in the environment."""
     from prefect.flow_runs import resume_flow_run
 
-    from prefect_model_registry.flows.approval import ApprovalPolicy
-    from prefect_model_registry.flows.ci import quiet_expected_failures
-    from prefect_model_registry.flows.config import RetrainConfig
-    from prefect_model_registry.flows.evidence import champion_markdown, gate_summary
+    from prefect_model_registry.flows.cli.ci import quiet_expected_failures
+    from prefect_model_registry.flows.core.approval import ApprovalPolicy
+    from prefect_model_registry.flows.core.config import RetrainConfig
+    from prefect_model_registry.flows.core.evidence import champion_markdown, gate_summary
     from prefect_model_registry.flows.lifecycle import rollback_model
     from prefect_model_registry.flows.pipeline import retrain
     from prefect_model_registry.registry import Registry

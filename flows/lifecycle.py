@@ -11,8 +11,8 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from prefect_model_registry.flows import publish, trust
-from prefect_model_registry.flows.opkeys import operation_key
+from prefect_model_registry.flows.core import publish, trust
+from prefect_model_registry.flows.core.opkeys import operation_key
 from prefect_model_registry.flows.tasks import run_actor
 from prefect_model_registry.registry import Event, Registry
 

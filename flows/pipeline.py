@@ -10,12 +10,13 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from prefect_model_registry.flows import evidence, publish, training, trust
-from prefect_model_registry.flows.approval import ApprovalPolicy, wait_for_decision
-from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.core import evidence, publish, training, trust
+from prefect_model_registry.flows.core.approval import ApprovalPolicy, wait_for_decision
+from prefect_model_registry.flows.core.config import RetrainConfig
+from prefect_model_registry.flows.core.opkeys import operation_key
+from prefect_model_registry.flows.core.training import Split
 from prefect_model_registry.flows.errors import ApprovalRejected, ApprovalTimedOut, ConfigError, GateFailed
 from prefect_model_registry.flows.lifecycle import promote_version
-from prefect_model_registry.flows.opkeys import operation_key
 from prefect_model_registry.flows.tasks import (
     check_data_quality,
     check_drift,
@@ -29,12 +30,11 @@ from prefect_model_registry.flows.tasks import (
     split_dataset,
     train_candidate,
 )
-from prefect_model_registry.flows.training import Split
 from prefect_model_registry.registry import Registry, VersionInfo
-from prefect_model_registry.registry.display import markdown
+from prefect_model_registry.registry.core.display import markdown
+from prefect_model_registry.registry.core.lifecycle import approval_needed, exempt_now
+from prefect_model_registry.registry.core.policy import ApprovalRules, Subject
 from prefect_model_registry.registry.errors import ApprovalRefused, ModelNotFound
-from prefect_model_registry.registry.lifecycle import approval_needed, exempt_now
-from prefect_model_registry.registry.policy import ApprovalRules, Subject
 from prefect_model_registry.validations import drift, policy
 from prefect_model_registry.validations.report import GateReport
 
@@ -47,7 +47,7 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
     -> register (with every gate report in the manifest) -> staging -> approval -> production.
 
     Args:
-        config: the whole run, see :class:`prefect_model_registry.flows.config.RetrainConfig` (loadable from YAML).
+        config: the whole run, see :class:`prefect_model_registry.flows.core.config.RetrainConfig` (loadable from YAML).
     """
     cfg = RetrainConfig.parse(config)
     # What the run may reach, the suite, thresholds and trainer: all checked before any data is read.
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m prefect_model_registry.flows.pipeline", description=main.__doc__)
-    parser.add_argument("--config", required=True, help="retraining config (YAML), see flows/config.py")
+    parser.add_argument("--config", required=True, help="retraining config (YAML), see flows/core/config.py")
     args = parser.parse_args(argv)
     try:
         cfg = RetrainConfig.from_file(args.config)

@@ -20,9 +20,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from prefect_model_registry.flows import trust
+from prefect_model_registry.flows.core import trust
+from prefect_model_registry.flows.core.training import read_dataset
 from prefect_model_registry.flows.errors import DatasetError
-from prefect_model_registry.flows.training import read_dataset
 from prefect_model_registry.registry import ModelVersion, Registry
 from prefect_model_registry.registry.models import utcnow
 
@@ -95,7 +95,7 @@ def write_frame(frame: pd.DataFrame, uri: str) -> bytes:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         boto3.session.Session().client("s3", endpoint_url=endpoint).put_object(Bucket=bucket, Key=key, Body=data)
     else:
-        from prefect_model_registry.registry.files import write_file
+        from prefect_model_registry.registry.core.files import write_file
 
         path = Path(uri.removeprefix("file://"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,7 @@ def score_batch(model_uri: str, input_uri: str, output_uri: str, registry: str |
         output_uri: where the stamped predictions go (CSV or Parquet by suffix).
         registry: registry location (default PMR_REGISTRY_URI).
     """
-    # A deployment's run reads and writes only where the worker allows (flows/trust.py).
+    # A deployment's run reads and writes only where the worker allows (flows/core/trust.py).
     trust.guard(input_uri=input_uri, output_uri=output_uri, registry=registry)
     record = _score(registry, model_uri, input_uri, output_uri, str(flow_run.id or f"local-{uuid.uuid4().hex[:12]}"))
     get_run_logger().info(

@@ -9,11 +9,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from prefect_model_registry.flows import training, trust
-from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.core import training, trust
+from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.registry import Lineage, ModelVersion, Registry, VersionInfo
+from prefect_model_registry.registry.core.lineage import complete_lineage
 from prefect_model_registry.registry.errors import AliasNotFound, ModelNotFound
-from prefect_model_registry.registry.lineage import complete_lineage
 from prefect_model_registry.validations import champion, data_quality, drift, metrics, policy, thresholds
 from prefect_model_registry.validations.errors import MissingColumnsError
 from prefect_model_registry.validations.policy import GatePolicy
@@ -58,8 +58,8 @@ def registration_key(name: str, info: VersionInfo, actor: str) -> str:
     rather than adopt that version. Only someone who reproduces the run's exact metrics and dataset, and claims
     its registrant's name, could still register first: self-declared names are not authentication.
     """
-    from prefect_model_registry.registry.idempotency import request_fingerprint
-    from prefect_model_registry.registry.identity import identity_key
+    from prefect_model_registry.registry.core.idempotency import request_fingerprint
+    from prefect_model_registry.registry.core.identity import identity_key
     from prefect_model_registry.registry.models import canonical_json, sha256
 
     bound = canonical_json({"registrant": identity_key(actor), "request": request_fingerprint(name, "skops", info)})

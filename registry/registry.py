@@ -2,7 +2,7 @@
 
 Object keys are built in ``keys``; manifests and version numbers live in ``versions``;
 the log in ``log``; operation keys in ``idempotency``; input checks in
-:mod:`prefect_model_registry.registry.checks`. Every writer here checks all of its input first, then writes.
+:mod:`prefect_model_registry.registry.core.checks`. Every writer here checks all of its input first, then writes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect_model_registry.registry import (
+from prefect_model_registry.registry.core import (
     announcer,
     artifacts,
     background,
@@ -28,8 +28,8 @@ from prefect_model_registry.registry import (
     snapshots,
     versions,
 )
-from prefect_model_registry.registry import search as finder
-from prefect_model_registry.registry.checks import (
+from prefect_model_registry.registry.core import search as finder
+from prefect_model_registry.registry.core.checks import (
     MAX_VERSION,
     check_count,
     check_flag,
@@ -44,6 +44,27 @@ from prefect_model_registry.registry.checks import (
     check_text,
     check_version_number,
 )
+from prefect_model_registry.registry.core.idempotency import Claims, op_fingerprint, request_fingerprint
+from prefect_model_registry.registry.core.identity import (
+    MIN_VISIBLE_REASON,
+    check_identity,
+    listed,
+    same_person,
+    visible_length,
+)
+from prefect_model_registry.registry.core.lifecycle import (
+    approval_matters,
+    check_alias_target,
+    check_not_deleted,
+    plan_rollback,
+    plan_stage_change,
+    protected_on,
+    protected_on_blocked,
+    rules_of,
+)
+from prefect_model_registry.registry.core.lineage import complete_lineage
+from prefect_model_registry.registry.core.log import Draft, ModelLog, check_event_size
+from prefect_model_registry.registry.core.policy import ApprovalRules, Subject, check_reviewer, loosening
 from prefect_model_registry.registry.errors import (
     AliasNotFound,
     ApprovalRefused,
@@ -56,26 +77,6 @@ from prefect_model_registry.registry.errors import (
     PolicyProposalNotFound,
     VersionNotFound,
 )
-from prefect_model_registry.registry.idempotency import Claims, op_fingerprint, request_fingerprint
-from prefect_model_registry.registry.identity import (
-    MIN_VISIBLE_REASON,
-    check_identity,
-    listed,
-    same_person,
-    visible_length,
-)
-from prefect_model_registry.registry.lifecycle import (
-    approval_matters,
-    check_alias_target,
-    check_not_deleted,
-    plan_rollback,
-    plan_stage_change,
-    protected_on,
-    protected_on_blocked,
-    rules_of,
-)
-from prefect_model_registry.registry.lineage import complete_lineage
-from prefect_model_registry.registry.log import Draft, ModelLog, check_event_size
 from prefect_model_registry.registry.models import (
     ArtifactRef,
     Event,
@@ -87,7 +88,6 @@ from prefect_model_registry.registry.models import (
     utcnow,
 )
 from prefect_model_registry.registry.names import STAGES, check_alias, check_model_name, check_stage, parse_model_uri
-from prefect_model_registry.registry.policy import ApprovalRules, Subject, check_reviewer, loosening
 from prefect_model_registry.registry.store.base import ObjectStore, open_store
 
 
@@ -199,7 +199,7 @@ class Registry:
             location: the registry; default ``PMR_REGISTRY_URI``, else ``.pmr/registry``.
             create: create a local registry's directory on the first write.
             cache_dir: where verified artifacts are cached for :meth:`load` (default: see
-                :mod:`prefect_model_registry.registry.cache`; ``PMR_CACHE_DIR=off`` turns the cache off).
+                :mod:`prefect_model_registry.registry.core.cache`; ``PMR_CACHE_DIR=off`` turns the cache off).
 
         Raises:
             BucketNotFound, StoreAccessDenied, StoreUnavailable: the store cannot be used.
@@ -261,7 +261,7 @@ class Registry:
                 with ``info.lineage.copied_from`` set, its ``registered`` event carries this time too.
 
         The lineage is completed as on every registration path (code version, Python and packages, dataset
-        fingerprint): see :func:`prefect_model_registry.registry.lineage.complete_lineage`.
+        fingerprint): see :func:`prefect_model_registry.registry.core.lineage.complete_lineage`.
 
         Raises:
             InvalidName, InvalidMetadata: bad input; nothing is written.
@@ -270,7 +270,7 @@ class Registry:
                 actor than the one given (artifact bytes alone may differ: a re-serialised model is a retry).
             UntrustedArtifact: a skops artifact names something the reviewed list does not admit as the node kind
                 using it (``UntrustedType``), or exceeds a cap on its size (``ArtifactCapExceeded``): see
-                :mod:`prefect_model_registry.registry.skops_review`.
+                :mod:`prefect_model_registry.registry.core.skops_review`.
 
         """
         check_model_name(name)
@@ -716,7 +716,7 @@ class Registry:
         """Every audit event of ``name``, oldest first (the hash chain is checked on the way).
 
         A registration whose process died before logging its event is logged first (the log catches up:
-        see :mod:`prefect_model_registry.registry.announcer`), so the history names every version.
+        see :mod:`prefect_model_registry.registry.core.announcer`), so the history names every version.
         """
         self._require_model(name)
         versions.log_unlogged(self.store, name)
@@ -1185,13 +1185,13 @@ class Registry:
     # -- retention (see registry.retention) ----------------------------------------------------------
     def gc(self, name: str, **kwargs: Any) -> Any:
         """Remove old versions of ``name`` that no rule keeps: see ``gc``."""
-        from prefect_model_registry.registry import retention  # imports this module
+        from prefect_model_registry.registry.maintenance import retention  # imports this module
 
         return retention.gc(self, name, **kwargs)
 
     def delete_model(self, name: str, **kwargs: Any) -> Any:
         """Delete every version of ``name`` (with ``confirm=name``): see ``delete_model``."""
-        from prefect_model_registry.registry import retention
+        from prefect_model_registry.registry.maintenance import retention
 
         return retention.delete_model(self, name, **kwargs)
 

@@ -16,8 +16,9 @@ os.environ.setdefault("PMR_ACTOR", "pytest")
 # unless a test turns it on (tests/registry/test_cache.py).
 os.environ.setdefault("PMR_CACHE_DIR", "off")
 
-from prefect_model_registry.flows import server as flows_server
-from prefect_model_registry.registry import Registry, background
+from prefect_model_registry.flows.dev import server as flows_server
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.core import background
 from tests.reaper import guard
 from tests.seaweed import SeaweedServer
 

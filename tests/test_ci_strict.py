@@ -62,7 +62,7 @@ import sys, time
 sys.path.insert(0, {root!r})
 from tests.seaweed import SeaweedServer
 import subprocess
-from prefect_model_registry.flows import server as flows_server
+from prefect_model_registry.flows.dev import server as flows_server
 import tests.conftest  # registers the watchdog for prefect servers, as in a test session
 server = SeaweedServer().start()
 helper = subprocess.Popen(["sleep", "300"], start_new_session=True)

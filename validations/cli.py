@@ -25,8 +25,8 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
     """Profile DATA and write a starter suite (-o) and thresholds file that DATA passes; then edit both."""
-    from prefect_model_registry.flows.training import read_dataset
-    from prefect_model_registry.registry.files import refuse_symlink, write_file
+    from prefect_model_registry.flows.core.training import read_dataset
+    from prefect_model_registry.registry.core.files import refuse_symlink, write_file
     from prefect_model_registry.validations import data_quality, profile
 
     thresholds_path = thresholds_out or out.with_name(f"{out.stem}.thresholds.yaml")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect_model_registry.registry.display import markdown
+from prefect_model_registry.registry.core.display import markdown
 
 #: Max number of unexpected samples kept per check.
 MAX_SAMPLES = 5

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from prefect_model_registry.flows.server import LocalPrefectServer
+from prefect_model_registry.flows.dev.server import LocalPrefectServer
 from tests.conftest import BUCKET, skip_unless_ci
 from tests.deployments.postgres import LocalPostgres, unavailable
 from tests.reaper import guard
@@ -143,7 +143,7 @@ def stack(s3_server: Any) -> Iterator[Stack]:
             "PMR_REGISTRY_URI": f"s3://{BUCKET}/{prefix}/registry",
         }
         registry = env["PMR_REGISTRY_URI"]
-        # The worker's own policy (flows/trust.py): its runs may use this test's prefix of the bucket only.
+        # The worker's own policy (flows/core/trust.py): its runs may use this test's prefix of the bucket only.
         stack_policy = {"roots": [f"s3://{BUCKET}/{prefix}"]}
         policy_saved = _install_worker_policy(stack_policy)
         st = Stack(pg=pg, server=server, env=env, prefix=prefix, registry=registry, dataset=dataset, tmp=tmp)
@@ -189,7 +189,7 @@ def _install_worker_policy(policy: dict[str, Any]) -> bytes | None:
     """Write the worker policy at its fixed path in this venv (the worker runs this venv's Python); the old bytes."""
     import yaml
 
-    from prefect_model_registry.flows import trust
+    from prefect_model_registry.flows.core import trust
 
     path = trust.POLICY_PATHS[0]
     saved = path.read_bytes() if path.exists() else None
@@ -199,7 +199,7 @@ def _install_worker_policy(policy: dict[str, Any]) -> bytes | None:
 
 
 def _restore_worker_policy(saved: bytes | None) -> None:
-    from prefect_model_registry.flows import trust
+    from prefect_model_registry.flows.core import trust
 
     path = trust.POLICY_PATHS[0]
     if saved is None:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from prefect_model_registry.flows.server import free_port
+from prefect_model_registry.flows.dev.server import free_port
 from tests.reaper import guard
 
 USER = "pmr"

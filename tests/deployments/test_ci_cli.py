@@ -12,8 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from prefect_model_registry.flows.ci import failure_reason, parse_params
 from prefect_model_registry.flows.cli import app
+from prefect_model_registry.flows.cli.ci import failure_reason, parse_params
 
 
 def test_parse_params_json_or_string() -> None:
@@ -72,7 +72,7 @@ def test_registry_commands_do_not_import_prefect() -> None:
 
 
 def test_unreachable_api_exits_1_with_one_line(tmp_path) -> None:
-    from prefect_model_registry.flows.server import free_port
+    from prefect_model_registry.flows.dev.server import free_port
 
     env = {
         "PATH": "/usr/bin:/bin",
@@ -120,7 +120,7 @@ def test_local_failure_is_a_few_readable_lines(tmp_path) -> None:
 
 
 def test_overrides_merge_over_the_deployments_config() -> None:
-    from prefect_model_registry.flows.ci import merge_config
+    from prefect_model_registry.flows.cli.ci import merge_config
 
     deployed = {"model_name": "bc", "split": {"test_size": 0.25, "random_state": 1}, "approval": {"four_eyes": True}}
     merged = merge_config(deployed, {"split": {"test_size": 0.3}}, {"model_name": "churn", "approval.mode": "suspend"})

@@ -83,7 +83,7 @@ def test_the_trigger_matches_what_the_rollback_flow_emits(monkeypatch: pytest.Mo
     import jinja2
     from prefect.events import Event
 
-    from prefect_model_registry.flows import publish
+    from prefect_model_registry.flows.core import publish
 
     captured: list[Event] = []
     monkeypatch.setattr(publish, "emit_event", lambda **kw: captured.append(Event(**kw)) or captured[-1], raising=True)

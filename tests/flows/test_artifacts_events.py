@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from prefect_model_registry.flows.approval import ApprovalPolicy
-from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.core.approval import ApprovalPolicy
+from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.lifecycle import rollback_model
 from prefect_model_registry.flows.pipeline import retrain
 from tests.flows.conftest import BATCH1, BATCH2, model_events

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from markdown_it import MarkdownIt
 
-from prefect_model_registry.flows.evidence import approval_description, lineage_markdown, model_card
+from prefect_model_registry.flows.core.evidence import approval_description, lineage_markdown, model_card
 from prefect_model_registry.registry.models import ArtifactRef, Lineage, ModelVersion
 from prefect_model_registry.validations.report import CheckResult, GateReport
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from prefect_model_registry.flows.approval import ApprovalPolicy
-from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.core.approval import ApprovalPolicy
+from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.pipeline import retrain
 from prefect_model_registry.registry import Registry
 from prefect_model_registry.validations import profile

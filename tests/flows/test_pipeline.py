@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prefect_model_registry.flows.approval import ApprovalPolicy
-from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.core.approval import ApprovalPolicy
+from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.pipeline import retrain
 from prefect_model_registry.registry import Registry
 from prefect_model_registry.validations.policy import GatePolicy

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from prefect_model_registry.flows.approval import ApprovalPolicy
-from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.core.approval import ApprovalPolicy
+from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.pipeline import retrain
 from prefect_model_registry.registry import Registry
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.maintenance.verify import verify
 from tests.conftest import BUCKET
 from tests.flows.conftest import BATCH1, BATCH2, Background, wait_for_paused
 

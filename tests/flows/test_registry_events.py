@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from prefect_model_registry.flows.events import prefect_events
+from prefect_model_registry.flows.core.events import prefect_events
 from prefect_model_registry.registry import Registry
 from prefect_model_registry.registry.models import Event
 from tests.flows.conftest import model_events

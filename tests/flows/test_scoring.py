@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from prefect_model_registry.flows.approval import ApprovalPolicy
 from prefect_model_registry.flows.cli import app
-from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.core.approval import ApprovalPolicy
+from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.pipeline import retrain
 from prefect_model_registry.flows.scoring import STAMPS, score_batch
 from prefect_model_registry.registry import Registry

@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
-from prefect_model_registry.flows import training, trust
-from prefect_model_registry.flows.approval import ApprovalPolicy
-from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.core import training, trust
+from prefect_model_registry.flows.core.approval import ApprovalPolicy
+from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.errors import ConfigError, EstimatorError
 from prefect_model_registry.flows.pipeline import retrain, task_runner_for
 from prefect_model_registry.flows.scoring import score_batch
 from prefect_model_registry.registry import Registry
-from prefect_model_registry.registry.policy import ApprovalRules
+from prefect_model_registry.registry.core.policy import ApprovalRules
 from tests.flows.conftest import BATCH1
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -320,7 +320,7 @@ def test_lifecycle_flows_open_only_an_allowed_registry(tmp_path: Path, worker_po
 
 
 def test_the_policy_path_is_not_taken_from_the_environment() -> None:
-    code = "import prefect_model_registry.flows.trust as t; print([str(p) for p in t.POLICY_PATHS])"
+    code = "import prefect_model_registry.flows.core.trust as t; print([str(p) for p in t.POLICY_PATHS])"
     env = {"PMR_WORKER_POLICY": "/tmp/evil.yaml", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert "evil" not in out and "worker-policy.yaml" in out

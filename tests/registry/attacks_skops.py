@@ -12,7 +12,7 @@ Each payload is one extra attribute of a working model, so the model still predi
 - memory amplification: many nodes naming one compressed member.
 
 Also the loading logic of the release before the reviewed list (:func:`old_reviewable`, :func:`old_deserialize`,
-copied from ``registry/artifacts.py`` at a8ba1d1), to show that each payload acts there. Run as
+copied from ``registry/core/artifacts.py`` at a8ba1d1), to show that each payload acts there. Run as
 ``python -m tests.registry.attacks_skops {old,new} ARTIFACT [--canary PATH]``: loads the file in a fresh process
 and prints one JSON line: the outcome, whether the canary was opened, the modules imported and the growth of the
 peak resident size during the load.
@@ -32,7 +32,7 @@ from typing import Any
 
 Node = dict[str, Any]
 
-# -- the loading logic before the reviewed list (registry/artifacts.py at a8ba1d1) -----------------------------
+# -- the loading logic before the reviewed list (registry/core/artifacts.py at a8ba1d1) -----------------------------
 OLD_ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 OLD_ALLOWED_NAMES = frozenset({"functools.partial"})
 OLD_DENIED_PREFIXES = (
@@ -313,7 +313,7 @@ def run(mode: str, artifact: Path, canary: Path | None) -> dict[str, Any]:
     import sklearn.linear_model  # noqa: F401  (the baseline includes what any load imports)
     import skops.io  # noqa: F401
 
-    from prefect_model_registry.registry import artifacts
+    from prefect_model_registry.registry.core import artifacts
 
     opened: list[str] = []
     watched = str(canary.resolve()) if canary is not None else None

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from prefect_model_registry.registry import Registry, VersionInfo, keys, versions
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.core import keys, versions
 from prefect_model_registry.registry.store.base import ObjectStore
 
 ARTIFACT = b"the same bytes for every version"

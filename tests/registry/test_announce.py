@@ -9,11 +9,12 @@ import socket
 import threading
 from typing import Any
 
-from prefect_model_registry.registry import Registry, VersionInfo, announcer, keys, versions
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.core import announcer, keys, versions
+from prefect_model_registry.registry.core.log import ModelLog
 from prefect_model_registry.registry.errors import StoreError
-from prefect_model_registry.registry.log import ModelLog
-from prefect_model_registry.registry.repair import repair
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.maintenance.repair import repair
+from prefect_model_registry.registry.maintenance.verify import verify
 
 
 def _logged(reg: Registry, name: str) -> list[Any]:

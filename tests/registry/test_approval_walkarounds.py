@@ -14,6 +14,8 @@ import pytest
 
 from prefect_model_registry.registry import ApprovalRules, Registry
 from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.core.keys import state_key
+from prefect_model_registry.registry.core.log import Draft, ModelLog
 from prefect_model_registry.registry.errors import (
     ApprovalRefused,
     ApprovalRequired,
@@ -22,8 +24,6 @@ from prefect_model_registry.registry.errors import (
     PolicyProposalNotFound,
     PromotionBlocked,
 )
-from prefect_model_registry.registry.keys import state_key
-from prefect_model_registry.registry.log import Draft, ModelLog
 from tests.conftest import snapshot
 
 

@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 
 from prefect_model_registry.registry import Registry, VersionInfo
 from prefect_model_registry.registry.errors import InvalidMetadata
+from prefect_model_registry.registry.maintenance.verify import verify
 from prefect_model_registry.registry.models import ModelVersion
-from prefect_model_registry.registry.verify import verify
 from tests.conftest import snapshot
 from tests.registry.test_cli import pmr
 

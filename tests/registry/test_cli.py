@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from prefect_model_registry.registry import Registry
 from prefect_model_registry.registry.cli import main
-from prefect_model_registry.registry.lineage import fingerprint_bytes
+from prefect_model_registry.registry.core.lineage import fingerprint_bytes
 from tests.conftest import snapshot
 
 

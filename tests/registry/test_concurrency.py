@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from prefect_model_registry.registry import Registry
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.maintenance.verify import verify
 
 WRITERS = 8
 

@@ -16,11 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prefect_model_registry.registry import Registry, VersionInfo, keys
+from prefect_model_registry.registry import Registry, VersionInfo
 from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.core import keys
 from prefect_model_registry.registry.errors import InvalidMetadata, MalformedEvent, RegistryError
+from prefect_model_registry.registry.maintenance.verify import verify
 from prefect_model_registry.registry.models import Event, sha256, utcnow
-from prefect_model_registry.registry.verify import verify
 from tests.conftest import snapshot
 
 DAMAGE = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prefect_model_registry.registry.store.http1 import Connection, ProtocolError
+from prefect_model_registry.registry.store.s3.http1 import Connection, ProtocolError
 
 
 class _Socket:

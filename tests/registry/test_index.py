@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from prefect_model_registry.registry import Registry, VersionInfo, index
-from prefect_model_registry.registry.repair import repair
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.core import index
+from prefect_model_registry.registry.maintenance.repair import repair
+from prefect_model_registry.registry.maintenance.verify import verify
 
 SEG = 8  # small blocks, so that a test needs a few dozen versions, not thousands
 

@@ -27,8 +27,9 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, ShuffleSplit
 from sklearn.preprocessing import StandardScaler
 
-from prefect_model_registry.registry import Registry, artifacts, skops_review, trusted_types
-from prefect_model_registry.registry.artifacts import deserialize
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.core import artifacts, skops_review, trusted_types
+from prefect_model_registry.registry.core.artifacts import deserialize
 from prefect_model_registry.registry.errors import (
     ArtifactCapExceeded,
     ArtifactRefused,
@@ -36,8 +37,8 @@ from prefect_model_registry.registry.errors import (
     UntrustedArtifact,
     UntrustedType,
 )
-from prefect_model_registry.registry.transfer import copy_version
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.interop.copy import copy_version
+from prefect_model_registry.registry.maintenance.verify import verify
 from tests.conftest import snapshot
 from tests.registry import attacks_skops as attacks
 from tests.registry.test_cli import pmr
@@ -122,7 +123,7 @@ def refused_everywhere(
     for name in names:
         assert name in str(info.value)
     if error is UntrustedType:
-        assert "python -m prefect_model_registry.registry.trusted_types --write" in str(
+        assert "python -m prefect_model_registry.registry.core.trusted_types --write" in str(
             info.value
         )  # how an operator admits a name
     target = Registry.open(reg.store.uri + "-prod")
@@ -254,7 +255,7 @@ def test_memory_amplification(
 
 # -- the MLflow import goes through the same review ------------------------------------------------------------
 def test_mlflow_import_refuses_a_payload(tmp_path: Path) -> None:
-    from prefect_model_registry.registry.mlflow_import import import_mlflow
+    from prefect_model_registry.registry.interop.mlflow_import import import_mlflow
     from tests.registry.test_mlflow_trust import MLMODEL, FakeMlflow
 
     wire = tmp_path / "tripwire"

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from prefect_model_registry.registry import Registry, background, keys
-from prefect_model_registry.registry.log import JUMP_AFTER, ModelLog
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.core import background, keys
+from prefect_model_registry.registry.core.log import JUMP_AFTER, ModelLog
 from prefect_model_registry.registry.models import ModelState
 
 BEHIND = 30

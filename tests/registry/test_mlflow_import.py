@@ -22,8 +22,8 @@ from sklearn.datasets import load_iris
 
 from prefect_model_registry.registry import Registry
 from prefect_model_registry.registry.errors import ArtifactLocationRefused, InvalidMetadata, StoreUnavailable
-from prefect_model_registry.registry.mlflow_import import import_mlflow
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.interop.mlflow_import import import_mlflow
+from prefect_model_registry.registry.maintenance.verify import verify
 from tests.conftest import skip_unless_ci, snapshot
 from tests.reaper import guard
 from tests.registry.test_cli import pmr

@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression
 
 from prefect_model_registry.registry import Registry, VersionInfo
 from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.core.lineage import fingerprint_bytes
 from prefect_model_registry.registry.errors import DatasetUnavailable, InvalidURI
-from prefect_model_registry.registry.lineage import fingerprint_bytes
 from prefect_model_registry.registry.models import Lineage
 from tests.conftest import snapshot
 

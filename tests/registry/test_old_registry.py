@@ -18,7 +18,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from prefect_model_registry.registry import Registry, VersionInfo
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.maintenance.verify import verify
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "registry_v0_1"
 EXPECTED: dict[str, Any] = json.loads((FIXTURE / "expected.json").read_text())

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from prefect_model_registry.registry import Registry, background
-from prefect_model_registry.registry import keys as K
+from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.core import background
+from prefect_model_registry.registry.core import keys as K
 from prefect_model_registry.registry.errors import InvalidTransition, PromotionBlocked
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.maintenance.verify import verify
 
 
 def _counting(reg: Registry) -> list[tuple[str, str]]:

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.core.keys import blob_key
 from prefect_model_registry.registry.errors import InvalidMetadata, RegistryError, StoreError, VersionDeleted
-from prefect_model_registry.registry.keys import blob_key
+from prefect_model_registry.registry.maintenance.retention import gc, parse_age
+from prefect_model_registry.registry.maintenance.verify import verify
 from prefect_model_registry.registry.models import Lineage, sha256
-from prefect_model_registry.registry.retention import gc, parse_age
-from prefect_model_registry.registry.verify import verify
 from tests.conftest import snapshot
 from tests.registry.test_cli import pmr
 

@@ -20,9 +20,11 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from skops.io.exceptions import UnsupportedTypeException
 
-from prefect_model_registry.registry import Registry, specimens
+from prefect_model_registry.registry import Registry
 
 #: Estimators left out, with why. Every other estimator of all_estimators() must fit, register and load.
+from prefect_model_registry.registry.core import specimens
+
 SKIPPED: dict[str, str] = {
     "Birch": "skops refuses to serialise it (UnsupportedTypeException: Objects of type Birch are not supported yet)",
 }

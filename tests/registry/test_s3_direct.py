@@ -27,9 +27,8 @@ from prefect_model_registry.registry.errors import (
     StoreAccessDenied,
     StoreUnavailable,
 )
-from prefect_model_registry.registry.store import http1
-from prefect_model_registry.registry.store.s3 import S3Store
-from prefect_model_registry.registry.store.s3_direct import EMPTY_SHA256, Answer, canonical_query, listed_keys, sign
+from prefect_model_registry.registry.store.s3 import S3Store, http1
+from prefect_model_registry.registry.store.s3.direct import EMPTY_SHA256, Answer, canonical_query, listed_keys, sign
 from tests.conftest import BUCKET
 
 WHEN = datetime(2026, 11, 23, 12, 34, 56, tzinfo=UTC)

@@ -17,8 +17,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from prefect_model_registry.registry import ApprovalRules, Registry
-from prefect_model_registry.registry.artifacts import deserialize, reviewable
 from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.core.artifacts import deserialize, reviewable
 from prefect_model_registry.registry.errors import (
     ApprovalRefused,
     ApprovalRequired,

@@ -9,9 +9,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from prefect_model_registry.registry import Lineage, Registry, VersionInfo
+from prefect_model_registry.registry.core.keys import blob_key
 from prefect_model_registry.registry.errors import DatasetUnavailable, IntegrityError, InvalidMetadata
-from prefect_model_registry.registry.keys import blob_key
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.maintenance.verify import verify
 from tests.conftest import snapshot
 from tests.registry.test_cli import pmr
 

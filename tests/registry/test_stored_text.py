@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 import prefect_model_registry.flows.cli  # noqa: F401  (registers `pmr explain-prediction`)
-from prefect_model_registry.registry import Lineage, Registry, VersionInfo, keys
+from prefect_model_registry.registry import Lineage, Registry, VersionInfo
 from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.core import keys
 from prefect_model_registry.registry.models import sha256
 from tests.conftest import snapshot
 
@@ -139,7 +140,7 @@ def test_json_keeps_the_exact_values(hostile: str, capsys: pytest.CaptureFixture
 
 
 def test_ci_lines_show_run_text_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
-    from prefect_model_registry.flows.ci import say
+    from prefect_model_registry.flows.cli.ci import say
 
     say(f"state: Paused ({HOSTILE})")
     out = capsys.readouterr().out

@@ -6,7 +6,7 @@ import pytest
 
 from prefect_model_registry.registry import Registry
 from prefect_model_registry.registry.errors import IntegrityError
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.maintenance.verify import verify
 
 
 def _flip(reg: Registry, key: str, at: int | None = None) -> None:

@@ -10,9 +10,9 @@ from sklearn.linear_model import LogisticRegression
 
 from prefect_model_registry.registry import Registry, VersionInfo
 from prefect_model_registry.registry.errors import PromotionBlocked, VersionDeleted
+from prefect_model_registry.registry.interop.copy import copy_version
+from prefect_model_registry.registry.maintenance.verify import verify
 from prefect_model_registry.registry.models import Lineage
-from prefect_model_registry.registry.transfer import copy_version
-from prefect_model_registry.registry.verify import verify
 from tests.registry.test_cli import pmr
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from prefect_model_registry.flows.server import LocalPrefectServer
+from prefect_model_registry.flows.dev.server import LocalPrefectServer
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Screenshots land here (git-ignored); CI can keep the folder as a build artifact.

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from prefect_model_registry.flows.approval import ApprovalPolicy
-from prefect_model_registry.flows.config import RetrainConfig
+from prefect_model_registry.flows.core.approval import ApprovalPolicy
+from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.pipeline import retrain
 
 DATA = Path(__file__).resolve().parents[2] / "flows" / "data"

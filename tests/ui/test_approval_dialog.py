@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from prefect_model_registry.flows.server import LocalPrefectServer
+from prefect_model_registry.flows.dev.server import LocalPrefectServer
 from prefect_model_registry.registry import Registry
 from tests.conftest import skip_unless_ci
 from tests.ui.conftest import OUTPUT, PipelineProcess, chromium_path, prefect_client

@@ -20,7 +20,7 @@ import pytest
 
 from prefect_model_registry.registry import Registry
 from prefect_model_registry.registry.errors import ModelNotFound
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.maintenance.verify import verify
 from tests.registry.reliability.ops import OPS, TRIALS, Op
 
 STORE_CALLS = ("get", "put", "exists", "list", "list_children", "delete")

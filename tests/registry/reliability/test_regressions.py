@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from prefect_model_registry.registry import Registry, VersionInfo, background
-from prefect_model_registry.registry import keys as K
+from prefect_model_registry.registry import Registry, VersionInfo
 from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.core import background
+from prefect_model_registry.registry.core import keys as K
+from prefect_model_registry.registry.core.log import Draft, ModelLog
 from prefect_model_registry.registry.errors import (
     InvalidMetadata,
     InvalidName,
@@ -22,10 +24,9 @@ from prefect_model_registry.registry.errors import (
     PromotionBlocked,
     StoreError,
 )
-from prefect_model_registry.registry.log import Draft, ModelLog
+from prefect_model_registry.registry.maintenance.repair import repair
+from prefect_model_registry.registry.maintenance.verify import verify
 from prefect_model_registry.registry.models import canonical_json, sha256
-from prefect_model_registry.registry.repair import repair
-from prefect_model_registry.registry.verify import verify
 from tests.conftest import snapshot
 
 FAILED = {"gate": "thresholds", "passed": False, "checks": [{"name": "auc >= 0.9", "passed": False}]}

@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect_model_registry.registry import Registry
 from prefect_model_registry.registry.errors import RegistryError
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.maintenance.verify import verify
 
 WORKERS = 3
 DURATION_S = float(os.environ.get("PMR_STRESS_SECONDS", "6"))

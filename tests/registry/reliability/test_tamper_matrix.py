@@ -11,10 +11,10 @@ from unittest.mock import ANY
 import pytest
 
 from prefect_model_registry.registry import Registry, VersionInfo
-from prefect_model_registry.registry import keys as K
+from prefect_model_registry.registry.core import keys as K
 from prefect_model_registry.registry.errors import IdempotencyConflict, IntegrityError, RegistryError, VersionNotFound
-from prefect_model_registry.registry.repair import repair
-from prefect_model_registry.registry.verify import verify
+from prefect_model_registry.registry.maintenance.repair import repair
+from prefect_model_registry.registry.maintenance.verify import verify
 
 DQ = {"gate": "data_quality", "passed": True, "checks": []}
 LATER = {"gate": "thresholds", "passed": True, "checks": [{"name": "auc", "passed": True}]}

@@ -1,0 +1,174 @@
+"""Reviewing from the terminal: which versions wait for a decision, and deciding on the run that waits.
+
+``pmr pending`` lists the retraining runs paused for a reviewer (from the Prefect API) and the staged versions
+that need an approval no run waits for (from the registry). ``pmr approve``/``pmr reject`` hand a decision to the
+run that waits for it (:func:`route_decision`, registered with ``hooks``): the run is resumed with the
+same input the UI form sends, so the same rules apply and the same audit events are written; the command then
+waits for the run's answer, and a refusal (four-eyes, not an allowed reviewer) is an error with the reason.
+Without a configured Prefect API nothing is imported from Prefect and the registry records the decision itself.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from prefect_model_registry.flows.core.events import _api_configured
+from prefect_model_registry.registry.cli import _emit, _reg, app
+from prefect_model_registry.registry.core.lifecycle import approval_needed
+from prefect_model_registry.registry.errors import ApprovalRefused, InvalidMetadata
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from prefect.client.orchestration import SyncPrefectClient
+
+#: Pause keys of the retraining flow's approval step (flows/pipeline.py): approval-v<version>-<stage>-<attempt>.
+_PAUSE_KEY = re.compile(r"approval-v(\d+)-(staging|production)-\d+")
+OK, REFUSED, BAD_INPUT, NO_ANSWER = 0, 1, 2, 3
+
+
+def waiting_runs(name: str | None = None) -> list[dict[str, Any]]:
+    """Retraining runs paused for a reviewer: model, version, stage, run id, since when, where to decide."""
+    if not _api_configured():
+        return []
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.utilities.urls import url_for
+
+    paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+    found = []
+    with get_client(sync_client=True) as client:
+        for run in client.read_flow_runs(flow_run_filter=paused, limit=200):
+            model = (run.parameters.get("config") or {}).get("model_name")
+            match = _PAUSE_KEY.fullmatch(str(run.state.state_details.pause_key or "")) if run.state else None
+            if not match or not model or (name is not None and model != name):
+                continue
+            found.append(
+                {
+                    "model": model,
+                    "version": int(match.group(1)),
+                    "stage": match.group(2),
+                    "run_id": str(run.id),
+                    "run": run.name,
+                    "since": run.state.timestamp.isoformat() if run.state else None,
+                    "url": url_for(run),
+                }
+            )
+    return found
+
+
+def resume_and_wait(
+    run_id: str | UUID, approve: bool, reviewer: str, comment: str, timeout: float = 120
+) -> tuple[int, str]:
+    """Resume a paused run with a decision and wait for its answer: ``(OK|REFUSED|BAD_INPUT|NO_ANSWER, why)``."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+    from prefect.flow_runs import resume_flow_run
+
+    flow_run_id = run_id if isinstance(run_id, UUID) else UUID(str(run_id))
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        if run.state is None or not run.state.is_paused():
+            return BAD_INPUT, f"run {run.name!r} is {run.state.name if run.state else 'unknown'}, not waiting"
+        key = run.state.state_details.pause_key
+        try:
+            resume_flow_run(flow_run_id, run_input={"approve": approve, "reviewer": reviewer, "comment": comment})
+        except (PrefectHTTPStatusError, RuntimeError, ValueError) as exc:
+            return BAD_INPUT, f"the run refused the input: {exc}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            state = client.read_flow_run(flow_run_id).state
+            if state is None:
+                continue
+            if state.is_paused() and state.state_details.pause_key != key:
+                return REFUSED, _refusal(client, flow_run_id) or "the decision was refused"
+            if state.is_final() or (state.is_running() and _accepted(client, flow_run_id)):
+                verdict = "approved" if approve else "rejected"
+                return OK, f"run {run.name!r} took the decision ({verdict} by {reviewer}); it is {state.name}"
+    return NO_ANSWER, f"the run did not answer within {timeout:g}s"
+
+
+def route_decision(name: str, version: int, approved: bool, reviewer: str, comment: str, stage: str) -> str | None:
+    """Give ``pmr approve``/``reject`` to the run that waits for this version, if one does.
+
+    Raises:
+        ApprovalRefused: the run refused the decision (the reason is the run's).
+        InvalidMetadata: the run refused the input, or did not answer.
+
+    """
+    runs = [r for r in waiting_runs(name) if r["version"] == version and r["stage"] == stage]
+    if not runs:
+        return None
+    code, why = resume_and_wait(runs[0]["run_id"], approved, reviewer, comment)
+    if code == REFUSED:
+        raise ApprovalRefused(f"REFUSED by the waiting run {runs[0]['run']!r}: {why}")
+    if code != OK:
+        raise InvalidMetadata(why)
+    return why
+
+
+def _logs(client: SyncPrefectClient, flow_run_id: UUID) -> list[str]:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+    return [log.message for log in client.read_logs(log_filter=log_filter, sort=LogSort.TIMESTAMP_DESC, limit=50)]
+
+
+def _refusal(client: SyncPrefectClient, flow_run_id: UUID) -> str | None:
+    for _ in range(20):  # the run's logs reach the server in batches: its reason may lag the pause
+        found = next((m for m in _logs(client, flow_run_id) if "REFUSED" in m), None)
+        if found:
+            return found
+        time.sleep(0.5)
+    return None
+
+
+def _accepted(client: SyncPrefectClient, flow_run_id: UUID) -> bool:
+    return any(m.startswith("decision accepted") for m in _logs(client, flow_run_id))
+
+
+@app.command()
+def pending(name: Annotated[str | None, typer.Argument(help="Only this model.")] = None) -> None:
+    """List the versions waiting for a reviewer.
+
+    Paused runs (decide with pmr approve/reject) and staged versions that need an approval no run waits for
+    (pmr approve, then pmr promote).
+    """
+    reg = _reg()
+    rows: list[dict[str, Any]] = [r | {"waiting": "run"} for r in waiting_runs(name)]
+    waiting = {(r["model"], r["version"]) for r in rows}
+    for model in [name] if name else reg.models():
+        state = reg.state(model)
+        for version in state.version_in("staging"):
+            if (model, version) not in waiting and approval_needed(state, version, "production"):
+                rows.append({"model": model, "version": version, "stage": "production", "waiting": "registry"})
+        if state.policy_proposal is not None:  # a loosening waits for a second person
+            proposal = state.policy_proposal
+            rows.append(
+                {"model": model, "proposal": proposal["seq"], "by": proposal["by"], "rules": proposal["rules"]}
+                | {"waiting": "policy"}
+            )
+    lines = [
+        (
+            f"{r['model']} policy change #{r['proposal']} proposed by {r['by']}: needs another person "
+            f"(pmr policy approve {r['model']} --proposal {r['proposal']})"
+        )
+        if r["waiting"] == "policy"
+        else f"{r['model']} v{r['version']} -> {r['stage']}: "
+        + (
+            f"run {r['run']} paused since {r['since'][:19]} ({r['url'] or r['run_id']})"
+            if r["waiting"] == "run"
+            else "staged, needs an approval (no run waits: pmr approve, then pmr promote)"
+        )
+        for r in rows
+    ]
+    _emit(rows, lines or "nothing waits for a decision")

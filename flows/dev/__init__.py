@@ -1,0 +1,1 @@
+"""Developer tools: a local Prefect server for the demo and the tests."""

@@ -1,0 +1,152 @@
+"""``pmr gc``, ``pmr delete-model``, ``pmr copy``, ``pmr import-mlflow``: retention and moving versions in.
+
+See ``retention`` for what is kept, what goes and why history stays whole, and
+:mod:`prefect_model_registry.registry.interop.copy` for what a copy carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from prefect_model_registry.registry.cli import OPTS, SafeTable, _emit, _reg, app, echo
+from prefect_model_registry.registry.interop import copy as transfer
+from prefect_model_registry.registry.interop import mlflow_import
+from prefect_model_registry.registry.maintenance import retention
+from prefect_model_registry.registry.registry import Registry
+
+
+def _show(result: retention.GcResult, how: str) -> None:
+    verb = "deleted" if result.applied else "would delete"
+    table = SafeTable("version", "outcome")
+    for version in result.deleted:
+        table.add_row(f"v{version}", Text(verb, style="red"))
+    for version, why in sorted(result.kept.items()):
+        table.add_row(f"v{version}", f"kept: {why}")
+    lines = [
+        f"{result.model}: {verb} {len(result.deleted)} version(s), {len(result.blobs_deleted)} blob(s)",
+    ]
+    if result.blobs_young:
+        lines.append(f"{len(result.blobs_young)} blob(s) younger than the grace period left for a later run")
+    if result.sweep_error:
+        lines.append(f"the blob sweep stopped ({result.sweep_error}): run the command again to finish it")
+    if not result.applied and result.deleted:
+        lines.append(f"dry run: nothing was written ({how})")
+    _emit(result.to_dict(), table)
+    if not OPTS.json:
+        for line in lines:
+            echo(line)
+
+
+@app.command()
+def gc(
+    name: str,
+    keep_last: Annotated[int | None, typer.Option(help="Keep the N highest version numbers.")] = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="Only remove versions registered longer ago than this (90d, 12h, 2w).")
+    ] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Do it (the default is a dry run).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go (the default).")] = False,
+    reason: Annotated[str, typer.Option(help="Why, kept in the audit event.")] = "",
+    grace: Annotated[
+        str, typer.Option(help="Leave blobs written more recently than this (a write may be in flight).")
+    ] = "1h",
+) -> None:
+    """Remove old versions' bytes, keeping production, staging, aliased, rollback and parent versions.
+
+    Each removal is a `deleted` audit event; manifests and history stay, so `pmr verify` keeps passing.
+    """
+    if apply and dry_run:
+        raise typer.BadParameter("give --apply or --dry-run, not both")
+    result = _reg().gc(
+        name,
+        keep_last=keep_last,
+        older_than=retention.parse_age(older_than) if older_than is not None else None,
+        apply=apply,
+        reason=reason,
+        actor=OPTS.actor,
+        grace_s=retention.parse_age(grace).total_seconds(),
+    )
+    _show(result, "add --apply to do it")
+
+
+@app.command("delete-model")
+def delete_model(
+    name: str,
+    confirm: Annotated[
+        str | None, typer.Option(help="Repeat the model's name to delete every version (else a dry run).")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why, kept in the audit event.")] = "",
+    grace: Annotated[str, typer.Option(help="Leave blobs written more recently than this.")] = "1h",
+) -> None:
+    """Delete a whole model: every version, whatever its stage (history and manifests stay)."""
+    result = _reg().delete_model(
+        name, confirm=confirm, reason=reason, actor=OPTS.actor, grace_s=retention.parse_age(grace).total_seconds()
+    )
+    _show(result, f"repeat the name to do it: pmr delete-model {name} --confirm {name}")
+
+
+@app.command()
+def copy(
+    uri: str,
+    to: Annotated[str, typer.Option("--to", help="The target registry: s3://bucket/prefix or a directory.")],
+    name: Annotated[str | None, typer.Option(help="The model name in the target (default: the same).")] = None,
+) -> None:
+    """Copy one version (models:/NAME/V, NAME@ALIAS) into another registry, verified by hash, with its lineage.
+
+    Stages, aliases and approvals stay behind: the target's own lifecycle and policy decide them. Running it
+    again returns the version the first run made.
+    """
+    copied = transfer.copy_version(_reg(), uri, Registry.open(to), name=name, actor=OPTS.actor)
+    _emit(
+        {"uri": copied.uri, "registry": to, "copied_from": copied.lineage.copied_from},
+        f"copied {uri} to {to} as {copied.uri} (sha256 {copied.artifact.sha256[:12]}…, verified)",
+    )
+
+
+@app.command("import-mlflow")
+def import_mlflow(
+    tracking_uri: Annotated[
+        str,
+        typer.Option(
+            "--tracking-uri", help="The MLflow server: http(s)://host:port (user:password@ is basic auth, never shown)."
+        ),
+    ],
+    model: Annotated[list[str], typer.Option("--model", help="Only this registered model; repeatable.")] = [],  # noqa: B006
+    allow_artifact_root: Annotated[
+        list[str],
+        typer.Option(
+            "--allow-artifact-root",
+            help="Also read artifacts the server places under this directory or s3://bucket/prefix (with this "
+            "machine's credentials); repeatable. By default only the server's artifact proxy is read.",
+        ),
+    ] = [],  # noqa: B006
+) -> None:
+    """Import an MLflow model registry (versions, artifacts, runs' params and metrics, stages, aliases, tags).
+
+    Oldest first, with MLflow's creation times and users in the events; run it again to bring only what changed.
+    A version over PMR_MLFLOW_MAX_VERSION_BYTES (default 2 GiB) or PMR_MLFLOW_MAX_VERSION_FILES (10,000), or
+    whose model this registry refuses, is skipped and listed.
+    """
+    report = mlflow_import.import_mlflow(
+        _reg(),
+        tracking_uri,
+        models=model or None,
+        actor=OPTS.actor,
+        say=lambda line: echo(line, err=True),
+        allowed_roots=allow_artifact_root,
+    )
+    table = SafeTable("model", "new versions", "already here", "changes", "warnings", "skipped")
+    for name, done in report.items():
+        table.add_row(
+            name,
+            ", ".join(f"{k}→v{v}" for k, v in done.registered.items()) or "-",
+            str(len(done.existing)),
+            "; ".join(done.changes) or "-",
+            "; ".join(done.warnings) or "-",
+            "; ".join(f"v{k}: {why}" for k, why in done.skipped.items()) or "-",
+        )
+    _emit({name: asdict(done) for name, done in report.items()}, table)

@@ -1,0 +1,98 @@
+"""Training-data snapshots: the bytes a version was trained on, kept in the registry's own store.
+
+A file at a dataset URI is overwritten (the nightly ``latest.csv``), moved or deleted; the fingerprint in the
+lineage only proves that. So registration also stores the bytes as a content-addressed blob
+(``blobs/sha256/<hex>``, the same layout as artifacts): the same data is stored once however many versions use
+it, a snapshot is checked against its hash when read, and ``verify`` covers it like any blob. Above a size limit
+(``PMR_SNAPSHOT_MAX_BYTES``, default 100 MiB) or when opted out, only the URI and fingerprint are kept and the
+lineage says why.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect_model_registry.registry.core import keys
+from prefect_model_registry.registry.core.lineage import fingerprint_bytes, read_dataset_bytes
+from prefect_model_registry.registry.errors import DatasetUnavailable, IntegrityError, InvalidMetadata, ObjectNotFound
+from prefect_model_registry.registry.models import Lineage, ModelVersion, sha256
+from prefect_model_registry.registry.store.base import ObjectStore
+
+#: Environment variable holding the largest dataset (bytes) a registration keeps a copy of.
+MAX_BYTES_ENV = "PMR_SNAPSHOT_MAX_BYTES"
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+
+
+def max_bytes() -> int:
+    """The snapshot size limit (``PMR_SNAPSHOT_MAX_BYTES``, default 100 MiB).
+
+    Raises:
+        InvalidMetadata: the variable is not a non-negative integer.
+
+    """
+    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    if not raw.isascii() or not raw.isdigit():
+        raise InvalidMetadata(f"{MAX_BYTES_ENV} must be a whole number of bytes, got {raw!r}")
+    return int(raw)
+
+
+def check_unset(lineage: Lineage) -> None:
+    """Refuse a caller's lineage that already holds snapshot fields: only the registry sets them.
+
+    Raises:
+        InvalidMetadata: a snapshot field is set.
+
+    """
+    if lineage.dataset_snapshot or lineage.dataset_size is not None or lineage.dataset_snapshot_note:
+        raise InvalidMetadata("the dataset snapshot fields of a lineage are set by the registry, not the caller")
+
+
+def plan(lineage: Lineage, *, enabled: bool = True, data: bytes | None = None) -> tuple[Lineage, bytes | None]:
+    """The lineage with its snapshot fields, and the bytes to store (None when nothing is kept).
+
+    The bytes are read again here (unless ``data`` gives them: a copy between registries) and kept only if they
+    still have the fingerprint the lineage recorded: a file that changed between training and registration is
+    not the training data, and the lineage says so.
+    """
+    if not lineage.dataset_uri:
+        return lineage, None
+    if not enabled:
+        return lineage.model_copy(update={"dataset_snapshot_note": "not kept: opted out for this registration"}), None
+    limit = max_bytes()
+    try:
+        data = data if data is not None else read_dataset_bytes(lineage.dataset_uri)
+    except DatasetUnavailable as exc:
+        return lineage.model_copy(update={"dataset_snapshot_note": f"not kept: {exc}"}), None
+    if lineage.dataset_fingerprint and fingerprint_bytes(data) != lineage.dataset_fingerprint:
+        note = "not kept: the file changed after it was read for training (its fingerprint differs)"
+        return lineage.model_copy(update={"dataset_snapshot_note": note}), None
+    if len(data) > limit:
+        note = f"not kept: {len(data)} bytes is above the {limit}-byte limit ({MAX_BYTES_ENV})"
+        return lineage.model_copy(update={"dataset_snapshot_note": note, "dataset_size": len(data)}), None
+    fields = {"dataset_snapshot": sha256(data), "dataset_size": len(data), "dataset_snapshot_note": None}
+    if not lineage.dataset_fingerprint:
+        fields["dataset_fingerprint"] = fingerprint_bytes(data)
+    return lineage.model_copy(update=fields), data
+
+
+def read(store: ObjectStore, mv: ModelVersion) -> bytes:
+    """The snapshot of ``mv``'s training data, hash-checked.
+
+    Raises:
+        DatasetUnavailable: no snapshot was kept (the lineage's note says why).
+        IntegrityError: the snapshot is missing or altered.
+
+    """
+    digest = mv.lineage.dataset_snapshot
+    if not digest:
+        why = mv.lineage.dataset_snapshot_note or "it was registered without one"
+        raise DatasetUnavailable(f"{mv.uri} kept no snapshot of its training data: {why}")
+    try:
+        data = store.get(keys.blob_key(digest)).data
+    except ObjectNotFound:
+        raise IntegrityError(f"the training-data snapshot of {mv.uri} is missing ({keys.blob_key(digest)})") from None
+    if sha256(data) != digest:
+        raise IntegrityError(f"the training-data snapshot of {mv.uri} is altered: sha256 does not match")
+    return data

@@ -1,0 +1,304 @@
+"""``pmr import-mlflow``: bring an MLflow model registry's history here, oldest first, safe to run again.
+
+For each registered model, every READY version becomes a version here, in MLflow's order: the model file
+(an ``mlflow.sklearn`` model keeps its own format, skops or pickle; any other flavor is kept as a zip of the
+MLflow model directory, format ``bytes``), the run's params and metrics, the version's description and tags,
+and a lineage (git commit, Python, packages from ``requirements.txt``, ``copied_from`` naming the MLflow
+version). The manifest and the ``registered`` event carry MLflow's creation time and the run's user; the tags
+``mlflow.*`` keep MLflow's version number, run id, source and who ran the import.
+
+Then the current stages (MLflow keeps no stage history: they are set as of the import, through this
+registry's lifecycle, reason ``imported from MLflow``), the aliases and the model's description. MLflow allows
+several versions in Production; this registry allows one, so the highest stays and the others are archived,
+with a warning in the report.
+
+Run again, it adds only what changed: each registration carries an operation key naming the MLflow version,
+versions already imported are recognised without downloading anything, and stages, aliases and descriptions
+are compared with the current state before any event is written.
+
+The server is trusted for metadata only (see ``mlflow_source``): artifacts come through its own
+proxy unless ``allowed_roots`` names a local directory or S3 prefix holding them, and a location outside
+stops the import (``ArtifactLocationRefused``) before anything of it is read. A version
+over the size caps, or whose model this registry refuses to register (types that may run code), is skipped
+and named in the report's ``skipped``; the other versions are imported.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from prefect_model_registry.registry.errors import ArtifactTooLarge, RegistryError, UntrustedArtifact
+from prefect_model_registry.registry.interop.mlflow_source import MlflowSource
+from prefect_model_registry.registry.models import Lineage, ModelState, ModelVersion, VersionInfo
+from prefect_model_registry.registry.names import check_model_name
+from prefect_model_registry.registry.registry import Registry, resolve_actor
+
+#: MLflow stage -> stage here.
+STAGES = {"None": "none", "Staging": "staging", "Production": "production", "Archived": "archived"}
+#: The lifecycle steps from one stage to another (production can only be left through archived).
+PATHS: dict[tuple[str, str], list[str]] = {
+    ("none", "staging"): ["staging"],
+    ("none", "production"): ["staging", "production"],
+    ("none", "archived"): ["archived"],
+    ("staging", "production"): ["production"],
+    ("staging", "archived"): ["archived"],
+    ("staging", "none"): ["none"],
+    ("archived", "staging"): ["staging"],
+    ("archived", "production"): ["staging", "production"],
+    ("archived", "none"): ["none"],
+    ("production", "archived"): ["archived"],
+    ("production", "staging"): ["archived", "staging"],
+    ("production", "none"): ["archived", "none"],
+}
+
+
+@dataclass
+class ModelImport:
+    """What the import did for one model."""
+
+    registered: dict[str, int] = field(default_factory=dict)  # MLflow version -> version here (new)
+    existing: dict[str, int] = field(default_factory=dict)  # imported by an earlier run
+    changes: list[str] = field(default_factory=list)  # stage, alias and description events written
+    warnings: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # MLflow version -> why it was not imported
+
+
+def _ts(ms: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC) if ms else None
+
+
+def _pairs(items: Iterable[dict[str, Any]] | None) -> dict[str, str]:
+    return {str(t["key"]): str(t.get("value", "")) for t in items or []}
+
+
+def _packages(requirements: bytes | None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in (requirements or b"").decode("utf-8", "replace").splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep and name and not name.startswith("#"):
+            found[name.strip()] = version.strip()
+    return found
+
+
+def flavors_of(files: dict[str, bytes]) -> dict[str, Any]:
+    """The ``flavors`` of an MLflow model directory's ``MLmodel`` file (empty when there is none)."""
+    meta = yaml.safe_load(files.get("MLmodel", b"") or b"{}")
+    flavors = meta.get("flavors") if isinstance(meta, dict) else None
+    return flavors if isinstance(flavors, dict) else {}
+
+
+def model_file(files: dict[str, bytes], flavors: dict[str, Any]) -> tuple[bytes, str, str]:
+    """The artifact to register from an MLflow model directory and its flavors: ``(bytes, format, flavors)``."""
+    sk = flavors.get("sklearn")
+    if isinstance(sk, dict) and sk.get("pickled_model") in files:
+        fmt = "skops" if sk.get("serialization_format") == "skops" else "pickle"
+        return files[sk["pickled_model"]], fmt, ",".join(sorted(flavors))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(files):
+            info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))  # same bytes for the same files
+            archive.writestr(info, files[path])
+    return buffer.getvalue(), "bytes", ",".join(sorted(flavors))
+
+
+def import_mlflow(
+    reg: Registry,
+    tracking_uri: str,
+    *,
+    models: Iterable[str] | None = None,
+    actor: str | None = None,
+    say: Callable[[str], None] = lambda _line: None,
+    allowed_roots: Iterable[str | os.PathLike[str]] = (),
+    max_version_bytes: int | None = None,
+    max_version_files: int | None = None,
+) -> dict[str, ModelImport]:
+    """Import the registered models of the MLflow server at ``tracking_uri`` (all, or ``models``).
+
+    Args:
+        reg: the registry to import into.
+        tracking_uri: ``http(s)://[user:password@]host[:port]``; credentials in it become basic auth and are
+            never shown or recorded.
+        models: only these registered models (default: all).
+        actor: who runs the import (recorded in the ``mlflow.imported_by`` tag and the stage events).
+        say: told a line per version imported or skipped.
+        allowed_roots: local directories and ``s3://bucket[/prefix]`` roots the server may name as a version's
+            download location; by default only its artifact proxy (``mlflow-artifacts:/``) is read.
+        max_version_bytes: a bigger version is skipped (default ``PMR_MLFLOW_MAX_VERSION_BYTES`` or 2 GiB).
+        max_version_files: a version with more files and directories is skipped (default
+            ``PMR_MLFLOW_MAX_VERSION_FILES`` or 10,000).
+
+    Raises:
+        InvalidMetadata: a bad tracking URI, allowed root or cap, or an MLflow model name that is not valid here.
+        StoreUnavailable: the MLflow server cannot be reached, or redirected to another origin.
+        ArtifactLocationRefused: the server named artifacts outside its proxy and the allowed roots, or a listing
+            path leading out of a version's directory; nothing of them was read.
+
+    """
+    source = MlflowSource(
+        tracking_uri,
+        allowed_roots=allowed_roots,
+        max_version_bytes=max_version_bytes,
+        max_version_files=max_version_files,
+    )
+    importer = resolve_actor(actor)
+    wanted = sorted(set(models)) if models is not None else [m["name"] for m in source.models()]
+    for name in wanted:
+        check_model_name(name)  # refuse before writing anything
+    return {name: _import_model(reg, source, name, importer, say) for name in wanted}
+
+
+def _imported(reg: Registry, name: str, origin: str) -> dict[str, int]:
+    """MLflow version -> version here, for versions an earlier run imported from ``origin``."""
+    if not reg.store.exists(reg.manifest_key(name, 1)):
+        return {}
+    found = {}
+    for mv in reg.search(name, include_deleted=True):
+        ref = mv.lineage.copied_from or ""
+        if ref.startswith(f"{origin}#models:/{name}/"):
+            found[ref.rsplit("/", 1)[1]] = mv.version
+    return found
+
+
+def _import_model(
+    reg: Registry, source: MlflowSource, name: str, importer: str, say: Callable[[str], None]
+) -> ModelImport:
+    out = ModelImport()
+    origin = f"mlflow+{source.uri}"
+    meta = source.model(name)
+    done = _imported(reg, name, origin)
+    mapping: dict[str, int] = {}
+    listed = source.versions(name)
+    for mlv in listed:
+        number = str(mlv["version"])
+        if mlv.get("status", "READY") != "READY":
+            out.warnings.append(f"MLflow v{number} is {mlv.get('status')}: skipped")
+            continue
+        if number in done:
+            mapping[number] = out.existing[number] = done[number]
+            continue
+        try:
+            mv = _register(reg, source, name, mlv, origin, importer)
+        except (ArtifactTooLarge, UntrustedArtifact) as exc:  # this version only: nothing of it was written
+            out.skipped[number] = f"{type(exc).__name__}: {exc}"
+            say(f"{name}: MLflow v{number} skipped: {exc}")
+            continue
+        mapping[number] = out.registered[number] = mv.version
+        say(f"{name}: MLflow v{number} -> {mv.uri}")
+    _apply_stages(reg, listed, name, mapping, importer, out)
+    state = reg.state(name) if mapping else None
+    for alias in meta.get("aliases", []):
+        target = mapping.get(str(alias["version"]))
+        if target is None or state is None:
+            out.warnings.append(f"alias {alias['alias']!r} names MLflow v{alias['version']}, not imported")
+        elif state.aliases.get(alias["alias"]) != target:
+            reg.set_alias(name, alias["alias"], target, actor=importer, reason="imported from MLflow")
+            out.changes.append(f"alias {alias['alias']} -> v{target}")
+    description = meta.get("description") or ""
+    if state is not None and description and state.model_description != description:
+        reg.describe(name, None, description, actor=importer)
+        out.changes.append("model description")
+    if state is not None:
+        _edits(reg, listed, name, mapping, state, importer, out)
+    return out
+
+
+def _register(
+    reg: Registry, source: MlflowSource, name: str, mlv: dict[str, Any], origin: str, importer: str
+) -> ModelVersion:
+    number = str(mlv["version"])
+    run = source.run(mlv["run_id"]) if mlv.get("run_id") else {}
+    data, info = run.get("data", {}), run.get("info", {})
+    run_tags = _pairs(data.get("tags"))
+    files = source.files(source.download_uri(name, number))
+    flavor_meta = flavors_of(files)  # MLmodel is parsed once
+    artifact, fmt, flavors = model_file(files, flavor_meta)
+    pyfunc = flavor_meta.get("python_function")
+    python = pyfunc.get("python_version") if isinstance(pyfunc, dict) else None
+    lineage = Lineage(
+        code_version=run_tags.get("mlflow.source.git.commit") or "unknown (imported from MLflow)",
+        python_version=str(python) if python else "unknown (imported from MLflow)",
+        packages=_packages(files.get("requirements.txt")) or {"mlflow": "unknown"},
+        copied_from=f"{origin}#models:/{name}/{number}",
+    )
+    tags = _pairs(mlv.get("tags")) | {
+        "mlflow.version": number,
+        "mlflow.run_id": str(mlv.get("run_id") or ""),
+        "mlflow.source": str(mlv.get("source") or ""),
+        "mlflow.flavors": flavors,
+        "mlflow.imported_by": importer,
+    }
+    version_info = VersionInfo(
+        metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
+        params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+        tags=tags,
+        description=mlv.get("description") or "",
+        lineage=lineage,
+    )
+    return reg.register(
+        name,
+        artifact,
+        version_info,
+        fmt=fmt,
+        actor=mlv.get("user_id") or info.get("user_id") or "mlflow",
+        operation_key=lineage.copied_from,
+        created_at=_ts(mlv.get("creation_timestamp")),
+        snapshot_dataset=False,
+    )
+
+
+def _apply_stages(
+    reg: Registry, listed: list[dict[str, Any]], name: str, mapping: dict[str, int], importer: str, out: ModelImport
+) -> None:
+    """Bring each imported version to its MLflow stage (production last, and only one)."""
+    wanted: dict[int, str] = {}
+    for mlv in listed:
+        ours = mapping.get(str(mlv["version"]))
+        if ours is not None:
+            wanted[ours] = STAGES.get(str(mlv.get("current_stage") or "None"), "none")
+    production = sorted(v for v, s in wanted.items() if s == "production")
+    for extra in production[:-1]:
+        wanted[extra] = "archived"
+        out.warnings.append(f"v{extra} is also in Production in MLflow: archived here (one production version)")
+    for version in sorted(wanted, key=lambda v: (wanted[v] == "production", v)):
+        current = reg.state(name).stage_of(version)
+        for step in PATHS.get((current, wanted[version]), []):
+            try:
+                reg.promote(name, version, step, actor=importer, reason="imported from MLflow")
+            except RegistryError as exc:  # e.g. this registry's approval policy asks for a review first
+                out.warnings.append(f"v{version} not moved to {step}: {exc}")
+                break
+            out.changes.append(f"v{version} -> {step}")
+
+
+def _edits(
+    reg: Registry,
+    listed: list[dict[str, Any]],
+    name: str,
+    mapping: dict[str, int],
+    state: ModelState,
+    importer: str,
+    out: ModelImport,
+) -> None:
+    """Descriptions and tags changed in MLflow since an earlier import, as edit events."""
+    for mlv in listed:
+        ours = mapping.get(str(mlv["version"]))
+        if ours is None or str(mlv["version"]) in out.registered:
+            continue
+        current = reg.view(name, ours, state)
+        description = mlv.get("description") or ""
+        if description != current.description:
+            reg.describe(name, ours, description, actor=importer)
+            out.changes.append(f"v{ours} description")
+        tags = _pairs(mlv.get("tags"))
+        changed = {k: v for k, v in tags.items() if current.tags.get(k) != v}
+        if changed:
+            reg.tag(name, ours, changed, actor=importer)
+            out.changes.append(f"v{ours} tags {sorted(changed)}")

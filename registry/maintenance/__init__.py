@@ -1,0 +1,1 @@
+"""Keeping a registry sound: ``verify``, ``verify --repair`` and retention (``gc``, ``delete-model``)."""
