@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) -m prefect_model_registry.flows.demo
+	$(PY) -m prefect_model_registry.flows.dev.demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

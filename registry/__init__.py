@@ -13,12 +13,13 @@ Example:
 
 from __future__ import annotations
 
+from prefect_model_registry.registry.core.identity import default_actor
 from prefect_model_registry.registry.core.policy import ApprovalRules
 from prefect_model_registry.registry.errors import *  # noqa: F403 - the error hierarchy is part of the public API
 from prefect_model_registry.registry.errors import RegistryError
 from prefect_model_registry.registry.models import Event, Lineage, ModelState, ModelVersion, VersionInfo
 from prefect_model_registry.registry.names import STAGES, ModelRef, parse_model_uri
-from prefect_model_registry.registry.registry import Registry, default_actor
+from prefect_model_registry.registry.registry import Registry
 
 
 def load_model(uri: str, *, registry: str | None = None) -> object:

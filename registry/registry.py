@@ -7,10 +7,8 @@ the log in ``log``; operation keys in ``idempotency``; input checks in
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import socket
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -25,6 +23,7 @@ from prefect_model_registry.registry.core import (
     index,
     keys,
     parallel,
+    retention,
     snapshots,
     versions,
 )
@@ -49,6 +48,7 @@ from prefect_model_registry.registry.core.identity import (
     MIN_VISIBLE_REASON,
     check_identity,
     listed,
+    resolve_actor,
     same_person,
     visible_length,
 )
@@ -88,28 +88,8 @@ from prefect_model_registry.registry.models import (
     utcnow,
 )
 from prefect_model_registry.registry.names import STAGES, check_alias, check_model_name, check_stage, parse_model_uri
-from prefect_model_registry.registry.store.base import ObjectStore, open_store
-
-
-def default_actor() -> str:
-    """Who is acting: ``PMR_ACTOR`` if set, else ``user@host``."""
-    env = os.environ.get("PMR_ACTOR")
-    if env:
-        return env
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-def resolve_actor(actor: str | None) -> str:
-    """``actor``, or :func:`default_actor` when None, checked as text (refused with a typed error if unusable).
-
-    A name that normalises to nothing (blank, only invisible characters) is refused: see ``identity``.
-    """
-    # The default comes from the environment, which can hold undecodable bytes (as surrogates): check it too.
-    return check_identity(check_text(actor if actor is not None else default_actor(), "actor", max_len=256), "actor")
+from prefect_model_registry.registry.store import open_store
+from prefect_model_registry.registry.store.base import ObjectStore
 
 
 def _check_break_glass_reason(reason: str) -> None:
@@ -1185,14 +1165,10 @@ class Registry:
     # -- retention (see registry.retention) ----------------------------------------------------------
     def gc(self, name: str, **kwargs: Any) -> Any:
         """Remove old versions of ``name`` that no rule keeps: see ``gc``."""
-        from prefect_model_registry.registry.maintenance import retention  # imports this module
-
         return retention.gc(self, name, **kwargs)
 
     def delete_model(self, name: str, **kwargs: Any) -> Any:
         """Delete every version of ``name`` (with ``confirm=name``): see ``delete_model``."""
-        from prefect_model_registry.registry.maintenance import retention
-
         return retention.delete_model(self, name, **kwargs)
 
     def policy(self, name: str) -> ApprovalRules | None:

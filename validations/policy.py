@@ -23,13 +23,18 @@ GATES = ("data_quality", "drift", "metrics", "thresholds", "champion_challenger"
 Stage = Literal["staging", "production"]
 
 
+def _drift_advisory() -> list[Literal["drift", "thresholds", "champion_challenger"]]:
+    """The default of ``GatePolicy.advisory``: drift informs the reviewer but never blocks."""
+    return ["drift"]
+
+
 class GatePolicy(BaseModel):
     """Which gates block promotion and how strict the comparison with the champion is."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     advisory: list[Literal["drift", "thresholds", "champion_challenger"]] = Field(
-        default_factory=lambda: ["drift"],
+        default_factory=_drift_advisory,
         title="Advisory gates",
         description="Gates shown to the reviewer that never block promotion (data quality and undefined "
         "metrics always block).",

@@ -203,7 +203,7 @@ def check_thresholds(
         for op, limit in ((">=", bound.min), ("<=", bound.max)):
             if limit is None:
                 continue
-            ok = problem is None and (value >= limit if op == ">=" else value <= limit)
+            ok = problem is None and value is not None and (value >= limit if op == ">=" else value <= limit)
             checks.append(
                 CheckResult(
                     name=f"{name} {op} {format_value(limit)}",
@@ -248,6 +248,7 @@ def _relative_checks(
         elif base_problem is not None:
             ok, observed = False, f"champion {base_problem}: cannot compare"
         else:
+            assert value is not None and base is not None  # _value gives a number whenever it reports no problem
             limit = base - allowed if op == ">=" else base + allowed
             ok = value >= limit if op == ">=" else value <= limit
             observed = f"{format_value(value)} (champion {format_value(base)}, Δ {value - base:+.4g})"

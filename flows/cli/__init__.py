@@ -7,11 +7,11 @@ only when they run, so ``pmr models`` stays fast.
 from __future__ import annotations
 
 import prefect_model_registry.flows.cli.scoring  # noqa: F401  (registers `pmr explain-prediction`)
+from prefect_model_registry.flows.cli import reviews
 from prefect_model_registry.flows.cli.ci import app as ci_app
-from prefect_model_registry.flows.core import reviews
+from prefect_model_registry.flows.cli.suite import app as suite_app
 from prefect_model_registry.registry.cli import app, main
 from prefect_model_registry.registry.hooks import add_decision_router
-from prefect_model_registry.validations.cli import app as suite_app
 
 app.add_typer(ci_app, name="ci")
 # `pmr approve`/`reject` decide on the run that waits for the version, when one does (registers `pmr pending` too).

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from prefect_model_registry.registry.cli import OPTS, echo
+from prefect_model_registry.registry.cli.context import current, echo
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -199,10 +199,10 @@ def retrain(
         overrides["model_name"] = model
     if dataset is not None:
         overrides["dataset_uri"] = dataset
-    if OPTS.actor:
-        overrides.setdefault("actor", OPTS.actor)
-    if local and OPTS.registry:
-        overrides.setdefault("registry", OPTS.registry)
+    if current().actor:
+        overrides.setdefault("actor", current().actor)
+    if local and current().registry:
+        overrides.setdefault("registry", current().registry)
     try:
         layers = [read_config_file(config) if config else {}, overrides]
         if local:
@@ -237,7 +237,7 @@ def decide(
     """
     from uuid import UUID
 
-    from prefect_model_registry.flows.core import reviews
+    from prefect_model_registry.flows.cli import reviews
 
     try:
         UUID(run_id)
@@ -438,7 +438,7 @@ def _check_registry(model: str, run_id: UUID, expected: str) -> int:
     """Exit code of the registry check: the version registered by ``run_id`` is at least at ``expected``."""
     from prefect_model_registry.registry import Registry
 
-    reg = Registry.open(OPTS.registry, create=False)
+    reg = Registry.open(current().registry, create=False)
     where = reg.store.uri
     if model not in reg.models():
         say(f"CHECK FAILED: {model} is not in the registry at {where}")

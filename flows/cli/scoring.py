@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from prefect_model_registry.registry.cli import _emit, _reg, app
+from prefect_model_registry.registry.cli.context import app, emit, open_registry
 from prefect_model_registry.registry.errors import IntegrityError, InvalidMetadata
 
 
@@ -28,7 +28,7 @@ def explain_prediction(
     if row >= len(frame.index):
         raise InvalidMetadata(f"{file} has {len(frame.index)} rows; there is no row {row}")
     stamp = frame.iloc[row]
-    reg = _reg()
+    reg = open_registry()
     mv = reg.get_version(str(stamp["pmr_model"]), int(stamp["pmr_version"]))
     if mv.artifact.sha256 != stamp["pmr_artifact_sha256"]:
         raise IntegrityError(f"{mv.uri}'s artifact is not the one that scored this row (sha256 differs)")
@@ -60,4 +60,4 @@ def explain_prediction(
         if lin.dataset_snapshot
         else f"training data not kept: {lin.dataset_snapshot_note}",
     ]
-    _emit(data, lines)
+    emit(data, lines)

@@ -93,7 +93,8 @@ def _in_prefect_run() -> bool:
     return FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
-def _api_configured() -> bool:
+def api_configured() -> bool:
+    """Whether a Prefect API is configured (environment or profile) for events to go to."""
     if os.environ.get("PREFECT_API_URL") or _profile_api_url():
         return True
     if "prefect" in sys.modules:  # e.g. a test harness or a settings context set it in-process
@@ -105,7 +106,7 @@ def _api_configured() -> bool:
 
 def send(event: Event) -> None:
     """Emit the Prefect events for ``event`` when in a Prefect run or a Prefect API is configured."""
-    if not (_in_prefect_run() or _api_configured()):
+    if not (_in_prefect_run() or api_configured()):
         return
     from prefect.events import emit_event
 

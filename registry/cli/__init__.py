@@ -7,142 +7,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-import uuid
 import warnings
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console, RenderableType
-from rich.table import Table
 from rich.text import Text
 
-from prefect_model_registry.registry.core.display import json_text, visible
-from prefect_model_registry.registry.errors import InvalidMetadata, InvalidName, InvalidURI, RegistryError
-from prefect_model_registry.registry.models import Lineage, ModelVersion, VersionInfo, describe_change
-from prefect_model_registry.registry.registry import Registry
-
-app = typer.Typer(
-    name="pmr",
-    help="Model registry on object storage: versions, lineage, stages, aliases, audit log.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from prefect_model_registry.registry.cli.context import (
+    KEY_HELP,
+    SafeTable,
+    app,
+    current,
+    emit,
+    err,
+    error_line,
+    op_key,
+    open_registry,
+    out,
+    pairs,
+    parse_metrics,
+    parse_param,
+    run,
 )
-err = Console(stderr=True)
-
-
-def _out() -> Console:
-    # Piped output (CI logs, files) is not wrapped at rich's 80-column default.
-    return Console() if sys.stdout.isatty() else Console(width=200)
-
-
-_BAD_INPUT = (InvalidName, InvalidURI, InvalidMetadata)
-
-
-class _Opts:
-    registry: str | None = None
-    json: bool = False
-    actor: str | None = None
-
-
-OPTS = _Opts()
-
-
-@app.callback()
-def _global(
-    registry: Annotated[
-        str | None,
-        typer.Option(
-            "--registry",
-            "-r",
-            envvar="PMR_REGISTRY_URI",
-            help="s3://bucket/prefix or a directory (default .pmr/registry).",
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    actor: Annotated[
-        str | None, typer.Option("--actor", envvar="PMR_ACTOR", help="Who is acting (default user@host).")
-    ] = None,
-) -> None:
-    OPTS.registry, OPTS.json, OPTS.actor = registry, as_json, actor
-
-
-def _reg() -> Registry:
-    return Registry.open(OPTS.registry)
-
-
-class SafeTable(Table):
-    """A rich table whose text cells are shown as typed: never parsed as markup, controls made visible.
-
-    Styled cells are passed as :class:`rich.text.Text` (built by this package, never from stored text).
-    """
-
-    def add_row(self, *renderables: RenderableType | None, **kwargs: Any) -> None:
-        """Add a row; ``str`` cells go through ``visible`` as plain text."""
-        super().add_row(*(Text(visible(r)) if isinstance(r, str) else r for r in renderables), **kwargs)
-
-
-def _emit(data: Any, human: Table | Text | str | list[str] | None = None) -> None:
-    r"""The one way ``pmr`` prints a result: JSON (exact values) or the human form, stored text shown as typed.
-
-    A ``str`` is one line (a newline in it is shown as ``\n``); a list is one line per item; a :class:`Text`
-    or a :class:`SafeTable` is built from parts this package styles.
-    """
-    if OPTS.json or human is None:
-        print(json_text(data))
-        return
-    if isinstance(human, str):
-        human = Text(visible(human))
-    elif isinstance(human, list):
-        human = Text("\n").join(Text(visible(line)) for line in human)
-    _out().print(human)
-
-
-def echo(message: object, *, err: bool = False) -> None:
-    """One plain line (progress, a note) with stored text shown as typed: for commands that print as they go."""
-    typer.echo(visible(message), err=err)
-
-
-def _error_line(label: str, style: str, message: object) -> Text:
-    return Text.assemble((label, style), " ", visible(message))
-
-
-def _pairs(items: list[str], what: str) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidMetadata(f"--{what} takes KEY=VALUE, got {item!r}")
-        pairs[key] = value
-    return pairs
-
-
-def _metrics(items: list[str]) -> dict[str, float]:
-    metrics = {}
-    for key, value in _pairs(items, "metric").items():
-        try:
-            metrics[key] = float(value)
-        except ValueError:
-            raise InvalidMetadata(f"metric {key!r} must be a number, got {value!r}") from None
-    return metrics
-
-
-def _param(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
-_KEY_HELP = "Operation key: a retry with the same key returns the outcome that landed (default: one per invocation)."
-
-
-def _op_key(given: str | None, *parts: object) -> str:
-    """The given ``--key``, else a fresh key for this invocation (it is printed with the outcome)."""
-    return given if given is not None else f"pmr:{parts[0]}:{uuid.uuid4().hex}"
+from prefect_model_registry.registry.core.display import visible
+from prefect_model_registry.registry.errors import InvalidMetadata
+from prefect_model_registry.registry.models import Event, Lineage, ModelVersion, VersionInfo, describe_change
 
 
 def _version_row(mv: ModelVersion, stage: str, aliases: list[str]) -> list[str]:
@@ -186,9 +77,9 @@ def register(
     environment, dataset fingerprint) is completed by the registry as on every registration path.
     """
     info = VersionInfo(
-        metrics=_metrics(metric),
-        params={k: _param(v) for k, v in _pairs(param, "param").items()},
-        tags=_pairs(tag, "tag"),
+        metrics=parse_metrics(metric),
+        params={k: parse_param(v) for k, v in pairs(param, "param").items()},
+        tags=pairs(tag, "tag"),
         description=description,
         lineage=Lineage(dataset_uri=dataset),
     )
@@ -197,30 +88,29 @@ def register(
     if idempotency_key is None:
         from prefect_model_registry.registry.core.checks import check_info
         from prefect_model_registry.registry.core.idempotency import request_fingerprint
-        from prefect_model_registry.registry.core.identity import identity_key
+        from prefect_model_registry.registry.core.identity import identity_key, resolve_actor
         from prefect_model_registry.registry.names import check_model_name
-        from prefect_model_registry.registry.registry import resolve_actor
 
         digest = hashlib.sha256(file.read_bytes()).hexdigest()
         request = request_fingerprint(check_model_name(name), fmt or "auto", check_info(info))
         # Bound to who runs it: their retry finds their version; someone else's identical command makes their own.
-        who = hashlib.sha256(identity_key(resolve_actor(OPTS.actor)).encode()).hexdigest()[:16]
+        who = hashlib.sha256(identity_key(resolve_actor(current().actor)).encode()).hexdigest()[:16]
         idempotency_key = f"pmr:register:{digest}:{request}:{who}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        mv = _reg().register_file(
+        mv = open_registry().register_file(
             name,
             file,
             info,
             fmt=fmt,
-            actor=OPTS.actor,
+            actor=current().actor,
             idempotency_key=idempotency_key,
             allow_missing_dataset=allow_missing_dataset,
             snapshot_dataset=snapshot,
         )
     for warning in caught:
-        err.print(_error_line("warning:", "yellow", warning.message), soft_wrap=True)
-    _emit(
+        err.print(error_line("warning:", "yellow", warning.message), soft_wrap=True)
+    emit(
         mv.model_dump(mode="json"),
         Text.assemble("registered ", (mv.uri, "bold"), f" (sha256 {mv.artifact.sha256[:12]})"),
     )
@@ -229,7 +119,7 @@ def register(
 @app.command()
 def models() -> None:
     """List models with their production and staging versions."""
-    rows = _reg().overview()
+    rows = open_registry().overview()
     table = SafeTable("model", "latest", "production", "staging", "aliases")
     for r in rows:
         table.add_row(
@@ -239,7 +129,7 @@ def models() -> None:
             ", ".join(map(str, r["staging"])) or "-",
             ", ".join(f"{a}→v{v}" for a, v in r["aliases"].items()) or "-",
         )
-    _emit(rows, table)
+    emit(rows, table)
 
 
 @app.command()
@@ -252,9 +142,9 @@ def versions(
     sort: Annotated[str | None, typer.Option(help="A metric (-roc_auc: descending), version or created_at.")] = None,
 ) -> None:
     """List versions of a model with their stage, aliases and metrics; filter and sort them."""
-    reg = _reg()
+    reg = open_registry()
     st = reg.state(name)
-    found = reg.search(name, stage=stage, tags=_pairs(tag, "tag"), where=where, sort=sort, limit=limit)
+    found = reg.search(name, stage=stage, tags=pairs(tag, "tag"), where=where, sort=sort, limit=limit)
     by_version: dict[int, list[str]] = {}
     for alias, v in st.aliases.items():
         by_version.setdefault(v, []).append(alias)
@@ -269,13 +159,13 @@ def versions(
         if blocked:  # a version that cannot be promoted says so, and why (failed gates, a rejection)
             row[1] = Text.assemble(visible(row[1]), " ", (visible(f"(blocked: {', '.join(blocked)})"), "red"))
         table.add_row(*row)
-    _emit(data, table)
+    emit(data, table)
 
 
 @app.command()
 def show(uri: str) -> None:
     """Show one version: models:/NAME/VERSION, NAME@production, NAME@ALIAS, NAME/latest."""
-    reg = _reg()
+    reg = open_registry()
     registered = reg.resolve(uri)
     st = reg.state(registered.name)
     mv = reg.view(registered.name, registered.version, state=st)  # current description and tags
@@ -286,7 +176,7 @@ def show(uri: str) -> None:
         "blocked": st.blocked.get(mv.version, []),
         "deleted": mv.version in st.deleted,
     }
-    _emit(data, json.dumps(data, indent=2, default=str).splitlines())
+    emit(data, json.dumps(data, indent=2, default=str).splitlines())
 
 
 @app.command()
@@ -304,12 +194,12 @@ def dataset(
 
     if refuse_symlink(out, "--out").exists() and not force:
         raise InvalidMetadata(f"{out} exists; pass --force to overwrite it")
-    reg = _reg()
+    reg = open_registry()
     mv = reg.get_version(name, version)
     data = reg.load_dataset(mv.uri)
     write_file(out, data, overwrite=force, what="--out")
     info = {"version": mv.uri, "dataset_uri": mv.lineage.dataset_uri, "sha256": mv.lineage.dataset_snapshot}
-    _emit(
+    emit(
         info | {"out": str(out), "bytes": len(data)},
         f"wrote {out}: {len(data)} bytes, the data {mv.uri} was trained on",
     )
@@ -320,7 +210,7 @@ def predictions(
     name: str, version: Annotated[int | None, typer.Option("--version", help="Only this version's runs.")] = None
 ) -> None:
     """List the scoring runs that used NAME's versions: run, version, rows, input and output."""
-    runs = _reg().scoring_runs(name, version)
+    runs = open_registry().scoring_runs(name, version)
     data = [{"version": e.version, "at": e.at.isoformat(), "actor": e.actor, **e.data} for e in runs]
     table = SafeTable("version", "scored at (UTC)", "run", "rows", "input", "output")
     for row in data:
@@ -332,13 +222,13 @@ def predictions(
             str(row.get("input_uri")),
             str(row.get("output_uri")),
         )
-    _emit(data, table if data else f"no scoring run used {name}" + (f" v{version}" if version else ""))
+    emit(data, table if data else f"no scoring run used {name}" + (f" v{version}" if version else ""))
 
 
 @app.command()
 def lineage(name: str, version: int) -> None:
     """Show where a version came from, and its ancestors through parent versions."""
-    chain = _reg().lineage(name, version)
+    chain = open_registry().lineage(name, version)
     data = [
         {
             "version": mv.version,
@@ -361,7 +251,7 @@ def lineage(name: str, version: int) -> None:
             str(d["parent_version"] or "-"),
             ", ".join(f"{k}={v:.4g}" for k, v in mv.metrics.items()),
         )
-    _emit(data, table)
+    emit(data, table)
 
 
 @app.command()
@@ -372,12 +262,12 @@ def history(
     ] = None,
 ) -> None:
     """Show the audit log of a model, or its state at a past time with --at."""
-    reg = _reg()
+    reg = open_registry()
     if at is not None:
         when = at if at.tzinfo else at.astimezone()
         st = reg.state_at(name, when)
         data = {"at": when, "production": st.production, "stages": st.stages, "aliases": st.aliases}
-        _emit(
+        emit(
             data,
             f"at {when.isoformat()}: production = {st.production or 'none'}; stages {st.stages}; aliases {st.aliases}",
         )
@@ -386,7 +276,7 @@ def history(
     table = SafeTable("#", "time (UTC)", "event", "actor", "reason", "run")
     for e in events:
         table.add_row(str(e.seq), e.at.isoformat()[:19], describe_change(e), e.actor, e.reason, e.run_id or "")
-    _emit([e.model_dump(mode="json") for e in events], table)
+    emit([e.model_dump(mode="json") for e in events], table)
 
 
 @app.command()
@@ -395,7 +285,7 @@ def promote(
     version: int,
     to: Annotated[str, typer.Option("--to", help="staging, production, archived or none.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
     break_glass: Annotated[
         bool,
         typer.Option(
@@ -422,18 +312,18 @@ def promote(
     Gates that failed and rejections still block. A protected alias (champion, with production) moves with the
     promotion that covers it: --alias champion.
     """
-    event = _reg().promote(
+    event = open_registry().promote(
         name,
         version,
         to,
-        actor=OPTS.actor,
+        actor=current().actor,
         reason=reason,
-        operation_key=_op_key(key, "promote"),
+        operation_key=op_key(key, "promote"),
         break_glass=break_glass,
         through_staging=through_staging,
         aliases=alias or [],
     )
-    _emit(event.model_dump(mode="json"), str(event))
+    emit(event.model_dump(mode="json"), str(event))
 
 
 @app.command()
@@ -443,21 +333,22 @@ def alias(
     version: Annotated[int | None, typer.Argument()] = None,
     remove: Annotated[bool, typer.Option("--remove", help="Remove the alias instead.")] = False,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
 ) -> None:
     """Point ALIAS at VERSION (moving it), or remove it with --remove."""
-    reg = _reg()
-    op_key = _op_key(key, "alias")
+    reg = open_registry()
+    operation = op_key(key, "alias")
+    event: Event | None
     if remove:
-        event = reg.remove_alias(name, alias_name, actor=OPTS.actor, reason=reason, operation_key=op_key)
+        event = reg.remove_alias(name, alias_name, actor=current().actor, reason=reason, operation_key=operation)
     elif version is None:
         raise InvalidMetadata("give a VERSION, or --remove")
     else:
-        event = reg.set_alias(name, alias_name, version, actor=OPTS.actor, reason=reason, operation_key=op_key)
+        event = reg.set_alias(name, alias_name, version, actor=current().actor, reason=reason, operation_key=operation)
     if event is None:
-        _emit({"unchanged": True}, f"alias {alias_name!r} already points at v{version}")
+        emit({"unchanged": True}, f"alias {alias_name!r} already points at v{version}")
     else:
-        _emit(event.model_dump(mode="json"), str(event))
+        emit(event.model_dump(mode="json"), str(event))
 
 
 @app.command()
@@ -467,22 +358,22 @@ def rollback(
     move_aliases: Annotated[
         bool, typer.Option("--move-aliases", help="Move the rolled-back version's aliases too (same event).")
     ] = False,
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
     break_glass: Annotated[
         bool,
         typer.Option("--break-glass", help="Incidents only: restore it even if it was rejected or failed a gate."),
     ] = False,
 ) -> None:
     """Put back the previous production version, archiving the current one (never a rejected or blocked one)."""
-    event = _reg().rollback(
+    event = open_registry().rollback(
         name,
-        actor=OPTS.actor,
+        actor=current().actor,
         reason=reason,
         move_aliases=move_aliases,
-        operation_key=_op_key(key, "rollback"),
+        operation_key=op_key(key, "rollback"),
         break_glass=break_glass,
     )
-    _emit(event.model_dump(mode="json"), str(event))
+    emit(event.model_dump(mode="json"), str(event))
 
 
 @app.command()
@@ -504,8 +395,8 @@ def verify(
     from prefect_model_registry.registry.maintenance.repair import repair as run_repair
     from prefect_model_registry.registry.maintenance.verify import verify as run_verify
 
-    OPTS.json = OPTS.json or as_json
-    reg = _reg()
+    current().json = current().json or as_json
+    reg = open_registry()
     if apply and not repair:
         raise InvalidMetadata("--apply goes with --repair")
     if repair:
@@ -514,9 +405,9 @@ def verify(
         for a in actions:
             table.add_row(a["action"], a["key"], a["why"])
         verb = "done" if apply else "to do (dry run; add --apply)"
-        _emit({"applied": apply, "actions": actions}, table if actions else "nothing to repair")
-        if actions and not OPTS.json:
-            _out().print(Text(f"{len(actions)} actions {verb}"))
+        emit({"applied": apply, "actions": actions}, table if actions else "nothing to repair")
+        if actions and not current().json:
+            out().print(Text(f"{len(actions)} actions {verb}"))
         return
     expected = None
     if against is not None:
@@ -532,12 +423,12 @@ def verify(
         f"{'OK' if report.ok else 'PROBLEMS FOUND'}: {report.models} models, {report.versions} versions, "
         f"{report.events} events, {report.blobs} blobs checked"
     )
-    if OPTS.json:
-        _emit(report.to_dict())
+    if current().json:
+        emit(report.to_dict())
     else:
         if report.findings:
-            _out().print(table)
-        _out().print(Text(summary))
+            out().print(table)
+        out().print(Text(summary))
     if not report.ok:
         raise typer.Exit(1)
 
@@ -547,23 +438,5 @@ from prefect_model_registry.registry.cli import catalog, maintenance, policy  # 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: typed errors become one red line and exit 1 or 2.
-
-    Usage errors are typer's own (exit 2); registry errors pass through typer and are reported here.
-    """
-    args = list(sys.argv[1:] if argv is None else argv)
-    # `pmr versions NAME --json` works like `pmr --json versions NAME`: the flag is global, wherever it is given.
-    if args and "--json" in args[1:] and args[0] != "--json":
-        args = ["--json", *[a for a in args if a != "--json"]]
-    try:
-        app(args=args, prog_name="pmr")
-    except _BAD_INPUT as exc:
-        err.print(_error_line("pmr: error:", "red", exc), soft_wrap=True)
-        sys.exit(2)
-    except RegistryError as exc:
-        err.print(_error_line("pmr: error:", "red", exc), soft_wrap=True)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
+    """Console-script entry point (see ``context.run``): typed errors become one red line and exit 1 or 2."""
+    run(argv)

@@ -9,20 +9,44 @@ from typing import Annotated, Any
 
 import typer
 
-from prefect_model_registry.registry.cli import _KEY_HELP, OPTS, SafeTable, _emit, _op_key, _pairs, _reg, app
+from prefect_model_registry.registry.cli.context import (
+    KEY_HELP,
+    SafeTable,
+    app,
+    current,
+    emit,
+    old_shape,
+    op_key,
+    open_registry,
+    pairs,
+)
 from prefect_model_registry.registry.models import ModelVersion
 
 
 @app.command()
 def describe(
     name: str,
-    description: str,
-    version: Annotated[int | None, typer.Option("--version", help="A version (default: the model itself).")] = None,
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    version: Annotated[str | None, typer.Argument(help="The version to describe.")] = None,
+    text: Annotated[str | None, typer.Argument(help="The description.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Describe the model itself (TEXT), not a version.")
+    ] = None,
+    old_version: Annotated[int | None, typer.Option("--version", hidden=True)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
 ) -> None:
-    """Set the description of a version (--version) or of the model, as an audit event."""
-    event = _reg().describe(name, version, description, actor=OPTS.actor, operation_key=_op_key(key, "describe"))
-    _emit(event.model_dump(mode="json"), str(event))
+    """Set the description of VERSION (``pmr describe NAME VERSION TEXT``) or of the model (``--model TEXT``).
+
+    Each is an audit event; the manifest keeps the description it was registered with.
+    """
+    if model is not None and version is None and text is None and old_version is None:
+        target, description = None, model
+    elif model is None and old_version is None and version is not None and version.isdigit() and text is not None:
+        target, description = int(version), text
+    else:
+        old_shape("pmr describe NAME VERSION TEXT, or pmr describe NAME --model TEXT for the model itself")
+    reg, actor = open_registry(), current().actor
+    event = reg.describe(name, target, description, actor=actor, operation_key=op_key(key, "describe"))
+    emit(event.model_dump(mode="json"), str(event))
 
 
 @app.command()
@@ -30,11 +54,13 @@ def tag(
     name: str,
     version: int,
     tags: Annotated[list[str], typer.Argument(help="KEY=VALUE pairs.")],
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
 ) -> None:
     """Set tags on a version (one audit event)."""
-    event = _reg().tag(name, version, _pairs(tags, "tag"), actor=OPTS.actor, operation_key=_op_key(key, "tag"))
-    _emit(event.model_dump(mode="json"), str(event))
+    event = open_registry().tag(
+        name, version, pairs(tags, "tag"), actor=current().actor, operation_key=op_key(key, "tag")
+    )
+    emit(event.model_dump(mode="json"), str(event))
 
 
 @app.command()
@@ -42,11 +68,11 @@ def untag(
     name: str,
     version: int,
     keys: Annotated[list[str], typer.Argument(help="Tag keys to remove.")],
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
 ) -> None:
     """Remove tags from a version (one audit event)."""
-    event = _reg().tag(name, version, remove=keys, actor=OPTS.actor, operation_key=_op_key(key, "untag"))
-    _emit(event.model_dump(mode="json"), str(event))
+    event = open_registry().tag(name, version, remove=keys, actor=current().actor, operation_key=op_key(key, "untag"))
+    emit(event.model_dump(mode="json"), str(event))
 
 
 def _lineage(mv: ModelVersion) -> dict[str, Any]:
@@ -87,7 +113,7 @@ def compare(a: ModelVersion, b: ModelVersion) -> dict[str, list[dict[str, Any]]]
 @app.command()
 def diff(name: str, a: int, b: int) -> None:
     """Compare versions A and B: metrics with deltas, params, tags and lineage side by side."""
-    reg = _reg()
+    reg = open_registry()
     state = reg.state(name)
     left, right = reg.view(name, a, state), reg.view(name, b, state)
     sections = compare(left, right)
@@ -96,4 +122,4 @@ def diff(name: str, a: int, b: int) -> None:
         for row in items:
             mark = f"{row['delta']:+.4g}" if "delta" in row else ("≠" if row["differs"] else "")
             table.add_row(section, row["field"], str(row["a"]), str(row["b"]), mark)
-    _emit({"a": a, "b": b, **sections}, table)
+    emit({"a": a, "b": b, **sections}, table)

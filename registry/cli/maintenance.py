@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from prefect_model_registry.registry.cli import OPTS, SafeTable, _emit, _reg, app, echo
+from prefect_model_registry.registry.cli.context import SafeTable, app, current, echo, emit, open_registry
+from prefect_model_registry.registry.core import retention
 from prefect_model_registry.registry.interop import copy as transfer
 from prefect_model_registry.registry.interop import mlflow_import
-from prefect_model_registry.registry.maintenance import retention
 from prefect_model_registry.registry.registry import Registry
 
 
@@ -35,8 +35,8 @@ def _show(result: retention.GcResult, how: str) -> None:
         lines.append(f"the blob sweep stopped ({result.sweep_error}): run the command again to finish it")
     if not result.applied and result.deleted:
         lines.append(f"dry run: nothing was written ({how})")
-    _emit(result.to_dict(), table)
-    if not OPTS.json:
+    emit(result.to_dict(), table)
+    if not current().json:
         for line in lines:
             echo(line)
 
@@ -61,13 +61,13 @@ def gc(
     """
     if apply and dry_run:
         raise typer.BadParameter("give --apply or --dry-run, not both")
-    result = _reg().gc(
+    result = open_registry().gc(
         name,
         keep_last=keep_last,
         older_than=retention.parse_age(older_than) if older_than is not None else None,
         apply=apply,
         reason=reason,
-        actor=OPTS.actor,
+        actor=current().actor,
         grace_s=retention.parse_age(grace).total_seconds(),
     )
     _show(result, "add --apply to do it")
@@ -83,8 +83,8 @@ def delete_model(
     grace: Annotated[str, typer.Option(help="Leave blobs written more recently than this.")] = "1h",
 ) -> None:
     """Delete a whole model: every version, whatever its stage (history and manifests stay)."""
-    result = _reg().delete_model(
-        name, confirm=confirm, reason=reason, actor=OPTS.actor, grace_s=retention.parse_age(grace).total_seconds()
+    result = open_registry().delete_model(
+        name, confirm=confirm, reason=reason, actor=current().actor, grace_s=retention.parse_age(grace).total_seconds()
     )
     _show(result, f"repeat the name to do it: pmr delete-model {name} --confirm {name}")
 
@@ -100,8 +100,8 @@ def copy(
     Stages, aliases and approvals stay behind: the target's own lifecycle and policy decide them. Running it
     again returns the version the first run made.
     """
-    copied = transfer.copy_version(_reg(), uri, Registry.open(to), name=name, actor=OPTS.actor)
-    _emit(
+    copied = transfer.copy_version(open_registry(), uri, Registry.open(to), name=name, actor=current().actor)
+    emit(
         {"uri": copied.uri, "registry": to, "copied_from": copied.lineage.copied_from},
         f"copied {uri} to {to} as {copied.uri} (sha256 {copied.artifact.sha256[:12]}…, verified)",
     )
@@ -132,10 +132,10 @@ def import_mlflow(
     whose model this registry refuses, is skipped and listed.
     """
     report = mlflow_import.import_mlflow(
-        _reg(),
+        open_registry(),
         tracking_uri,
         models=model or None,
-        actor=OPTS.actor,
+        actor=current().actor,
         say=lambda line: echo(line, err=True),
         allowed_roots=allow_artifact_root,
     )
@@ -149,4 +149,4 @@ def import_mlflow(
             "; ".join(done.warnings) or "-",
             "; ".join(f"v{k}: {why}" for k, why in done.skipped.items()) or "-",
         )
-    _emit({name: asdict(done) for name, done in report.items()}, table)
+    emit({name: asdict(done) for name, done in report.items()}, table)

@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 
 from prefect_model_registry.registry import hooks
-from prefect_model_registry.registry.cli import _KEY_HELP, OPTS, _emit, _op_key, _reg, app
+from prefect_model_registry.registry.cli.context import KEY_HELP, app, current, emit, op_key, open_registry
+from prefect_model_registry.registry.core.identity import default_actor
 from prefect_model_registry.registry.core.policy import ApprovalRules
 from prefect_model_registry.registry.errors import InvalidMetadata
-from prefect_model_registry.registry.registry import default_actor
 
 policy_app = typer.Typer(
     help="Show, set (tighten), propose or approve (loosen) a model's approval policy (kept in its audit log).",
@@ -27,9 +27,9 @@ app.add_typer(policy_app, name="policy")
 @policy_app.command("show")
 def show_policy(name: str) -> None:
     """Print the model's approval policy (none: no stage needs an approval)."""
-    rules = _reg().policy(name)
+    rules = open_registry().policy(name)
     if rules is None:
-        _emit(None, f"{name}: no approval policy (any caller may promote; set one with `pmr policy set`)")
+        emit(None, f"{name}: no approval policy (any caller may promote; set one with `pmr policy set`)")
         return
     text = (
         f"{name}: approval needed for {', '.join(rules.stages) or 'no stage'}; "
@@ -38,7 +38,7 @@ def show_policy(name: str) -> None:
         + ("; the first production version is exempt (once)" if rules.first_version_exempt else "")
         + (f"; protected aliases {', '.join(sorted(rules.protected()))}" if rules.protected() else "")
     )
-    _emit(rules.model_dump(mode="json"), text)
+    emit(rules.model_dump(mode="json"), text)
 
 
 def _rules(
@@ -90,7 +90,7 @@ def set_policy(
     four_eyes: _FourEyes = False,
     first_version_exempt: _Exempt = True,
     protect_alias: _Protect = None,
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
 ) -> None:
     """Record NAME's approval policy when it tightens; every later promotion, by anyone, is checked against it.
 
@@ -98,11 +98,13 @@ def set_policy(
     person approve it (`pmr policy approve`).
     """
     rules = _rules(stage, no_stages, reviewer, four_eyes, first_version_exempt, protect_alias)
-    event = _reg().set_policy(name, rules, actor=OPTS.actor, reason=reason, operation_key=_op_key(key, "policy"))
+    event = open_registry().set_policy(
+        name, rules, actor=current().actor, reason=reason, operation_key=op_key(key, "policy")
+    )
     if event is None:
-        _emit(None, f"{name}: policy unchanged")
+        emit(None, f"{name}: policy unchanged")
     else:
-        _emit(event.model_dump(mode="json"), str(event))
+        emit(event.model_dump(mode="json"), str(event))
 
 
 @policy_app.command("propose")
@@ -115,17 +117,17 @@ def propose_policy(
     four_eyes: _FourEyes = False,
     first_version_exempt: _Exempt = True,
     protect_alias: _Protect = None,
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
 ) -> None:
     """Propose NAME's approval policy (a loosening): it waits in `pmr pending` for another person's approval."""
     rules = _rules(stage, no_stages, reviewer, four_eyes, first_version_exempt, protect_alias)
-    event = _reg().propose_policy(
-        name, rules, actor=OPTS.actor, reason=reason, operation_key=_op_key(key, "policy-proposal")
+    event = open_registry().propose_policy(
+        name, rules, actor=current().actor, reason=reason, operation_key=op_key(key, "policy-proposal")
     )
     if event is None:
-        _emit(None, f"{name}: that is the policy in force already")
+        emit(None, f"{name}: that is the policy in force already")
     else:
-        _emit(event.model_dump(mode="json"), str(event))
+        emit(event.model_dump(mode="json"), str(event))
 
 
 @policy_app.command("approve")
@@ -133,33 +135,33 @@ def approve_policy(
     name: str,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
     proposal: Annotated[int | None, typer.Option(help="The proposal's number (`pmr pending` shows it).")] = None,
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
 ) -> None:
     """Approve NAME's pending policy proposal, as another person than its proposer: it takes effect now."""
-    event = _reg().approve_policy(
-        name, proposal, actor=OPTS.actor, reason=reason, operation_key=_op_key(key, "policy-approval")
+    event = open_registry().approve_policy(
+        name, proposal, actor=current().actor, reason=reason, operation_key=op_key(key, "policy-approval")
     )
-    _emit(event.model_dump(mode="json"), str(event))
+    emit(event.model_dump(mode="json"), str(event))
 
 
 def _decide(name: str, version: int, approved: bool, comment: str, stage: str, key: str | None) -> None:
-    reviewer = OPTS.actor or default_actor()
+    reviewer = current().actor or default_actor()
     # A run waiting for this decision gets it (so it goes on, with the same rules as the UI form); otherwise
     # the decision is recorded here, for a version no run waits on (then `pmr promote` it).
     routed = hooks.route_decision(name, version, approved, reviewer, comment, stage)
     if routed is not None:
-        _emit({"resumed": True, "outcome": routed}, routed)
+        emit({"resumed": True, "outcome": routed}, routed)
         return
-    event = _reg().record_decision(
+    event = open_registry().record_decision(
         name,
         version,
         approved=approved,
         reviewer=reviewer,
         comment=comment,
         target_stage=stage,
-        operation_key=_op_key(key, "decision"),
+        operation_key=op_key(key, "decision"),
     )
-    _emit(event.model_dump(mode="json"), str(event))
+    emit(event.model_dump(mode="json"), str(event))
 
 
 @app.command()
@@ -168,7 +170,7 @@ def approve(
     version: int,
     comment: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
     stage: Annotated[str, typer.Option(help="The stage the approval is for.")] = "production",
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
 ) -> None:
     """Approve VERSION for a stage, as the reviewer given by --actor / PMR_ACTOR (then `pmr promote` it)."""
     _decide(name, version, True, comment, stage, key)
@@ -179,7 +181,7 @@ def reject(
     name: str,
     version: int,
     comment: Annotated[str, typer.Option(help="Why (required; kept in the audit log).")],
-    key: Annotated[str | None, typer.Option("--key", help=_KEY_HELP)] = None,
+    key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
 ) -> None:
     """Reject VERSION: it can no longer be promoted."""
     _decide(name, version, False, comment, "production", key)

@@ -215,7 +215,7 @@ class Claims:
         while True:
             found = self.read(name, op_key)
             if found is None:
-                record = {
+                record: dict[str, Any] = {
                     "key": op_key,
                     "op": "register",
                     "request": request,
@@ -239,9 +239,9 @@ class Claims:
             if explicit_actor and actor is not None and isinstance(record.get("actor"), str):
                 self._check_actor(name, op_key, record["actor"], actor)
             if owner_gone(record.get("owner")) or time.time() - float(record.get("at", 0)) > CLAIM_WAIT_S:
-                mv = self.recover(name, op_key, record)
-                if mv is not None:
-                    return mv, record, etag
+                recovered = self.recover(name, op_key, record)
+                if recovered is not None:
+                    return recovered, record, etag
                 taken = {**record, "owner": owner, "at": time.time()}
                 try:  # compare-and-swap: of several retries taking over a dead claim, one wins
                     self.store.put(self.key(name, op_key), canonical_json(taken), if_match=etag)
@@ -317,9 +317,9 @@ class Claims:
             if logged is not None:
                 return logged
         # A log from before registrations were logged in order may have logged a higher version first.
-        event, _ = log.append(lambda _st: versions.registered_draft(mv), op_key=op_key, since=since)
-        assert event is not None
-        return event
+        appended, _ = log.append(lambda _st: versions.registered_draft(mv), op_key=op_key, since=since)
+        assert appended is not None
+        return appended
 
     def finish(self, name: str, op_key: str, claim: dict[str, Any], mv: ModelVersion) -> None:
         """Record in the claim which version ``op_key`` produced (best effort: the manifest holds the key)."""

@@ -12,8 +12,12 @@ This makes spellings of one name equal; it does not make a name authenticated (s
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 import unicodedata
 
+from prefect_model_registry.registry.core.checks import check_text
 from prefect_model_registry.registry.errors import InvalidIdentity
 
 #: Characters a reason must show, at least, to count as one (break-glass): after :func:`visible`.
@@ -67,3 +71,24 @@ def listed(name: str, names: list[str] | set[str] | frozenset[str]) -> bool:
 def visible_length(text: str) -> int:
     """How many printable, non-space characters a reader sees in ``text``."""
     return sum(1 for char in visible(text) if char.isprintable() and not char.isspace())
+
+
+def default_actor() -> str:
+    """Who is acting: ``PMR_ACTOR`` if set, else ``user@host``."""
+    env = os.environ.get("PMR_ACTOR")
+    if env:
+        return env
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def resolve_actor(actor: str | None) -> str:
+    """``actor``, or :func:`default_actor` when None, checked as text (refused with a typed error if unusable).
+
+    A name that normalises to nothing (blank, only invisible characters) is refused: see ``identity``.
+    """
+    # The default comes from the environment, which can hold undecodable bytes (as surrogates): check it too.
+    return check_identity(check_text(actor if actor is not None else default_actor(), "actor", max_len=256), "actor")

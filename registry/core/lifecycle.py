@@ -159,10 +159,10 @@ def plan_stage_change(
         raise InvalidTransition(f"through staging leads to production, not to {to}")
     if through_staging and current != "staging":
         staged = plan_stage_change(state, version, "staging", break_glass=break_glass, subject=subject)
-        data = plan_stage_change(
+        promoted = plan_stage_change(
             _staged(state, version), version, to, break_glass=break_glass, subject=subject, aliases=moving
         )
-        return {**data, "from": staged["from"], "via": "staging"}
+        return {**promoted, "from": staged["from"], "via": "staging"}
     if to == current:
         raise InvalidTransition(f"{state.name} v{version} is already in {to}")
     if to not in ALLOWED[current]:

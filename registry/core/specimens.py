@@ -211,7 +211,7 @@ TWEAKS: dict[str, dict[str, Any]] = {
 }
 
 
-def _construct(name: str, cls: type, meta: dict[str, Callable[[], dict[str, Any]]]) -> Any:
+def _construct(name: str, cls: type[Any], meta: dict[str, Callable[[], dict[str, Any]]]) -> Any:
     """``cls`` with :data:`FAST` settings, its :data:`TWEAKS` and, for a meta-estimator, inner estimators."""
     import inspect
 
@@ -366,8 +366,8 @@ def _variant_makers(d: Data) -> dict[str, Callable[[], Specimen]]:
     add("GridSearchCV[Ridge,KFold,scoring]", search, d.y_reg)
     # Neighbour searches hold the tree and distance metric their settings pick.
     add("KNeighborsClassifier[ball_tree]", KNeighborsClassifier(algorithm="ball_tree"), d.y_class)
-    for metric, extra in (("manhattan", {}), ("chebyshev", {}), ("minkowski", {"p": 3}), ("cosine", {})):
-        add(f"KNeighborsClassifier[{metric}]", KNeighborsClassifier(metric=metric, **extra), d.y_class)
+    for metric, metric_extra in (("manhattan", {}), ("chebyshev", {}), ("minkowski", {"p": 3}), ("cosine", {})):
+        add(f"KNeighborsClassifier[{metric}]", KNeighborsClassifier(metric=metric, **metric_extra), d.y_class)
 
     # The README's models: a categorical HistGradientBoosting (it holds functools.partial(check_array, ...)), a
     # Pipeline with a ColumnTransformer and a classifier, and the ColumnTransformer alone.

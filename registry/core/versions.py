@@ -364,6 +364,7 @@ def announce(store: ObjectStore, mv: ModelVersion, *, late: bool = False) -> Eve
             # keeps two processes catching up from writing identical bytes, the one race a HEAD cannot settle
             # early (see registry.store.s3_direct): the loser would wait out the server's lock.
             at = draft.at if draft.at is not None else held[below].created_at
+            assert draft.data is not None  # registered_draft always records the manifest's hashes
             draft = replace(draft, at=at, data={**draft.data, "logged_by": f"{socket.gethostname()}:{os.getpid()}"})
         return draft
 

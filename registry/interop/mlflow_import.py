@@ -35,11 +35,12 @@ from typing import Any
 
 import yaml
 
+from prefect_model_registry.registry.core.identity import resolve_actor
 from prefect_model_registry.registry.errors import ArtifactTooLarge, RegistryError, UntrustedArtifact
 from prefect_model_registry.registry.interop.mlflow_source import MlflowSource
 from prefect_model_registry.registry.models import Lineage, ModelState, ModelVersion, VersionInfo
 from prefect_model_registry.registry.names import check_model_name
-from prefect_model_registry.registry.registry import Registry, resolve_actor
+from prefect_model_registry.registry.registry import Registry
 
 #: MLflow stage -> stage here.
 STAGES = {"None": "none", "Staging": "staging", "Production": "production", "Archived": "archived"}

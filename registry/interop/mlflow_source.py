@@ -285,9 +285,9 @@ class MlflowSource:
         token = os.environ.get("MLFLOW_TRACKING_TOKEN")
         if token:
             return {"Authorization": f"Bearer {token}"}
-        user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-        if user and password:
-            return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+        env_user, env_password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+        if env_user and env_password:
+            return {"Authorization": "Basic " + base64.b64encode(f"{env_user}:{env_password}".encode()).decode()}
         return {}
 
     def _get(self, endpoint: str, *, limit: int = MAX_METADATA_BYTES, **params: Any) -> bytes:

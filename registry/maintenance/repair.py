@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 
 from prefect_model_registry.registry.core import keys, versions
 from prefect_model_registry.registry.errors import RegistryError
@@ -49,7 +50,7 @@ def repair(
     """
     actions: list[dict[str, str]] = []
 
-    def act(action: str, key: str, why: str, do: Callable[[], None]) -> None:
+    def act(action: str, key: str, why: str, do: Callable[[], object]) -> None:
         actions.append({"action": action, "key": key, "why": why})
         if apply:
             do()
@@ -62,25 +63,25 @@ def repair(
                 "delete",
                 f".tmp/{name}",
                 "temporary file of an interrupted write",
-                lambda n=name: reg.store.remove_temp(n),
+                partial(reg.store.remove_temp, name),
             )
     for finding in report.findings:
         if finding.kind == "orphan_blob":
             modified = reg.store.modified(finding.key)
             if modified is not None and now() - modified > grace_s:
-                act("delete", finding.key, "orphan blob", lambda k=finding.key: reg.store.delete(k))
+                act("delete", finding.key, "orphan blob", partial(reg.store.delete, finding.key))
         elif finding.kind in ("index_altered", "index_unusable"):
             why = "listing-index segment that does not match the manifests (a cache: listings rebuild it)"
-            act("delete", finding.key, why, lambda k=finding.key: reg.store.delete(k))
+            act("delete", finding.key, why, partial(reg.store.delete, finding.key))
         elif finding.kind == "hint_invalid":
-            act("delete", finding.key, "unusable latest hint (a cache)", lambda k=finding.key: reg.store.delete(k))
+            act("delete", finding.key, "unusable latest hint (a cache)", partial(reg.store.delete, finding.key))
         elif finding.kind == "unannounced" and finding.model not in logged:
             logged.add(finding.model)
             why = "registered event its registrant did not log (the log catches up, in version order)"
-            act("log", finding.model, why, lambda m=finding.model: versions.log_unlogged(reg.store, m))
+            act("log", finding.model, why, partial(versions.log_unlogged, reg.store, finding.model))
         elif finding.kind == "event_torn":
             why = "empty event object at the end of the log: a write that never completed (no writer saw it succeed)"
-            act("delete", finding.key, why, lambda k=finding.key: _delete_if_empty(reg, k))
+            act("delete", finding.key, why, partial(_delete_if_empty, reg, finding.key))
         elif finding.kind == "stale_claim":
             _repair_claim(reg, finding, act)
         elif finding.kind == "claim_missing" and finding.key.startswith(keys.versions_prefix(finding.model)):
@@ -96,7 +97,7 @@ def _delete_if_empty(reg: Registry, key: str) -> None:
         reg.store.delete(key)
 
 
-def _repair_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], None]], None]) -> None:
+def _repair_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], object]], None]) -> None:
     record = json.loads(reg.store.get(finding.key).data)
     for number in range(max(int(record.get("after", 0)), 0) + 1, versions.latest(reg.store, finding.model) + 1):
         try:
@@ -109,13 +110,15 @@ def _repair_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str,
                 "finish",
                 finding.key,
                 f"stale claim; its version v{number} exists",
-                lambda data=done: reg.store.put(finding.key, data),
+                partial(reg.store.put, finding.key, done),
             )
             return
     act("delete", finding.key, "stale claim that made no version", lambda: reg.store.delete(finding.key))
 
 
-def _recreate_claim(reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], None]], None]) -> None:
+def _recreate_claim(
+    reg: Registry, finding: Finding, act: Callable[[str, str, str, Callable[[], object]], None]
+) -> None:
     number = keys.parse_number(finding.key, keys.versions_prefix(finding.model))
     if number is None:
         return

@@ -7,14 +7,14 @@ racing writers, and ``put(if_match=etag)`` succeeds only while the object still 
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-from prefect_model_registry.registry.errors import InvalidName, InvalidURI, ObjectNotFound
+from prefect_model_registry.registry.errors import InvalidName, ObjectNotFound
 
 # Keys are relative, slash-separated, with no empty, "." or ".." segment: safe both as S3 keys and as paths.
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._@=+-]+$")
@@ -74,7 +74,7 @@ class ObjectStore(ABC):
     def list(self, prefix: str) -> Iterator[str]:
         """Yield the keys under ``prefix`` in lexicographic order."""
 
-    def keys_after(self, prefix: str, after: str | None, limit: int) -> list[str] | None:
+    def keys_after(self, prefix: str, after: str | None, limit: int) -> builtins.list[str] | None:
         """Up to ``limit`` keys under ``prefix`` sorting after ``after`` (from the first, when None), in order.
 
         One request where the store lists cheaply (S3: a page of ``ListObjectsV2``); None where a listing costs
@@ -101,7 +101,7 @@ class ObjectStore(ABC):
         except ObjectNotFound:
             return None
 
-    def temp_files(self) -> list[tuple[str, float]]:
+    def temp_files(self) -> builtins.list[tuple[str, float]]:
         """Leftover temporary files of interrupted writes, with their age in seconds (none on S3)."""
         return []
 
@@ -109,7 +109,7 @@ class ObjectStore(ABC):
         """Delete one leftover temporary file named by :meth:`temp_files` (none exist by default)."""
         return
 
-    def list_children(self, prefix: str) -> list[str]:
+    def list_children(self, prefix: str) -> builtins.list[str]:
         """Return the distinct next path segments below ``prefix`` (like listing a directory)."""
         seen: list[str] = []
         for key in self.list(prefix):
@@ -125,26 +125,3 @@ DEFAULT_LOCATION = ".pmr/registry"
 def default_location() -> str:
     """The registry location from ``PMR_REGISTRY_URI``, else a local directory under the working directory."""
     return os.environ.get("PMR_REGISTRY_URI") or DEFAULT_LOCATION
-
-
-def open_store(location: str | os.PathLike[str] | None = None, *, create: bool = True) -> ObjectStore:
-    """Open the store at ``location`` (``s3://bucket/prefix``, ``file://path`` or a plain path).
-
-    Args:
-        location: where the registry lives; ``None`` means :func:`default_location`.
-        create: for a local directory, create it if missing (S3 buckets are never created).
-
-    """
-    loc = os.fspath(location) if location is not None else default_location()
-    if loc.startswith("s3://"):
-        from prefect_model_registry.registry.store.s3 import S3Store
-
-        bucket, _, prefix = loc[len("s3://") :].partition("/")
-        if not bucket:
-            raise InvalidURI(f"no bucket in registry location {loc!r}")
-        return S3Store(bucket, prefix.strip("/"))
-    if "://" in loc and not loc.startswith("file://"):
-        raise InvalidURI(f"unsupported registry location {loc!r}: use s3://bucket/prefix or a local path")
-    from prefect_model_registry.registry.store.local import LocalStore
-
-    return LocalStore(Path(loc.removeprefix("file://")), create=create)

@@ -12,6 +12,7 @@ a symlink is never listed or cleaned; :meth:`LocalStore.unsafe_links` names it f
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import fcntl
@@ -183,7 +184,7 @@ class LocalStore(ObjectStore):
         except OSError:
             return False
 
-    def unsafe_links(self) -> list[tuple[str, str]]:
+    def unsafe_links(self) -> builtins.list[tuple[str, str]]:
         """``(key, problem)`` for each of the store's own directories that is a symlink (never followed)."""
         return [
             (sub, f"{sub} is a symlink to {os.readlink(self.root / sub)} (never followed)")
@@ -192,7 +193,7 @@ class LocalStore(ObjectStore):
         ]
 
     @contextlib.contextmanager
-    def _dir_fd(self, parts: list[str], what: str) -> Iterator[int | None]:
+    def _dir_fd(self, parts: builtins.list[str], what: str) -> Iterator[int | None]:
         """A descriptor of ``root/parts…`` opened without following any symlink on the way (None: missing)."""
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)  # the root itself is the configured location
         try:
@@ -215,7 +216,7 @@ class LocalStore(ObjectStore):
         finally:
             os.close(fd)
 
-    def temp_files(self) -> list[tuple[str, float]]:
+    def temp_files(self) -> builtins.list[tuple[str, float]]:
         """Files left in ``.tmp`` by writers killed between writing and publishing (none if it is a symlink)."""
         now = time.time()
         found = []
@@ -246,7 +247,7 @@ class LocalStore(ObjectStore):
         with self._lock(key):
             self._unlink(parents, leaf, f"object {key!r}")
 
-    def _unlink(self, parents: list[str], leaf: str, what: str) -> None:
+    def _unlink(self, parents: builtins.list[str], leaf: str, what: str) -> None:
         """Unlink ``leaf`` in ``root/parents…``, reached without following a symlink; missing is fine.
 
         A symlink as ``leaf`` is itself removed (unlinking a link never touches its target).

@@ -77,7 +77,7 @@ def test_cli_edit_search_diff_and_json_after_the_subcommand(tmp_path: Path, caps
     r = ("--registry", location)
     assert pmr(capsys, *r, "tag", "churn", "2", "owner=dana", "tier=gold")[0] == 0
     assert pmr(capsys, *r, "untag", "churn", "2", "tier")[0] == 0
-    assert pmr(capsys, *r, "describe", "churn", "better recall", "--version", "2")[0] == 0
+    assert pmr(capsys, *r, "describe", "churn", "2", "better recall")[0] == 0
     code, out, _ = pmr(capsys, *r, "versions", "churn", "--where", "roc_auc>0.85", "--tag", "owner=dana", "--json")
     (row,) = json.loads(out)
     assert code == 0 and row["version"] == 2 and row["tags"] == {"team": "a", "owner": "dana"}
@@ -138,3 +138,19 @@ def test_search_matches_a_brute_force_filter_over_all_manifests(reg: Registry) -
         found = reg.search("m", stage=stage, tags=tags, where=[f"{m}{op}{x}" for m, op, x in where], sort=sort)
         assert [mv.version for mv in found] == [mv.version for mv in expected], (stage, tags, where, sort)
         assert all(mv.tags == e.tags for mv, e in zip(found, expected, strict=True))
+
+
+def test_describe_takes_name_version_text_and_refuses_the_old_shape(tmp_path: Path, capsys) -> None:
+    location = str(tmp_path / "reg")
+    Registry.open(location).register_model("churn", LogisticRegression(), VersionInfo(), idempotency_key="k")
+    r = ("--registry", location)
+    assert pmr(capsys, *r, "describe", "churn", "1", "first cut")[0] == 0
+    assert pmr(capsys, *r, "describe", "churn", "--model", "predicts churn")[0] == 0
+    # The old shape (TEXT, then --version) gets one line showing the new one, exit 2, and writes nothing.
+    before = [e.type for e in Registry.open(location).history("churn")]
+    code, _, err = pmr(capsys, *r, "describe", "churn", "better recall", "--version", "1")
+    assert code == 2 and err.strip().count("\n") == 0 and "pmr describe NAME VERSION TEXT" in err
+    reg = Registry.open(location)
+    assert [e.type for e in reg.history("churn")] == before == ["registered", "described", "described"]
+    assert reg.view("churn", 1).description == "first cut"
+    assert reg.state("churn").model_description == "predicts churn"

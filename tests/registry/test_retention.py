@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from prefect_model_registry.registry import Registry, VersionInfo
 from prefect_model_registry.registry.core.keys import blob_key
+from prefect_model_registry.registry.core.retention import gc, parse_age
 from prefect_model_registry.registry.errors import InvalidMetadata, RegistryError, StoreError, VersionDeleted
-from prefect_model_registry.registry.maintenance.retention import gc, parse_age
 from prefect_model_registry.registry.maintenance.verify import verify
 from prefect_model_registry.registry.models import Lineage, sha256
 from tests.conftest import snapshot

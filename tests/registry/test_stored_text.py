@@ -75,7 +75,7 @@ COMMANDS = [
     ["diff", "m", "1", "2"],
     ["tag", "m", "2", f"k={HOSTILE}"],
     ["untag", "m", "2", "owner"],
-    ["describe", "m", HOSTILE, "--version", "2"],
+    ["describe", "m", "2", HOSTILE],
     ["alias", "m", "canary", "1", "--reason", HOSTILE],
     ["rollback", "m", "--reason", HOSTILE, "--move-aliases"],
     ["promote", "m", "1", "--to", "staging", "--reason", HOSTILE],

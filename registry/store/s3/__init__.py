@@ -13,6 +13,7 @@ boto3 client. ``PMR_S3_DIRECT=0`` sends everything through boto3, and so does a 
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
@@ -240,7 +241,7 @@ class S3Store(ObjectStore):
         except (ClientError, BotoCoreError) as exc:
             self._raise(exc, prefix)
 
-    def keys_after(self, prefix: str, after: str | None, limit: int) -> list[str] | None:
+    def keys_after(self, prefix: str, after: str | None, limit: int) -> builtins.list[str] | None:
         """One page of ``ListObjectsV2`` from just after ``after``: see :meth:`ObjectStore.keys_after`."""
         params = {"list-type": "2", "prefix": self.prefix + prefix, "max-keys": str(limit)}
         if after is not None:
@@ -260,7 +261,7 @@ class S3Store(ObjectStore):
             self._raise(exc, prefix)
         return [obj["Key"][len(self.prefix) :] for obj in page.get("Contents", ())]
 
-    def list_children(self, prefix: str) -> list[str]:
+    def list_children(self, prefix: str) -> builtins.list[str]:
         """Distinct next segments below ``prefix``, using S3's delimiter listing."""
         paginator = self._client.get_paginator("list_objects_v2")
         children: list[str] = []

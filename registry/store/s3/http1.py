@@ -117,7 +117,7 @@ class Connection:
         return data[:size]
 
     def _chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             line = self._until(b"\r\n").split(b";", 1)[0].strip()
             try:

@@ -24,15 +24,35 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from prefect_model_registry.registry.core import keys, versions
 from prefect_model_registry.registry.core.checks import check_text
+from prefect_model_registry.registry.core.identity import resolve_actor
 from prefect_model_registry.registry.core.log import Draft, ModelLog
 from prefect_model_registry.registry.errors import InvalidMetadata, RegistryError
 from prefect_model_registry.registry.models import ModelState, ModelVersion
 from prefect_model_registry.registry.names import check_model_name
-from prefect_model_registry.registry.registry import Registry, resolve_actor
+from prefect_model_registry.registry.store.base import ObjectStore
+
+
+class Registry(Protocol):
+    """What retention reads through a :class:`~prefect_model_registry.registry.Registry` (which calls it)."""
+
+    store: ObjectStore
+
+    def models(self) -> list[str]:
+        """Names of all registered models."""
+        ...
+
+    def latest_version(self, name: str) -> int:
+        """The highest version number of ``name``."""
+        ...
+
+    def versions(self, name: str, *, limit: int | None = None) -> list[ModelVersion]:
+        """Manifests of ``name``, newest first."""
+        ...
+
 
 #: Blobs younger than this may belong to a write in flight: the sweep leaves them for a later run.
 GRACE_S = 3600.0
@@ -142,7 +162,7 @@ def gc(
         older_than: only remove versions registered longer ago than this.
         apply: write the ``deleted`` event and delete the unreferenced blobs; otherwise write nothing.
         reason: why, kept in the event.
-        actor: who (default: see :func:`prefect_model_registry.registry.registry.default_actor`).
+        actor: who (default: see :func:`prefect_model_registry.registry.core.identity.default_actor`).
         grace_s: leave blobs written less than this many seconds ago.
         now: the time to measure ``older_than`` from (default: now).
 

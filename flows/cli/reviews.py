@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from prefect_model_registry.flows.core.events import _api_configured
-from prefect_model_registry.registry.cli import _emit, _reg, app
+from prefect_model_registry.flows.core.events import api_configured
+from prefect_model_registry.registry.cli.context import app, emit, open_registry
 from prefect_model_registry.registry.core.lifecycle import approval_needed
 from prefect_model_registry.registry.errors import ApprovalRefused, InvalidMetadata
 
@@ -33,7 +33,7 @@ OK, REFUSED, BAD_INPUT, NO_ANSWER = 0, 1, 2, 3
 
 def waiting_runs(name: str | None = None) -> list[dict[str, Any]]:
     """Retraining runs paused for a reviewer: model, version, stage, run id, since when, where to decide."""
-    if not _api_configured():
+    if not api_configured():
         return []
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
@@ -143,7 +143,7 @@ def pending(name: Annotated[str | None, typer.Argument(help="Only this model.")]
     Paused runs (decide with pmr approve/reject) and staged versions that need an approval no run waits for
     (pmr approve, then pmr promote).
     """
-    reg = _reg()
+    reg = open_registry()
     rows: list[dict[str, Any]] = [r | {"waiting": "run"} for r in waiting_runs(name)]
     waiting = {(r["model"], r["version"]) for r in rows}
     for model in [name] if name else reg.models():
@@ -171,4 +171,4 @@ def pending(name: Annotated[str | None, typer.Argument(help="Only this model.")]
         )
         for r in rows
     ]
-    _emit(rows, lines or "nothing waits for a decision")
+    emit(rows, lines or "nothing waits for a decision")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from prefect_model_registry.registry.cli import _emit
+from prefect_model_registry.registry.cli.context import emit
 
 app = typer.Typer(help="Data-quality suites for your own data.", no_args_is_help=True)
 
@@ -50,7 +50,7 @@ def init(
     if not report.passed:  # pragma: no cover - a profiling bug; say so rather than hand over a failing suite
         failed = ", ".join(c.name for c in report.failed_checks[:3])
         raise RuntimeError(f"the generated suite fails on its own data ({failed}); please report this")
-    _emit(
+    emit(
         {"suite": str(out), "thresholds": str(thresholds_path), "expectations": len(suite["expectations"])},
         f"wrote {out} ({len(suite['expectations'])} expectations; {data} passes it) and {thresholds_path}",
     )

@@ -22,7 +22,7 @@ from rich.rule import Rule
 from prefect_model_registry.flows.dev.server import LocalPrefectServer
 
 ROOT = Path(".pmr/demo")
-_HERE = Path(__file__).resolve().parent / "data"
+_HERE = Path(__file__).resolve().parents[1] / "data"
 # Relative to the checkout when run from it (as make demo does), so the lineage shows no machine paths.
 DATA = _HERE.relative_to(Path.cwd()) if _HERE.is_relative_to(Path.cwd()) else _HERE
 MODEL = "breast-cancer"
