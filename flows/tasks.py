@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect import task
@@ -14,6 +13,7 @@ from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.registry import Lineage, ModelVersion, Registry, VersionInfo
 from prefect_model_registry.registry.core.lineage import complete_lineage
 from prefect_model_registry.registry.errors import AliasNotFound, ModelNotFound
+from prefect_model_registry.registry.settings import settings
 from prefect_model_registry.validations import champion, data_quality, drift, metrics, policy, thresholds
 from prefect_model_registry.validations.errors import MissingColumnsError
 from prefect_model_registry.validations.policy import GatePolicy
@@ -24,8 +24,8 @@ def run_actor(actor: str | None = None) -> str:
     """Who a flow acts as: the ``actor`` parameter, ``PMR_ACTOR``, else the flow and its deployment."""
     if actor:
         return actor
-    if os.environ.get("PMR_ACTOR"):
-        return os.environ["PMR_ACTOR"]
+    if env_actor := settings().actor:
+        return env_actor
     where = deployment.name or flow_run.flow_name or "flow"
     return f"prefect:{where}"
 

@@ -17,6 +17,7 @@ from prefect_model_registry.registry.core.identity import default_actor
 from prefect_model_registry.registry.core.policy import ApprovalRules
 from prefect_model_registry.registry.errors import *  # noqa: F403 - the error hierarchy is part of the public API
 from prefect_model_registry.registry.errors import RegistryError
+from prefect_model_registry.registry.events import EventType
 from prefect_model_registry.registry.models import Event, Lineage, ModelState, ModelVersion, VersionInfo
 from prefect_model_registry.registry.names import STAGES, ModelRef, parse_model_uri
 from prefect_model_registry.registry.registry import Registry
@@ -31,6 +32,7 @@ __all__ = [
     "STAGES",
     "ApprovalRules",
     "Event",
+    "EventType",
     "Lineage",
     "ModelRef",
     "ModelState",

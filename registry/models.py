@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prefect_model_registry.registry.events import describe
+
 
 def utcnow() -> datetime:
     """Now, in UTC, to the microsecond."""
@@ -190,64 +192,3 @@ class ModelState(BaseModel):
         """The production version, if any."""
         found = self.version_in("production")
         return found[0] if found else None
-
-
-def describe(event: Event) -> str:
-    """A one-line human sentence for an event, e.g. ``v3 staging -> production by dana: approved``."""
-    return f"{describe_change(event)} by {event.actor}" + (f": {event.reason}" if event.reason else "")
-
-
-def describe_change(event: Event) -> str:
-    """What an event changed, in words, without who or why (e.g. ``v3 staging -> production``)."""
-    v = f"v{event.version}" if event.version is not None else ""
-    d = event.data
-    text = {
-        "registered": f"{v} registered",
-        "stage_changed": f"{v} {d.get('from')} -> {d['via'] + ' -> ' if d.get('via') else ''}{d.get('to')}"
-        + (f" (archived {', '.join(f'v{x}' for x in d.get('archived', []))})" if d.get("archived") else "")
-        + (f" ({d['exempt']}: exempt by policy)" if d.get("exempt") else "")
-        + _moved(d),
-        "alias_set": f"alias {d.get('alias')!r} -> {v}" + (f" (was v{d['previous']})" if d.get("previous") else ""),
-        "alias_removed": f"alias {d.get('alias')!r} removed from {v}",
-        "validated": f"{v} gate {d.get('gate')!r} {'passed' if d.get('passed') else 'FAILED'}",
-        "approved": f"{v} approved"
-        + (f" for {d['target_stage']}" if d.get("target_stage", "production") != "production" else "")
-        + (f" (artifact {str(d['artifact_sha256'])[:12]})" if d.get("artifact_sha256") else ""),
-        "rejected": f"{v} rejected",
-        "approval_timed_out": f"{v} approval timed out (no decision)",
-        "decision_refused": f"{v} decision REFUSED (the policy does not let this reviewer decide)",
-        "scored": f"{v} scored a batch",
-        "described": f"{v or 'model'} description set",
-        "tagged": f"{v} tags"
-        + (f" set {', '.join(f'{k}={x}' for k, x in d.get('set', {}).items())}" if d.get("set") else "")
-        + (f" removed {', '.join(d.get('removed', []))}" if d.get("removed") else ""),
-        "policy_set": f"approval policy set: {_policy_text(d)}",
-        "policy_proposed": f"approval policy change PROPOSED (#{event.seq}, needs a second person): "
-        + _policy_text(d.get("rules") or {}),
-        "policy_approved": f"approval policy change #{d.get('proposal')} (proposer {d.get('proposed_by')}) APPROVED: "
-        + _policy_text(d.get("rules") or {}),
-        "break_glass": f"BREAK-GLASS {v} {d.get('from')} -> {d.get('to')} without the approval the policy requires"
-        + _moved(d),
-        "deleted": ("model deleted: " if d.get("whole_model") else "deleted ")
-        + ", ".join(f"v{x}" for x in d.get("versions", [])),
-        "rolled_back": ("BREAK-GLASS " if d.get("break_glass") else "")
-        + f"rolled back v{d.get('from')} -> v{d.get('to')}"
-        + (f" (moved {', '.join(d['aliases'])})" if d.get("aliases") else ""),
-    }.get(event.type, f"{event.type} {v}".strip())
-    if d.get("removed_aliases"):  # a protected alias never stays on a rejected or gate-blocked version
-        text += f" (removed protected alias {', '.join(repr(a) for a in d['removed_aliases'])})"
-    return text
-
-
-def _moved(d: dict[str, Any]) -> str:
-    return f" (aliases {', '.join(repr(a) for a in d['aliases'])} moved with it)" if d.get("aliases") else ""
-
-
-def _policy_text(d: dict[str, Any]) -> str:
-    return (
-        f"{d.get('stages')} need approval"
-        + (f", reviewers {d.get('reviewers')}" if d.get("reviewers") else "")
-        + (", four-eyes" if d.get("four_eyes") else "")
-        + ("" if d.get("first_version_exempt", True) else ", no first-version exemption")
-        + (f", protected aliases {d.get('protected_aliases')}" if d.get("protected_aliases") else "")
-    )

@@ -77,6 +77,7 @@ from prefect_model_registry.registry.errors import (
     PolicyProposalNotFound,
     VersionNotFound,
 )
+from prefect_model_registry.registry.events import EventType
 from prefect_model_registry.registry.models import (
     ArtifactRef,
     Event,
@@ -88,6 +89,7 @@ from prefect_model_registry.registry.models import (
     utcnow,
 )
 from prefect_model_registry.registry.names import STAGES, check_alias, check_model_name, check_stage, parse_model_uri
+from prefect_model_registry.registry.settings import MAX_MANIFEST_BYTES
 from prefect_model_registry.registry.store import open_store
 from prefect_model_registry.registry.store.base import ObjectStore
 
@@ -131,7 +133,7 @@ def _check_record_sizes(
         created_at=created_at or utcnow(),
         idempotency_key=op_key,
     )
-    check_size(f"the manifest of {name}", len(mv.to_bytes()), "PMR_MAX_MANIFEST_BYTES")
+    check_size(f"the manifest of {name}", len(mv.to_bytes()), MAX_MANIFEST_BYTES)
     check_event_size(name, versions.registered_draft(mv))
 
 
@@ -802,7 +804,7 @@ class Registry:
         moving = sorted({check_alias(a) for a in aliases})
         exists = self._version_exists(name, version)  # checked in the plan, before any write
         subject = self._subject(name, version)
-        kind = "break_glass" if break_glass else "stage_changed"
+        kind = EventType.BREAK_GLASS if break_glass else EventType.STAGE_CHANGED
 
         def plan(st: ModelState) -> Draft:
             exists(st)
@@ -1159,7 +1161,8 @@ class Registry:
 
     def scoring_runs(self, name: str, version: int | None = None) -> list[Event]:
         """The ``scored`` events of ``name`` (of one version if given), oldest first."""
-        return [e for e in self.history(name) if e.type == "scored" and (version is None or e.version == version)]
+        scored = (e for e in self.history(name) if e.type == EventType.SCORED)
+        return [e for e in scored if version is None or e.version == version]
 
     # -- approval policy ------------------------------------------------------------------------------
     # -- retention (see registry.retention) ----------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from prefect_model_registry.registry.cli.context import current, echo
+from prefect_model_registry.registry.settings import CI_DEPLOYMENT, VARIABLES
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 
 #: The deployment ``pmr ci retrain`` runs unless told otherwise (see deployments/prefect.yaml).
-DEFAULT_DEPLOYMENT = "retrain-model/retrain"
+DEFAULT_DEPLOYMENT: str = VARIABLES[CI_DEPLOYMENT].default  # retrain-model/retrain
 
 #: How long the wait tolerates an unreachable API (a server restart) before giving up with exit 1.
 API_GRACE_SECONDS = 120
@@ -154,7 +155,7 @@ def retrain(
         typer.Option("--dataset", "-d", help="Training data URI (s3://… or a path). Default: the config's."),
     ] = None,
     deployment: Annotated[
-        str, typer.Option("--deployment", envvar="PMR_CI_DEPLOYMENT", help="FLOW/DEPLOYMENT to run.")
+        str, typer.Option("--deployment", envvar=CI_DEPLOYMENT, help="FLOW/DEPLOYMENT to run.")
     ] = DEFAULT_DEPLOYMENT,
     local: Annotated[
         bool, typer.Option("--local", help="Run the flow in this process instead of through a deployment.")

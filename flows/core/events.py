@@ -18,23 +18,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from prefect_model_registry.registry.events import EventType, spec_of
 from prefect_model_registry.registry.models import Event
-
-#: Registry event type -> Prefect event names (``stage_changed`` depends on the target stage).
-_NAMES = {
-    "registered": "model.registered",
-    "alias_set": "model.alias-set",
-    "alias_removed": "model.alias-removed",
-    "approved": "model.approved",
-    "rejected": "model.rejected",
-    "approval_timed_out": "model.approval-timed-out",
-    "decision_refused": "model.approval-refused",
-    "policy_set": "model.policy-set",
-    "policy_proposed": "model.policy-proposed",
-    "policy_approved": "model.policy-set",
-    "rolled_back": "model.rolled-back",
-    "deleted": "model.deleted",
-}
 
 
 def prefect_events(event: Event) -> list[tuple[str, int | None, dict[str, Any]]]:
@@ -49,25 +34,25 @@ def prefect_events(event: Event) -> list[tuple[str, int | None, dict[str, Any]]]
     if event.run_id:
         base["run_id"] = event.run_id
     out: list[tuple[str, int | None, dict[str, Any]]] = []
-    if event.type in ("stage_changed", "break_glass"):
+    if event.type in (EventType.STAGE_CHANGED, EventType.BREAK_GLASS):
         to = event.data.get("to")
         out.append(("model.archived" if to == "archived" else "model.promoted", event.version, {**base, "stage": to}))
         for old in event.data.get("archived", []):
             out.append(("model.archived", old, {**base, "replaced_by": event.version}))
-        if event.type == "break_glass":
+        if event.type == EventType.BREAK_GLASS:
             out.append(("model.break-glass", event.version, base))
         for alias in event.data.get("aliases", []):  # aliases moved in the promotion's own event
             out.append(("model.alias-set", event.version, {**base, "alias": alias}))
-    elif event.type == "validated":
+    elif event.type == EventType.VALIDATED:
         if not event.data.get("passed", False):
             out.append(("model.gate-failed", event.version, base))
-    elif event.type in _NAMES:
-        out.append((_NAMES[event.type], event.version, base))
-    if event.type == "rolled_back" and event.data.get("break_glass"):
+    elif (spec := spec_of(event.type)) is not None and spec.prefect_event:
+        out.append((spec.prefect_event, event.version, base))
+    if event.type == EventType.ROLLED_BACK and event.data.get("break_glass"):
         out.append(("model.break-glass", event.version, base))
     for alias in event.data.get("removed_aliases", []):  # a protected alias taken off a blocked version
         out.append(("model.alias-removed", event.version, {**base, "alias": alias}))
-    if event.type == "registered" and event.data.get("failed_gates"):
+    if event.type == EventType.REGISTERED and event.data.get("failed_gates"):
         out.append(("model.gate-failed", event.version, {**base, "gate": ", ".join(event.data["failed_gates"])}))
     return out
 

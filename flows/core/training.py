@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import importlib
 import io
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ import pandas as pd
 from prefect_model_registry.flows.errors import DatasetError, EstimatorError, TrainerError
 from prefect_model_registry.registry.core.lineage import fingerprint_bytes, read_dataset_bytes
 from prefect_model_registry.registry.errors import DatasetUnavailable
+from prefect_model_registry.registry.settings import TRAINER_MODULES, settings
 
 #: Environment variable holding the modules a trainer function may come from (comma-separated).
-TRAINER_MODULES_ENV = "PMR_TRAINER_MODULES"
+TRAINER_MODULES_ENV = TRAINER_MODULES
 #: The estimator a run trains when it names none.
 DEFAULT_ESTIMATOR = "sklearn.linear_model.LogisticRegression"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -177,8 +177,7 @@ def allowed_trainer_modules(env: Mapping[str, str] | None = None) -> tuple[str, 
     A deployment's runs ignore it: a run's job variables can set the environment, so their list comes from the
     worker policy (:mod:`prefect_model_registry.flows.core.trust`).
     """
-    raw = (os.environ if env is None else env).get(TRAINER_MODULES_ENV, "")
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return settings(env).trainer_modules
 
 
 def load_trainer(

@@ -94,11 +94,19 @@ def load() -> Loaded:
 
 
 def restricted() -> bool:
-    """Whether this code runs inside a flow run started from a deployment (a server-side fact, not a setting)."""
-    from prefect.context import FlowRunContext
+    """Whether this code runs inside a flow run started from a deployment, or nested in one (a subflow).
+
+    A server-side fact, not a setting. A subflow's own run has no ``deployment_id`` (a team's deployed flow that
+    calls ``retrain`` as a subflow was unrestricted before), so the deployment id Prefect's engine keeps for
+    every flow nested in a deployment's run counts too. That context variable is private to Prefect; the public
+    ``prefect.runtime.deployment.id`` reads it first but may make an API call when it is unset.
+    """
+    from prefect.context import FlowRunContext, _deployment_id
 
     ctx = FlowRunContext.get()
-    return bool(ctx is not None and ctx.flow_run is not None and ctx.flow_run.deployment_id is not None)
+    if ctx is None or ctx.flow_run is None:
+        return False
+    return ctx.flow_run.deployment_id is not None or _deployment_id.get() is not None
 
 
 # -- locations ------------------------------------------------------------------------------------------------

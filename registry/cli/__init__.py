@@ -33,7 +33,8 @@ from prefect_model_registry.registry.cli.context import (
 )
 from prefect_model_registry.registry.core.display import visible
 from prefect_model_registry.registry.errors import InvalidMetadata
-from prefect_model_registry.registry.models import Event, Lineage, ModelVersion, VersionInfo, describe_change
+from prefect_model_registry.registry.events import describe_change
+from prefect_model_registry.registry.models import Event, Lineage, ModelVersion, VersionInfo
 
 
 def _version_row(mv: ModelVersion, stage: str, aliases: list[str]) -> list[str]:

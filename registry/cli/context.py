@@ -26,6 +26,7 @@ from rich.text import Text
 from prefect_model_registry.registry.core.display import json_text, visible
 from prefect_model_registry.registry.errors import InvalidMetadata, InvalidName, InvalidURI, RegistryError
 from prefect_model_registry.registry.registry import Registry
+from prefect_model_registry.registry.settings import ACTOR, REGISTRY_URI
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -90,13 +91,13 @@ def _global(
         typer.Option(
             "--registry",
             "-r",
-            envvar="PMR_REGISTRY_URI",
+            envvar=REGISTRY_URI,
             help="s3://bucket/prefix or a directory (default .pmr/registry).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     actor: Annotated[
-        str | None, typer.Option("--actor", envvar="PMR_ACTOR", help="Who is acting (default user@host).")
+        str | None, typer.Option("--actor", envvar=ACTOR, help="Who is acting (default user@host).")
     ] = None,
     show_traceback: Annotated[
         bool, typer.Option("--traceback", help="On an error, print the full traceback, not one line.")

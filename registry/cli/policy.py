@@ -52,12 +52,15 @@ def _rules(
     if no_stages and stage:
         raise InvalidMetadata("--no-stages and --stage contradict each other")
     try:
-        return ApprovalRules(
-            stages=[] if no_stages else (stage or ["production"]),  # type: ignore[arg-type]
-            reviewers=reviewer or None,
-            four_eyes=four_eyes,
-            first_version_exempt=first_version_exempt,
-            protected_aliases=sorted(set(protect_alias or [])),
+        # Validated as untrusted input: a --stage other than staging/production is a ValueError, like any bad field.
+        return ApprovalRules.model_validate(
+            {
+                "stages": [] if no_stages else (stage or ["production"]),
+                "reviewers": reviewer or None,
+                "four_eyes": four_eyes,
+                "first_version_exempt": first_version_exempt,
+                "protected_aliases": sorted(set(protect_alias or [])),
+            }
         )
     except ValueError as exc:
         raise InvalidMetadata(f"bad policy: {str(exc).splitlines()[-1].strip()}") from None

@@ -16,14 +16,15 @@ import tempfile
 from pathlib import Path
 
 from prefect_model_registry.registry.models import sha256
+from prefect_model_registry.registry.settings import CACHE_DIR, CACHE_OFF, settings
 
-CACHE_ENV = "PMR_CACHE_DIR"
+CACHE_ENV = CACHE_DIR
 
 
 def default_dir() -> Path | None:
     """Where the cache lives (None when turned off)."""
-    configured = os.environ.get(CACHE_ENV, "").strip()
-    if configured.lower() in ("off", "none", "0", "false"):
+    configured = settings().cache_dir
+    if configured == CACHE_OFF:
         return None
     if configured:
         return Path(configured)

@@ -8,12 +8,18 @@ would silently turn ``{1: …}`` into ``{"1": …}``), NaN and infinities, and t
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sized
 from typing import Any
 
 from prefect_model_registry.registry.errors import InvalidMetadata, InvalidName, InvalidURI, MetadataTooLarge
 from prefect_model_registry.registry.models import VersionInfo
+from prefect_model_registry.registry.settings import (
+    MAX_ENTRIES,
+    MAX_EVENT_BYTES,
+    MAX_MANIFEST_BYTES,
+    VARIABLES,
+    settings,
+)
 
 #: Operation keys and texts longer than this are refused (they are stored in every event).
 MAX_KEY_LEN = 512
@@ -21,32 +27,24 @@ MAX_TEXT_LEN = 100_000
 MAX_VERSION = 9_999_999_999  # manifests are named with 10 digits
 _MAX_DEPTH = 32
 
-#: Limits on what one record may hold, with the environment variable that sets each. A manifest and every event
-#: are read whole by listings and ``history``: without them one caller could make every later read slow.
+#: Limits on what one record may hold, with the environment variable that sets each (defaults; the values are
+#: read by :mod:`prefect_model_registry.registry.settings`). A manifest and every event are read whole by listings
+#: and ``history``: without them one caller could make every later read slow.
 LIMITS = {
-    "PMR_MAX_MANIFEST_BYTES": 1024 * 1024,  # a version's manifest (JSON as stored)
-    "PMR_MAX_EVENT_BYTES": 256 * 1024,  # one audit event (JSON as stored)
-    "PMR_MAX_ENTRIES": 1_000,  # tags, params (top-level keys) and metrics of a version, each
+    MAX_MANIFEST_BYTES: VARIABLES[MAX_MANIFEST_BYTES].default,  # a version's manifest (JSON as stored)
+    MAX_EVENT_BYTES: VARIABLES[MAX_EVENT_BYTES].default,  # one audit event (JSON as stored)
+    MAX_ENTRIES: VARIABLES[MAX_ENTRIES].default,  # tags, params (top-level keys) and metrics of a version, each
 }
 
 
 def limit(setting: str) -> int:
-    """The limit ``setting`` sets (its default from :data:`LIMITS` when unset).
+    """The limit ``setting`` (one of :data:`LIMITS`) sets, from the settings (its default when unset).
 
     Raises:
         InvalidMetadata: the variable is set to something other than a positive integer.
 
     """
-    raw = os.environ.get(setting)
-    if raw is None or not raw.strip():
-        return LIMITS[setting]
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise InvalidMetadata(f"{setting}={raw!r} is not a positive integer")
-    return value
+    return int(getattr(settings(), VARIABLES[setting].field))
 
 
 def check_size(what: str, size: int, setting: str) -> None:
@@ -57,8 +55,8 @@ def check_size(what: str, size: int, setting: str) -> None:
 
 def check_count(what: str, entries: Sized) -> None:
     """Refuse more than ``PMR_MAX_ENTRIES`` tags, params or metrics."""
-    if len(entries) > (most := limit("PMR_MAX_ENTRIES")):
-        raise MetadataTooLarge(what, most, len(entries), "PMR_MAX_ENTRIES", unit=what.rsplit(" ", 1)[-1])
+    if len(entries) > (most := limit(MAX_ENTRIES)):
+        raise MetadataTooLarge(what, most, len(entries), MAX_ENTRIES, unit=what.rsplit(" ", 1)[-1])
 
 
 def check_text(value: object, what: str, *, max_len: int = MAX_TEXT_LEN) -> str:

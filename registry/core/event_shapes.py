@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from prefect_model_registry.registry.errors import MalformedEvent
+from prefect_model_registry.registry.events import ANY_FIELDS, spec_of
 from prefect_model_registry.registry.models import Event
 from prefect_model_registry.registry.names import STAGES
 
@@ -64,63 +65,38 @@ def _rules(value: Any) -> bool:
     return True
 
 
-#: Per kind: whether it names a version, then ``{field: (required, check)}`` for the fields replay reads.
-_STAGE_MOVE = {
-    "to": (True, _stage),
-    "from": (False, _stage),
-    "via": (False, _or_none(_stage)),
-    "archived": (False, _list_of(_int)),
-    "aliases": (False, _list_of(_str)),
-    "exempt": (False, _or_none(_str)),
+#: The check behind each field kind named in ``events`` (``?`` adds ``None``).
+KINDS: dict[str, Check] = {
+    "int": _int,
+    "str": _str,
+    "bool": _bool,
+    "stage": _stage,
+    "ints": _list_of(_int),
+    "strs": _list_of(_str),
+    "tags": _tags,
+    "rules": _rules,
 }
-SHAPES: dict[str, tuple[bool, dict[str, tuple[bool, Check]]]] = {
-    "registered": (True, {"failed_gates": (False, _list_of(_str)), "manifest_sha256": (False, _str)}),
-    "stage_changed": (True, _STAGE_MOVE),
-    "break_glass": (True, _STAGE_MOVE),
-    "alias_set": (True, {"alias": (True, _str), "previous": (False, _or_none(_int))}),
-    "alias_removed": (False, {"alias": (True, _str)}),
-    "validated": (
-        True,
-        {"gate": (True, _str), "passed": (False, _bool), "report_sha256": (False, _or_none(_str))},
-    ),
-    "approved": (
-        True,
-        {
-            "target_stage": (False, _stage),
-            "artifact_sha256": (False, _or_none(_str)),
-            "registrant": (False, _or_none(_str)),
-        },
-    ),
-    "rejected": (True, {}),
-    "described": (False, {"description": (False, _str)}),
-    "tagged": (True, {"set": (False, _tags), "removed": (False, _list_of(_str))}),
-    "deleted": (False, {"versions": (False, _list_of(_int))}),
-    "rolled_back": (False, {"from": (True, _int), "to": (True, _int), "aliases": (False, _list_of(_str))}),
-    "policy_proposed": (False, {"rules": (False, _rules)}),
-    "policy_approved": (False, {"rules": (False, _rules)}),
-    "approval_timed_out": (True, {}),
-    "decision_refused": (True, {}),
-    "scored": (True, {}),
-}
-#: Fields any kind may carry.
-_ANY = {"removed_aliases": (False, _list_of(_str))}
+
+
+def _check_of(kind: str) -> Check:
+    return _or_none(KINDS[kind[:-1]]) if kind.endswith("?") else KINDS[kind]
 
 
 def check_shape(event: Event) -> Event:
-    """Return ``event`` if it holds what its kind needs; otherwise raise :class:`MalformedEvent` naming it."""
-    shape = SHAPES.get(event.type)
-    fields = {**_ANY, **(shape[1] if shape else {})}
-    if shape is not None and shape[0] and not _int(event.version):
+    """Return ``event`` if it holds what its type needs (``events.SPECS``); otherwise raise ``MalformedEvent``."""
+    spec = spec_of(event.type)
+    fields = {**ANY_FIELDS, **(spec.fields if spec else {})}
+    if spec is not None and spec.names_version and not _int(event.version):
         raise MalformedEvent(event.model, event.seq, f"a {event.type} event names no version")
-    for field, (required, check) in fields.items():
-        if field not in event.data:
-            if required:
-                raise MalformedEvent(event.model, event.seq, f"its {event.type} data lacks {field!r}")
+    for name, field in fields.items():
+        if name not in event.data:
+            if field.required:
+                raise MalformedEvent(event.model, event.seq, f"its {event.type} data lacks {name!r}")
             continue
-        if not check(event.data[field]):
+        if not _check_of(field.kind)(event.data[name]):
             raise MalformedEvent(
-                event.model, event.seq, f"{field!r} of a {event.type} event is {event.data[field]!r:.60}"
+                event.model, event.seq, f"{name!r} of a {event.type} event is {event.data[name]!r:.60}"
             )
-    if event.type == "policy_set" and not _rules(event.data):
+    if spec is not None and spec.whole_data and not _check_of(spec.whole_data)(event.data):
         raise MalformedEvent(event.model, event.seq, "its data is not an approval policy")
     return event

@@ -45,6 +45,7 @@ from prefect_model_registry.registry.errors import (
     PreconditionFailed,
     VersionNotFound,
 )
+from prefect_model_registry.registry.events import EventType
 from prefect_model_registry.registry.models import Event, ModelState, ModelVersion, VersionInfo, canonical_json, sha256
 from prefect_model_registry.registry.store.base import ObjectStore
 
@@ -310,7 +311,7 @@ class Claims:
         log = ModelLog(self.store, mv.name)
         for _ in range(2):
             for event in log.events_after(since):
-                if event.type == "registered" and event.version == mv.version:
+                if event.type == EventType.REGISTERED and event.version == mv.version:
                     log.refresh_snapshot()  # the attempt that logged it may have died before refreshing it
                     return event
             logged = versions.announce(self.store, mv)

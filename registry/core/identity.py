@@ -13,12 +13,12 @@ This makes spellings of one name equal; it does not make a name authenticated (s
 from __future__ import annotations
 
 import getpass
-import os
 import socket
 import unicodedata
 
 from prefect_model_registry.registry.core.checks import check_text
 from prefect_model_registry.registry.errors import InvalidIdentity
+from prefect_model_registry.registry.settings import settings
 
 #: Characters a reason must show, at least, to count as one (break-glass): after :func:`visible`.
 MIN_VISIBLE_REASON = 3
@@ -75,7 +75,7 @@ def visible_length(text: str) -> int:
 
 def default_actor() -> str:
     """Who is acting: ``PMR_ACTOR`` if set, else ``user@host``."""
-    env = os.environ.get("PMR_ACTOR")
+    env = settings().actor
     if env:
         return env
     try:

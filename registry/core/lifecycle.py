@@ -25,6 +25,7 @@ from prefect_model_registry.registry.errors import (
     PromotionBlocked,
     VersionDeleted,
 )
+from prefect_model_registry.registry.events import EventType
 from prefect_model_registry.registry.models import Event, ModelState
 from prefect_model_registry.registry.names import check_alias, check_stage
 
@@ -280,11 +281,11 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
     """Return the state after ``event`` (a new object; ``state`` is not changed)."""
     new = state.model_copy(deep=True)
     v, d = event.version, event.data
-    if event.type == "registered" and v is not None:
+    if event.type == EventType.REGISTERED and v is not None:
         new.registered = max(new.registered, v)
         for gate in d.get("failed_gates", []):
             _block(new, v, f"gate:{gate}", True)
-    elif event.type in ("stage_changed", "break_glass") and v is not None:
+    elif event.type in (EventType.STAGE_CHANGED, EventType.BREAK_GLASS) and v is not None:
         for old in d.get("archived", []):
             _set_stage(new, old, "archived")
         if d.get("from") == "production" and new.production_history[-1:] == [v]:
@@ -295,34 +296,34 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
             _was_in_production(new, v)
         for alias in d.get("aliases", []):  # moved in the promotion's own event, covered by its checks
             new.aliases[alias] = v
-    elif event.type == "alias_set" and v is not None:
+    elif event.type == EventType.ALIAS_SET and v is not None:
         new.aliases[d["alias"]] = v
-    elif event.type == "alias_removed":
+    elif event.type == EventType.ALIAS_REMOVED:
         new.aliases.pop(d["alias"], None)
-    elif event.type == "validated" and v is not None:
+    elif event.type == EventType.VALIDATED and v is not None:
         _block(new, v, f"gate:{d['gate']}", not d.get("passed", False))
         if d.get("report_sha256"):
             new.reports.setdefault(v, {})[d["gate"]] = d["report_sha256"]
-    elif event.type == "approved" and v is not None:
+    elif event.type == EventType.APPROVED and v is not None:
         _block(new, v, "rejected", False)
         stage = d.get("target_stage", "production")
         if stage not in new.approvals.get(v, []):
             new.approvals[v] = [*new.approvals.get(v, []), stage]
         new.approved_by[v] = [*new.approved_by.get(v, []), _approval(state, event)]
-    elif event.type == "rejected" and v is not None:
+    elif event.type == EventType.REJECTED and v is not None:
         _block(new, v, "rejected", True)
         new.approvals.pop(v, None)
         new.approved_by.pop(v, None)
-    elif event.type == "described":
+    elif event.type == EventType.DESCRIBED:
         if v is None:
             new.model_description = d.get("description", "")
         else:
             new.descriptions[v] = d.get("description", "")
-    elif event.type == "tagged" and v is not None:
+    elif event.type == EventType.TAGGED and v is not None:
         edits = new.tags.setdefault(v, {})
         edits.update(d.get("set", {}))
         edits.update(dict.fromkeys(d.get("removed", [])))  # None: removed, whatever the manifest says
-    elif event.type == "deleted":
+    elif event.type == EventType.DELETED:
         gone = set(d.get("versions", []))
         new.deleted = sorted(set(new.deleted) | gone)
         for version in gone:
@@ -333,14 +334,14 @@ def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
         new.ever_in_production = [x for x in new.ever_in_production if x not in gone]
         for version in gone:
             new.approved_by.pop(version, None)
-    elif event.type == "policy_set":
+    elif event.type == EventType.POLICY_SET:
         new.policy = dict(d)
-    elif event.type == "policy_proposed":
+    elif event.type == EventType.POLICY_PROPOSED:
         new.policy_proposal = {"seq": event.seq, "by": event.actor, "rules": dict(d.get("rules") or {})}
-    elif event.type == "policy_approved":
+    elif event.type == EventType.POLICY_APPROVED:
         new.policy = dict(d.get("rules") or {})
         new.policy_proposal = None
-    elif event.type == "rolled_back":
+    elif event.type == EventType.ROLLED_BACK:
         _set_stage(new, d["from"], "archived")
         _set_stage(new, d["to"], "production")
         if new.production_history[-1:] == [d["from"]]:

@@ -51,7 +51,9 @@ from prefect_model_registry.registry.errors import (
     PreconditionFailed,
     StoreError,
 )
+from prefect_model_registry.registry.events import EventType
 from prefect_model_registry.registry.models import GENESIS, Event, ModelState, sha256, utcnow
+from prefect_model_registry.registry.settings import MAX_EVENT_BYTES
 from prefect_model_registry.registry.store.base import ObjectStore
 
 #: Give up on an append after this many seconds of lost races (SeaweedFS serialises hot keys at ~1 s steps).
@@ -78,7 +80,7 @@ __all__ = [
 
 #: Events whose size the registry decides, not the caller: a registration's (its manifest was checked, and
 #: whoever catches the log up must be able to log it) and retention's list of deleted versions.
-_SIZED_AT_SOURCE = frozenset({"registered", "deleted"})
+_SIZED_AT_SOURCE = frozenset({EventType.REGISTERED, EventType.DELETED})
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def check_event_size(name: str, draft: Draft, op_key: str | None = None) -> None
         prev_hash=GENESIS,
         op_key=draft.op_key if draft.op_key is not None else op_key,
     )
-    check_size(f"the {draft.type} event of {name}", len(event.to_bytes()), "PMR_MAX_EVENT_BYTES")
+    check_size(f"the {draft.type} event of {name}", len(event.to_bytes()), MAX_EVENT_BYTES)
 
 
 def current_snapshot(raw: bytes) -> bool:

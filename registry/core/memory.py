@@ -10,13 +10,13 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prefect_model_registry.registry.store.base import ObjectStore
 
 V = TypeVar("V")
 
-_all: weakref.WeakSet[ProcessMemory[object]] = weakref.WeakSet()
+_all: weakref.WeakSet[ProcessMemory[Any]] = weakref.WeakSet()  # every kind, whatever it holds
 
 
 class ProcessMemory(Generic[V]):
@@ -26,7 +26,7 @@ class ProcessMemory(Generic[V]):
         self._make = make
         self._values: weakref.WeakKeyDictionary[ObjectStore, V] = weakref.WeakKeyDictionary()
         self.lock = threading.Lock()
-        _all.add(self)  # type: ignore[arg-type]
+        _all.add(self)
 
     def of(self, store: ObjectStore) -> V:
         """The value for ``store`` (made on first use). Hold :attr:`lock` while reading or changing it."""

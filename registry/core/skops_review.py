@@ -26,55 +26,53 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from prefect_model_registry.registry.core import trusted_types
-from prefect_model_registry.registry.errors import ArtifactCapExceeded, ArtifactRefused, InvalidMetadata, UntrustedType
+from prefect_model_registry.registry.errors import ArtifactCapExceeded, ArtifactRefused, UntrustedType
+from prefect_model_registry.registry.settings import (
+    SKOPS_MAX_COMPRESSION_RATIO,
+    SKOPS_MAX_DEPTH,
+    SKOPS_MAX_MEMBERS,
+    SKOPS_MAX_NODES,
+    SKOPS_MAX_REFS_PER_MEMBER,
+    SKOPS_MAX_SCHEMA_BYTES,
+    SKOPS_MAX_UNCOMPRESSED_BYTES,
+    SKOPS_RATIO_MIN_BYTES,
+    VARIABLES,
+    settings,
+)
 
 #: Most members a skops zip may hold (``PMR_SKOPS_MAX_MEMBERS``). Real models hold one per array: a 500-tree
 #: forest holds about 1,000.
-DEFAULT_MAX_MEMBERS = 10_000
+DEFAULT_MAX_MEMBERS: int = VARIABLES[SKOPS_MAX_MEMBERS].default
 #: Most bytes a skops zip may hold once decompressed (``PMR_SKOPS_MAX_UNCOMPRESSED_BYTES``): room for multi-GB
 #: models, not for a bomb.
-DEFAULT_MAX_UNCOMPRESSED_BYTES = 16 * 1024**3
+DEFAULT_MAX_UNCOMPRESSED_BYTES: int = VARIABLES[SKOPS_MAX_UNCOMPRESSED_BYTES].default  # 16 GiB
 #: Highest compression ratio of a member, and of the archive as a whole (``PMR_SKOPS_MAX_COMPRESSION_RATIO``).
 #: skops writes members uncompressed unless told otherwise; arrays of real models compress far less than this.
-DEFAULT_MAX_COMPRESSION_RATIO = 100.0
+DEFAULT_MAX_COMPRESSION_RATIO: float = VARIABLES[SKOPS_MAX_COMPRESSION_RATIO].default  # 100
 #: Members (and archives) smaller than this uncompressed are not held to the ratio (``PMR_SKOPS_RATIO_MIN_BYTES``):
 #: a tiny all-zero array compresses a thousandfold and costs nothing.
-DEFAULT_RATIO_MIN_BYTES = 1024**2
+DEFAULT_RATIO_MIN_BYTES: int = VARIABLES[SKOPS_RATIO_MIN_BYTES].default  # 1 MiB
 #: Largest ``schema.json`` (``PMR_SKOPS_MAX_SCHEMA_BYTES``): it is parsed whole, here and by skops.
-DEFAULT_MAX_SCHEMA_BYTES = 256 * 1024**2
+DEFAULT_MAX_SCHEMA_BYTES: int = VARIABLES[SKOPS_MAX_SCHEMA_BYTES].default  # 256 MiB
 #: Most nodes in the schema tree (``PMR_SKOPS_MAX_NODES``). Every estimator of scikit-learn holds a few hundred.
-DEFAULT_MAX_NODES = 1_000_000
+DEFAULT_MAX_NODES: int = VARIABLES[SKOPS_MAX_NODES].default  # 1,000,000
 #: Deepest nesting of nodes (``PMR_SKOPS_MAX_DEPTH``): skops builds the tree recursively. Real models nest under 20.
-DEFAULT_MAX_DEPTH = 200
+DEFAULT_MAX_DEPTH: int = VARIABLES[SKOPS_MAX_DEPTH].default  # 200
 #: How many nodes may name one member (``PMR_SKOPS_MAX_REFS_PER_MEMBER``): skops reads it once per node.
-DEFAULT_MAX_REFS_PER_MEMBER = 1
+DEFAULT_MAX_REFS_PER_MEMBER: int = VARIABLES[SKOPS_MAX_REFS_PER_MEMBER].default  # 1
 
 SCHEMA = "schema.json"
 
 
-def _setting(var: str, default: float, *, integer: bool = True) -> float:
-    raw = os.environ.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        raise InvalidMetadata(f"{var} must be a positive {'whole ' if integer else ''}number, got {raw!r}") from None
-    if not value > 0:
-        raise InvalidMetadata(f"{var} must be a positive number, got {raw!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class Limits:
-    """The caps of one review (see the module docstring); :meth:`from_env` reads the settings."""
+    """The caps of one review (see the module docstring); :meth:`from_env` takes them from the settings."""
 
     max_members: int = DEFAULT_MAX_MEMBERS
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
@@ -93,17 +91,16 @@ class Limits:
             InvalidMetadata: a setting is not a positive number.
 
         """
+        env = settings()
         return cls(
-            max_members=int(_setting("PMR_SKOPS_MAX_MEMBERS", DEFAULT_MAX_MEMBERS)),
-            max_uncompressed_bytes=int(_setting("PMR_SKOPS_MAX_UNCOMPRESSED_BYTES", DEFAULT_MAX_UNCOMPRESSED_BYTES)),
-            max_compression_ratio=_setting(
-                "PMR_SKOPS_MAX_COMPRESSION_RATIO", DEFAULT_MAX_COMPRESSION_RATIO, integer=False
-            ),
-            ratio_min_bytes=int(_setting("PMR_SKOPS_RATIO_MIN_BYTES", DEFAULT_RATIO_MIN_BYTES)),
-            max_schema_bytes=int(_setting("PMR_SKOPS_MAX_SCHEMA_BYTES", DEFAULT_MAX_SCHEMA_BYTES)),
-            max_nodes=int(_setting("PMR_SKOPS_MAX_NODES", DEFAULT_MAX_NODES)),
-            max_depth=int(_setting("PMR_SKOPS_MAX_DEPTH", DEFAULT_MAX_DEPTH)),
-            max_refs_per_member=int(_setting("PMR_SKOPS_MAX_REFS_PER_MEMBER", DEFAULT_MAX_REFS_PER_MEMBER)),
+            max_members=env.skops_max_members,
+            max_uncompressed_bytes=env.skops_max_uncompressed_bytes,
+            max_compression_ratio=env.skops_max_compression_ratio,
+            ratio_min_bytes=env.skops_ratio_min_bytes,
+            max_schema_bytes=env.skops_max_schema_bytes,
+            max_nodes=env.skops_max_nodes,
+            max_depth=env.skops_max_depth,
+            max_refs_per_member=env.skops_max_refs_per_member,
         )
 
 

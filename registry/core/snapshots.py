@@ -10,17 +10,16 @@ lineage says why.
 
 from __future__ import annotations
 
-import os
-
 from prefect_model_registry.registry.core import keys
 from prefect_model_registry.registry.core.lineage import fingerprint_bytes, read_dataset_bytes
 from prefect_model_registry.registry.errors import DatasetUnavailable, IntegrityError, InvalidMetadata, ObjectNotFound
 from prefect_model_registry.registry.models import Lineage, ModelVersion, sha256
+from prefect_model_registry.registry.settings import SNAPSHOT_MAX_BYTES, VARIABLES, settings
 from prefect_model_registry.registry.store.base import ObjectStore
 
 #: Environment variable holding the largest dataset (bytes) a registration keeps a copy of.
-MAX_BYTES_ENV = "PMR_SNAPSHOT_MAX_BYTES"
-DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+MAX_BYTES_ENV = SNAPSHOT_MAX_BYTES
+DEFAULT_MAX_BYTES: int = VARIABLES[SNAPSHOT_MAX_BYTES].default  # 100 MiB
 
 
 def max_bytes() -> int:
@@ -30,12 +29,7 @@ def max_bytes() -> int:
         InvalidMetadata: the variable is not a non-negative integer.
 
     """
-    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_BYTES
-    if not raw.isascii() or not raw.isdigit():
-        raise InvalidMetadata(f"{MAX_BYTES_ENV} must be a whole number of bytes, got {raw!r}")
-    return int(raw)
+    return settings().snapshot_max_bytes
 
 
 def check_unset(lineage: Lineage) -> None:

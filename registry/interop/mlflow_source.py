@@ -48,13 +48,19 @@ from prefect_model_registry.registry.errors import (
     RegistryError,
     StoreUnavailable,
 )
+from prefect_model_registry.registry.settings import (
+    MLFLOW_MAX_VERSION_BYTES,
+    MLFLOW_MAX_VERSION_FILES,
+    VARIABLES,
+    settings,
+)
 
 #: Seconds to wait for one request to the tracking server.
 TIMEOUT_S = 60.0
 #: Default cap on one version's artifact bytes (``PMR_MLFLOW_MAX_VERSION_BYTES``): they are held in memory.
-MAX_VERSION_BYTES = 2 * 1024**3
+MAX_VERSION_BYTES: int = VARIABLES[MLFLOW_MAX_VERSION_BYTES].default  # 2 GiB
 #: Default cap on one version's files and directories (``PMR_MLFLOW_MAX_VERSION_FILES``).
-MAX_VERSION_FILES = 10_000
+MAX_VERSION_FILES: int = VARIABLES[MLFLOW_MAX_VERSION_FILES].default  # 10,000
 #: Cap on one metadata (JSON) answer, so an endless answer cannot exhaust memory.
 MAX_METADATA_BYTES = 64 * 1024**2
 #: The CLI option that allows a local or S3 artifact root, named in refusals.
@@ -109,15 +115,14 @@ def _bad_segment(path: str) -> bool:
     return False
 
 
-def _cap(given: int | None, variable: str, default: int) -> int:
-    """A cap given by the caller, else from ``variable``, else ``default``."""
-    raw = os.environ.get(variable, "").strip() if given is None else given
-    if raw == "":
-        return default
+def _cap(given: int | None, variable: str) -> int:
+    """A cap given by the caller, else the setting ``variable`` (its default when unset)."""
+    if given is None:
+        return int(getattr(settings(), VARIABLES[variable].field))
     try:
-        value = int(raw)
+        value = int(given)
     except ValueError:
-        raise InvalidMetadata(f"{variable} must be a whole number of bytes or files, got {raw!r}") from None
+        raise InvalidMetadata(f"{variable} must be a whole number of bytes or files, got {given!r}") from None
     if value < 0:
         raise InvalidMetadata(f"{variable} must not be negative, got {value}")
     return value
@@ -274,8 +279,8 @@ class MlflowSource:
             )
         self.uri = shown.rstrip("/")  # no credentials: it is shown, and recorded in lineage as the origin
         self.roots = ArtifactRoots.parse(allowed_roots)
-        self.max_version_bytes = _cap(max_version_bytes, "PMR_MLFLOW_MAX_VERSION_BYTES", MAX_VERSION_BYTES)
-        self.max_version_files = _cap(max_version_files, "PMR_MLFLOW_MAX_VERSION_FILES", MAX_VERSION_FILES)
+        self.max_version_bytes = _cap(max_version_bytes, MLFLOW_MAX_VERSION_BYTES)
+        self.max_version_files = _cap(max_version_files, MLFLOW_MAX_VERSION_FILES)
 
     # -- HTTP -----------------------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:

@@ -36,6 +36,7 @@ from prefect_model_registry.registry.errors import (
     RegistryError,
     UntrustedArtifact,
 )
+from prefect_model_registry.registry.events import EventType
 from prefect_model_registry.registry.models import GENESIS, ModelState, ModelVersion, VersionInfo, sha256
 from prefect_model_registry.registry.names import check_model_name
 from prefect_model_registry.registry.registry import Registry
@@ -182,11 +183,11 @@ class _Model:
             self.report.events += 1
             if event.op_key is not None:
                 self.op_events.setdefault(event.op_key, []).append(seq)
-            if event.type == "registered" and event.version is not None:
+            if event.type == EventType.REGISTERED and event.version is not None:
                 if event.version in self.registered:
                     self.bad(numbered[seq], f"v{event.version} registered twice", "duplicate_event")
                 self.registered[event.version] = str(event.data.get("manifest_sha256", ""))
-            if event.type == "validated" and event.version is not None and event.data.get("report_sha256"):
+            if event.type == EventType.VALIDATED and event.version is not None and event.data.get("report_sha256"):
                 self.validated.append((seq, event.version, str(event.data.get("gate")), event.data["report_sha256"]))
         self.report.heads[self.name] = {"seq": last, "hash": prev, "complete": chained and last == len(numbered)}
         for op_key, seqs in self.op_events.items():

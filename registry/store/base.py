@@ -8,13 +8,13 @@ racing writers, and ``put(if_match=etag)`` succeeds only while the object still 
 from __future__ import annotations
 
 import builtins
-import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prefect_model_registry.registry.errors import InvalidName, ObjectNotFound
+from prefect_model_registry.registry.settings import REGISTRY_URI, VARIABLES, settings
 
 # Keys are relative, slash-separated, with no empty, "." or ".." segment: safe both as S3 keys and as paths.
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._@=+-]+$")
@@ -119,9 +119,9 @@ class ObjectStore(ABC):
         return seen
 
 
-DEFAULT_LOCATION = ".pmr/registry"
+DEFAULT_LOCATION: str = VARIABLES[REGISTRY_URI].default  # .pmr/registry
 
 
 def default_location() -> str:
     """The registry location from ``PMR_REGISTRY_URI``, else a local directory under the working directory."""
-    return os.environ.get("PMR_REGISTRY_URI") or DEFAULT_LOCATION
+    return settings().registry_uri

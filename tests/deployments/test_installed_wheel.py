@@ -56,11 +56,6 @@ THIRD_PARTY = Path(sysconfig.get_paths()["purelib"]).resolve()
 BUDGET_S = 180.0
 POOL = "team-pool"
 SWEEP_C = [0.01, 1.0, 100.0]  # the sweep deployment's candidates (tests/data/team_project/prefect.yaml)
-#: TEMPORARY, until the package fixes it: `trust.restricted()` looks only at the current flow run's deployment_id,
-#: which a subflow does not have, so the package's retraining called by the team's deployed flow runs unrestricted
-#: and takes its trainer list from the worker's environment instead of the worker policy. With the fix, set this to
-#: {} (the nightly's assertion on the worker policy then applies).
-SUBFLOW_WORKAROUND = {"PMR_TRAINER_MODULES": "teamml.train"}
 
 
 # -- the wheel --------------------------------------------------------------------------------------------------
@@ -396,7 +391,6 @@ def deployed_worker(team: Team, dask_address: str) -> Iterator[None]:
         "PREFECT_HOME": str(team.tmp / "worker-home"),
         "PMR_PROJECT_DIR": str(team.project),
         "PREFECT_WORKER_QUERY_SECONDS": "1",  # pick runs up at once, not after the default 10 s
-        **SUBFLOW_WORKAROUND,
     }
     start = [*team.prefect, "worker", "start", "--pool", POOL, "--type", "process", "--name", "team-worker"]
     team.bg.start("worker", start, cwd=team.tmp / "worker-cwd", env=worker_env)
@@ -465,8 +459,9 @@ def test_the_wheel_serves_a_team_project_with_its_own_flows_and_registry(tmp_pat
     assert nightly_v1["lineage"]["dataset_uri"] == "data/breast_cancer_batch1.csv"
     assert nightly_v1["lineage"]["packages"]["prefect-model-registry"] == wheel.name.split("-")[1]
     assert nightly_v1["model"] == "sklearn.pipeline.Pipeline" and len(nightly_v1["predictions"]) == 5
-    if not SUBFLOW_WORKAROUND:
-        assert nightly_v1["policy_reason"] == ["worker policy's minimum"]
+    # The package's retraining, called as a subflow of the team's deployed flow, is held to the worker policy too
+    # (the trainer module is allowed by the policy file alone: the worker's environment allows nothing).
+    assert nightly_v1["policy_reason"] == ["worker policy's minimum"]
 
     # The sweep: held to the worker policy, every candidate trained, the best one registered and staged.
     sweep_v1 = shown["team-sweep"]

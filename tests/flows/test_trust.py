@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prefect import flow as flow_decorator
 
 from prefect_model_registry.flows.core import training, trust
 from prefect_model_registry.flows.core.approval import ApprovalPolicy
@@ -369,3 +370,25 @@ def test_a_champions_stored_data_location_outside_the_roots_is_not_read_for_drif
     drift = Registry.open(registry).reports(model_name, 2)["drift"]
     assert "outside the worker's roots" in str(drift)
     assert str(canary) not in opened
+
+
+@flow_decorator(name="team-nightly")
+def team_nightly(config: dict[str, Any]) -> Any:
+    """A team's own deployed flow that calls the package's retraining as a subflow (the wheel test's shape)."""
+    return retrain(config)
+
+
+def test_a_subflow_of_a_deployment_run_is_held_to_the_worker_policy(
+    tmp_path: Path, model_name: str, worker_policy: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The subflow's own run has no deployment_id; it runs inside the deployment's run all the same. Its
+    # environment allowing a trainer module does not count, and a location outside the roots is refused.
+    monkeypatch.setenv(training.TRAINER_MODULES_ENV, "team.train")
+    outside = tmp_path / "elsewhere" / "registry"
+    worker_policy(roots=[str(Path(BATCH1).parent), str(tmp_path / "registry")])
+    state = as_deployment(team_nightly, {"config": config(tmp_path, model_name, registry=str(outside))})
+    assert state.is_failed() and "config field 'registry'" in (state.message or "")
+    assert not outside.exists()
+    state = as_deployment(team_nightly, {"config": config(tmp_path, model_name, trainer="team.train:fit")})
+    assert state.is_failed() and "trainer_modules" in (state.message or "")
+    assert not (tmp_path / "registry").exists()

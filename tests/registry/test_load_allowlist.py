@@ -274,7 +274,7 @@ def test_mlflow_import_refuses_a_payload(tmp_path: Path) -> None:
 
 # -- the list --------------------------------------------------------------------------------------------------
 def test_the_committed_list_matches_the_installed_scikit_learn() -> None:
-    committed = json.loads((ROOT / "registry" / trusted_types.DATA_FILE).read_text())
+    committed = json.loads((ROOT / "registry" / "core" / trusted_types.DATA_FILE).read_text())
     fresh_list = trusted_types.build()
     changes = trusted_types.differences(committed, fresh_list)
     assert changes == [], (

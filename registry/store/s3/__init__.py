@@ -32,6 +32,7 @@ from prefect_model_registry.registry.errors import (
     StoreError,
     StoreUnavailable,
 )
+from prefect_model_registry.registry.settings import settings
 from prefect_model_registry.registry.store.base import ObjectStore, StoredObject, check_key
 from prefect_model_registry.registry.store.s3.direct import (
     Answer,
@@ -81,7 +82,7 @@ class S3Store(ObjectStore):
         )
         # Behind a proxy, boto3's proxy handling is kept for everything.
         proxied = self._client.meta.config.proxies or get_environ_proxies(self._client.meta.endpoint_url)
-        if not proxied and os.environ.get("PMR_S3_DIRECT", "1") != "0":
+        if not proxied and settings().s3_direct:
             self._direct = DirectS3(session, self._client, bucket)
 
     def _raise(

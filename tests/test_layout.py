@@ -1,0 +1,118 @@
+"""The package's shape: one import name, no private names across modules, import contracts that bite, typed
+events that cover every stored type.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from prefect_model_registry.registry import Event, EventType
+from prefect_model_registry.registry.events import SPECS, describe_change
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("registry", "flows", "validations")
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("bare", PACKAGES)
+def test_bare_folder_names_do_not_import_from_the_checkout(bare: str) -> None:
+    # Run from the checkout, whose folders are on sys.path: only the installed name may load them, so no class
+    # exists twice under two names.
+    code = f"import {bare}"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and f"import prefect_model_registry.{bare}, not '{bare}'" in done.stderr
+
+
+def test_the_package_loads_from_the_checkout_under_its_one_name() -> None:
+    import prefect_model_registry.registry as registry
+
+    assert Path(registry.__file__).parent == ROOT / "registry"
+    assert "registry" not in sys.modules and "flows" not in sys.modules and "validations" not in sys.modules
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    found = []
+    for top in PACKAGES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("prefect_model_registry"):
+                    private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                    found += [f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{name}" for name in private]
+    assert not found, found
+
+
+def test_every_event_type_has_one_spec_with_a_sentence() -> None:
+    assert set(SPECS) == set(EventType)
+    for kind in SPECS:
+        event = Event(seq=1, type=kind, model="m", version=3, actor="a", prev_hash="0" * 64, at=AT, data={})
+        assert describe_change(event), kind
+    # An EventType is its stored string: events written with either are byte-identical (the log is hashed).
+    plain = Event(seq=1, type="registered", model="m", version=1, actor="a", prev_hash="0" * 64, at=AT)
+    typed = plain.model_copy(update={"type": EventType.REGISTERED})
+    assert typed.to_bytes() == plain.to_bytes()
+
+
+# Each import contract, and one import that breaks it (added to a copy of the package).
+BREAKS = {
+    "registry and validations never import flows or Prefect": ("registry/core/keys.py", "import prefect"),
+    "validations import no CLI": ("validations/report.py", "import typer"),
+    "the registry's layers import only downwards": (
+        "registry/core/log.py",
+        "from prefect_model_registry.registry.cli import context",
+    ),
+    "the S3 and directory backends are written against the store interface, never the reverse": (
+        "registry/store/base.py",
+        "from prefect_model_registry.registry.store import local",
+    ),
+    "flows: developer tools over the CLI over the flows over their tasks over plain logic": (
+        "flows/core/config.py",
+        "import prefect_model_registry.flows.cli",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the three packages under their installed names, and the project's contracts."""
+    root = tmp_path_factory.mktemp("contracts")
+    for top in PACKAGES:
+        shutil.copytree(ROOT / top, root / "prefect_model_registry" / top, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    return root
+
+
+def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [str(LINT_IMPORTS), "--config", str(tree / "pyproject.toml"), "--no-cache"]
+    return subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_import_contracts_hold(tree: Path) -> None:
+    done = lint_imports(tree)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert f"{len(BREAKS)} kept, 0 broken" in done.stdout
+
+
+@pytest.mark.parametrize("contract", list(BREAKS))
+def test_each_import_contract_fails_on_a_forbidden_import(tree: Path, contract: str) -> None:
+    module, line = BREAKS[contract]
+    path = tree / "prefect_model_registry" / module
+    original = path.read_text()
+    path.write_text(original + f"\n{line}  # added by the test\n")
+    try:
+        done = lint_imports(tree)
+    finally:
+        path.write_text(original)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "1 broken" in done.stdout, done.stdout[-3000:]
+    broken = done.stdout.split("Broken contracts", 1)[1]
+    assert " ".join(contract.split()) in " ".join(broken.split())
