@@ -1,0 +1,233 @@
+"""Registering versions: the artifact, its lineage and reports, a manifest published by one conditional write."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prefect_model_registry.registry.core import (
+    announcer,
+    artifacts,
+    background,
+    keys,
+    parallel,
+    snapshots,
+    versions,
+)
+from prefect_model_registry.registry.core.checks import (
+    check_flag,
+    check_info,
+    check_op_key,
+)
+from prefect_model_registry.registry.core.idempotency import request_fingerprint
+from prefect_model_registry.registry.core.identity import (
+    resolve_actor,
+)
+from prefect_model_registry.registry.core.lineage import complete_lineage
+from prefect_model_registry.registry.errors import (
+    InvalidMetadata,
+)
+from prefect_model_registry.registry.models import (
+    ArtifactRef,
+    ModelVersion,
+    ReportRef,
+    VersionInfo,
+    canonical_json,
+    utcnow,
+)
+from prefect_model_registry.registry.names import check_model_name
+from prefect_model_registry.registry.operations.base import (
+    RegistryBase,
+    check_record_sizes,
+)
+
+
+class Registering(RegistryBase):
+    """Registering versions: the artifact, its lineage and reports, a manifest published by one conditional write."""
+
+    def register(
+        self,
+        name: str,
+        artifact: bytes,
+        info: VersionInfo | None = None,
+        *,
+        fmt: str = "skops",
+        actor: str | None = None,
+        idempotency_key: str | None = None,
+        operation_key: str | None = None,
+        allow_missing_dataset: bool = False,
+        snapshot_dataset: bool = True,
+        dataset_bytes: bytes | None = None,
+        created_at: datetime | None = None,
+    ) -> ModelVersion:
+        """Register serialised model bytes as the next version of ``name``.
+
+        The bytes are stored content-addressed, then the manifest is created with a create-only write: of
+        racing registrants, each gets its own number, with no gaps. The manifest is the record: this returns once
+        it has landed, and the ``registered`` event follows in the background, in version order (any read of the
+        log in this process waits for it; see ``announcer`` and :meth:`flush`). With an
+        ``idempotency_key`` the event is logged before this returns.
+
+        Args:
+            name: model name.
+            artifact: serialised model.
+            info: metrics, params, tags, description, lineage and gate reports.
+            fmt: artifact format (``skops``, ``pickle``, ``joblib`` or ``bytes``).
+            actor: who registers (default :func:`default_actor`).
+            idempotency_key: a retry with the same key gets the same version back, whatever point an earlier
+                attempt crashed at.
+            operation_key: the same as ``idempotency_key`` (the name every other writer uses).
+            allow_missing_dataset: register even if ``info.lineage.dataset_uri`` cannot be read (with a warning).
+            snapshot_dataset: keep the training data in the registry (content-addressed, stored once however many
+                versions use it) up to ``PMR_SNAPSHOT_MAX_BYTES`` (default 100 MiB); the lineage says when it was
+                not kept and why. ``False`` opts this registration out.
+            dataset_bytes: the training data in hand, kept as the snapshot instead of reading ``dataset_uri``
+                again (``pmr copy`` passes the source's snapshot); it must match the lineage's fingerprint.
+            created_at: when the version was first made, for a history brought from elsewhere (an import);
+                with ``info.lineage.copied_from`` set, its ``registered`` event carries this time too.
+
+        The lineage is completed as on every registration path (code version, Python and packages, dataset
+        fingerprint): see :func:`prefect_model_registry.registry.core.lineage.complete_lineage`.
+
+        Raises:
+            InvalidName, InvalidMetadata: bad input; nothing is written.
+            DatasetUnavailable: the lineage names a dataset that cannot be read (see ``allow_missing_dataset``).
+            IdempotencyConflict: the key was used before for a registration with other metadata, or by another
+                actor than the one given (artifact bytes alone may differ: a re-serialised model is a retry).
+            UntrustedArtifact: a skops artifact names something the reviewed list does not admit as the node kind
+                using it (``UntrustedType``), or exceeds a cap on its size (``ArtifactCapExceeded``): see
+                :mod:`prefect_model_registry.registry.core.skops_review`.
+
+        """
+        check_model_name(name)
+        if not isinstance(fmt, str):
+            raise InvalidMetadata(f"artifact format must be a string, not {type(fmt).__name__}")
+        artifacts.check_format(fmt)
+        info = check_info(info if info is not None else VersionInfo())
+        if not isinstance(artifact, bytes | bytearray) or not artifact:
+            raise InvalidMetadata("artifact must be non-empty bytes")
+        if idempotency_key is not None and operation_key is not None and idempotency_key != operation_key:
+            raise InvalidMetadata("idempotency_key and operation_key differ: give one")
+        op_key = check_op_key(operation_key if operation_key is not None else idempotency_key)
+        explicit_actor = actor is not None  # a key binds the actor its caller names (see registry.idempotency)
+        actor = resolve_actor(actor)
+        reviewed = artifacts.review_types(bytes(artifact), fmt)  # refuses code-running types before any write
+        check_flag(snapshot_dataset, "snapshot_dataset")
+        snapshots.check_unset(info.lineage)
+        if dataset_bytes is not None and not isinstance(dataset_bytes, bytes):
+            raise InvalidMetadata("dataset_bytes must be bytes")
+        if created_at is not None and (not isinstance(created_at, datetime) or created_at.tzinfo is None):
+            raise InvalidMetadata("created_at must be a timezone-aware datetime")
+        lineage, data = snapshots.plan(
+            complete_lineage(info.lineage, dataset_bytes=dataset_bytes, allow_missing_dataset=allow_missing_dataset),
+            enabled=snapshot_dataset,
+            data=dataset_bytes,
+        )
+        info = info.model_copy(update={"lineage": lineage})
+        check_record_sizes(name, info, fmt, len(artifact), reviewed, actor, op_key, created_at)
+        if op_key is None:
+            mv = self._register(name, bytes(artifact), info, fmt, actor, None, reviewed, data, created_at)
+            # The manifest is the record: its event is logged in the background, in order (see registry.announcer).
+            announcer.submit((id(self.store), name), mv.version, versions.announce, self.store, mv)
+            return mv
+        existing, claim, _ = self._claims.claim_registration(
+            name, op_key, request_fingerprint(name, fmt, info), actor=actor, explicit_actor=explicit_actor
+        )
+        if existing is not None:
+            return existing
+        try:
+            mv = self._register(name, bytes(artifact), info, fmt, actor, op_key, reviewed, data, created_at)
+        except BaseException:
+            self._claims.abandon(name, op_key, claim)
+            raise
+        self._claims.finish(name, op_key, claim, mv)
+        self._claims.ensure_announced(mv, op_key, int(claim["log_seq"]))
+        return mv
+
+    def flush(self) -> None:
+        """Wait until the events and cache writes this process handed to the background have been written.
+
+        Reads and appends of a model's log in this process do this themselves; call it before handing over to
+        another process (or before timing a batch of registrations). Never raises: an event that cannot be
+        written yet is logged by the next registration of the model, or by ``pmr verify --repair``.
+        """
+        background.flush()
+
+    def _register(
+        self,
+        name: str,
+        artifact: bytes,
+        info: VersionInfo,
+        fmt: str,
+        actor: str,
+        op_key: str | None,
+        reviewed: list[str] | None,
+        dataset: bytes | None = None,
+        created_at: datetime | None = None,
+    ) -> ModelVersion:
+        # The uploads and the read of where numbering stands are independent: they overlap. The manifest that
+        # names the blobs is written only once every upload has landed.
+        start = parallel.submit(versions.known_taken, self.store, name)
+        uploads = [parallel.submit(versions.put_blob, self.store, artifact)]
+        if dataset is not None:  # content-addressed: the same data is stored once
+            uploads.append(parallel.submit(versions.put_blob, self.store, dataset))
+        gates = list(info.reports)
+        pending = [parallel.submit(self._put_report, info.reports[gate]) for gate in gates]
+        digest = uploads[0].result()
+        for upload in uploads[1:]:
+            upload.result()
+        reports = {gate: ref.result() for gate, ref in zip(gates, pending, strict=True)}
+        manifest_fields: dict[str, Any] = {
+            "name": name,
+            "artifact": ArtifactRef(
+                sha256=digest, size=len(artifact), format=fmt, key=keys.blob_key(digest), trusted_types=reviewed
+            ),
+            "metrics": info.metrics,
+            "params": info.params,
+            "tags": info.tags,
+            "description": info.description,
+            "lineage": info.lineage,
+            "reports": reports,
+            "signature": info.signature,
+            "created_by": actor,
+            "created_at": created_at or utcnow(),
+            "idempotency_key": op_key,
+        }
+        return versions.allocate(self.store, name, manifest_fields, start=start.result())
+
+    def register_model(self, name: str, model: Any, info: VersionInfo | None = None, **kwargs: Any) -> ModelVersion:
+        """Serialise a scikit-learn model with skops and :meth:`register` it."""
+        check_model_name(name)
+        if info is not None:
+            check_info(info)
+        return self.register(name, artifacts.dump_model(model), info, fmt="skops", **kwargs)
+
+    def register_file(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        info: VersionInfo | None = None,
+        *,
+        fmt: str | None = None,
+        **kwargs: Any,
+    ) -> ModelVersion:
+        """Register a model file (format from its suffix unless ``fmt`` is given)."""
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise InvalidMetadata(f"cannot read model file {p}: {exc.strerror or exc}") from None
+        return self.register(name, data, info, fmt=fmt or artifacts.format_for(p), **kwargs)
+
+    def _put_report(self, report: Mapping[str, Any]) -> ReportRef:
+        raw = canonical_json(dict(report))
+        digest = versions.put_blob(self.store, raw)
+        return ReportRef(
+            sha256=digest,
+            key=keys.blob_key(digest),
+            passed=bool(report.get("passed", False)),
+            blocking=not report.get("advisory", False),
+        )
