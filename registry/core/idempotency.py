@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect_model_registry.registry.core import keys, versions
+from prefect_model_registry.registry.core.drafts import Draft, check_event_size
 from prefect_model_registry.registry.core.identity import same_person
-from prefect_model_registry.registry.core.log import Draft, ModelLog, check_event_size
+from prefect_model_registry.registry.core.log import ModelLog
 from prefect_model_registry.registry.errors import (
     IdempotencyConflict,
     IntegrityError,

@@ -32,28 +32,25 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import ValidationError
 
 from prefect_model_registry.registry import hooks
 from prefect_model_registry.registry.core import announcer, background, parallel
-from prefect_model_registry.registry.core.checks import check_size
-from prefect_model_registry.registry.core.event_shapes import check_shape
+from prefect_model_registry.registry.core.drafts import Draft, check_event_size, current_snapshot, parse_event, replay
 from prefect_model_registry.registry.core.keys import event_key, events_prefix, parse_number, state_key
-from prefect_model_registry.registry.core.lifecycle import apply_event
 from prefect_model_registry.registry.core.memory import ProcessMemory
+from prefect_model_registry.registry.core.replay import apply_event
 from prefect_model_registry.registry.errors import (
     ConcurrencyError,
     IntegrityError,
-    MalformedEvent,
     ObjectNotFound,
     PreconditionFailed,
     StoreError,
 )
 from prefect_model_registry.registry.events import EventType
 from prefect_model_registry.registry.models import GENESIS, Event, ModelState, sha256, utcnow
-from prefect_model_registry.registry.settings import MAX_EVENT_BYTES
 from prefect_model_registry.registry.store.base import ObjectStore
 
 #: Give up on an append after this many seconds of lost races (SeaweedFS serialises hot keys at ~1 s steps).
@@ -67,106 +64,11 @@ JUMP_AFTER = 4
 
 T = TypeVar("T")
 
-__all__ = [
-    "Draft",
-    "ModelLog",
-    "check_event_size",
-    "current_snapshot",
-    "event_key",
-    "events_prefix",
-    "parse_event",
-    "state_key",
-]
+__all__ = ["APPEND_BUDGET_S", "JUMP_AFTER", "SNAPSHOT_LAG", "ModelLog"]
 
 #: Events whose size the registry decides, not the caller: a registration's (its manifest was checked, and
 #: whoever catches the log up must be able to log it) and retention's list of deleted versions.
 _SIZED_AT_SOURCE = frozenset({EventType.REGISTERED, EventType.DELETED})
-
-
-@dataclass(frozen=True)
-class Draft:
-    """An event before it gets its place in the log."""
-
-    type: str
-    version: int | None
-    actor: str
-    reason: str = ""
-    run_id: str | None = None
-    data: dict[str, Any] | None = None
-    #: When it happened, if earlier than now (an imported history); never before the previous event.
-    at: datetime | None = None
-    #: The operation key the event carries when it is not the appending call's (a registration logged by
-    #: whichever process catches the log up carries its registrant's key).
-    op_key: str | None = None
-
-
-def check_event_size(name: str, draft: Draft, op_key: str | None = None) -> None:
-    """Refuse a draft whose event would exceed ``PMR_MAX_EVENT_BYTES`` (default 256 KiB), before anything is written.
-
-    The size is that of the stored event with the widest values its place could give it (sequence number, time).
-    """
-    event = Event(
-        seq=10**12 - 1,
-        type=draft.type,
-        model=name,
-        version=draft.version,
-        actor=draft.actor,
-        at=utcnow(),
-        reason=draft.reason,
-        run_id=draft.run_id,
-        data=draft.data or {},
-        prev_hash=GENESIS,
-        op_key=draft.op_key if draft.op_key is not None else op_key,
-    )
-    check_size(f"the {draft.type} event of {name}", len(event.to_bytes()), MAX_EVENT_BYTES)
-
-
-def current_snapshot(raw: bytes) -> bool:
-    """Whether snapshot bytes come from a release that tracks everything replay does.
-
-    That is gate reports, deletions, every version ever in production and the approval records (the first production
-    version, who approved what under which policy): an older snapshot is replayed instead.
-    """
-    return (
-        b'"reports"' in raw
-        and b'"deleted"' in raw
-        and b'"ever_in_production"' in raw
-        and b'"first_production"' in raw
-        and b'"approved_by"' in raw
-    )
-
-
-def parse_event(name: str, seq: int, raw: bytes, prev_hash: str) -> Event:
-    """Parse stored event bytes and check that they belong at ``seq`` after ``prev_hash``.
-
-    Raises:
-        IntegrityError: unparsable, out of place, or the chain is broken.
-        MalformedEvent: chained correctly, but lacking a field its kind needs or holding a mistyped one.
-
-    """
-    if not raw:  # no event is empty: this is a PUT whose body never came (a server that did not refuse it)
-        raise IntegrityError(
-            f"event {seq} of {name} is empty, a write that never completed; `pmr verify --repair --apply` removes it"
-        )
-    try:
-        event = Event.model_validate_json(raw)
-    except ValidationError as exc:
-        raise IntegrityError(f"event {seq} of {name} is corrupt: {exc.errors()[0]['msg']}") from None
-    except ValueError:
-        raise IntegrityError(f"event {seq} of {name} is corrupt") from None
-    if event.seq != seq or event.model != name:
-        raise IntegrityError(f"event {seq} of {name} claims to be event {event.seq} of {event.model}")
-    if event.prev_hash != prev_hash:
-        raise IntegrityError(f"hash chain of {name} broken at event {seq}: an earlier event was altered")
-    return check_shape(event)
-
-
-def replay(state: ModelState, event: Event, digest: str) -> ModelState:
-    """``apply_event``, with a field replay cannot use reported as the event's damage."""
-    try:
-        return apply_event(state, event, digest)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a shape no check foresaw
-        raise MalformedEvent(event.model, event.seq, f"replay failed: {type(exc).__name__}: {exc}") from None
 
 
 @dataclass
@@ -423,28 +325,9 @@ class ModelLog:
             Whatever ``plan`` raises (typed refusals), with nothing written.
 
         """
-        snapshot, stored_seq, etag, confirmed = self._start()
-        probe: Future[bytes | None] | None = None
-        if not confirmed:
-            probe = self._probe(snapshot.seq + 1)  # overlaps the check below: both depend only on the snapshot
-            if not self._snapshot_matches_log(snapshot):
-                self.forget()
-                snapshot, probe = ModelState(name=self.name), None  # never build a write on an unconfirmed cache
-                stored_seq = -1  # and replace that snapshot object once the log is replayed
-        if op_key is not None and since is not None and since < snapshot.seq:
-            # The start is past the claim point: look for our event among the events it covers.
-            earlier = self.find(op_key, since)
-            if earlier is not None:
-                return earlier, self._catch_up(snapshot, first=probe)[0]
-        if confirmed:  # straight to the write: a lost race reads what was appended since, as below
-            state, found = snapshot, None
-        else:
-            state, found = self._catch_up(snapshot, op_key, probe)
-        if found is not None:  # an earlier attempt landed: finish its best-effort snapshot refresh too
-            state = self._catch_up(state)[0]
-            self._remember(state, stored_seq, etag, True)
-            self._save_snapshot(state, stored_seq, etag)
-            return found, state
+        state, stored_seq, etag, confirmed, landed = self._start_append(op_key, since)
+        if landed is not None:
+            return landed
         deadline = time.monotonic() + APPEND_BUDGET_S
         attempt = 0
         fresh = not confirmed  # whether ``state`` was read up to the log's end just now
@@ -466,32 +349,13 @@ class ModelLog:
             if draft is None:
                 self._remember(state, stored_seq, etag, True)
                 return None, state
-            if draft.type not in _SIZED_AT_SOURCE:
-                check_event_size(self.name, draft, op_key)
-            event = Event(
-                seq=state.seq + 1,
-                type=draft.type,
-                model=self.name,
-                version=draft.version,
-                actor=draft.actor,
-                at=_when(draft, state),
-                reason=draft.reason,
-                run_id=draft.run_id,
-                data=draft.data or {},
-                prev_hash=state.head_hash,
-                op_key=draft.op_key if draft.op_key is not None else op_key,
-            )
+            event = self._place(draft, state, op_key)
             raw = event.to_bytes()
             try:
                 self.store.put(event_key(self.name, event.seq), raw, create_only=True)
             except PreconditionFailed:
                 attempt += 1
-                if time.monotonic() > deadline:
-                    raise ConcurrencyError(
-                        f"gave up appending to the log of {self.name} after {attempt} races"
-                    ) from None
-                # Jittered back-off keeps a crowd of writers from colliding in lockstep.
-                time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
+                self._back_off(attempt, deadline)
                 state, found = self._catch_up(state, op_key)
                 fresh = True
                 if found is not None:  # another attempt with our key won: its outcome is ours
@@ -502,6 +366,61 @@ class ModelLog:
             self._refresh_later()
             hooks.notify(event)
             return event, state
+
+    def _start_append(
+        self, op_key: str | None, since: int | None
+    ) -> tuple[ModelState, int, str | None, bool, tuple[Event, ModelState] | None]:
+        """Where an append starts, and the outcome if an earlier attempt with ``op_key`` already landed.
+
+        The state (confirmed against the log unless this process built it), the snapshot object's seq and ETag,
+        and whether the state is confirmed.
+        """
+        snapshot, stored_seq, etag, confirmed = self._start()
+        probe: Future[bytes | None] | None = None
+        if not confirmed:
+            probe = self._probe(snapshot.seq + 1)  # overlaps the check below: both depend only on the snapshot
+            if not self._snapshot_matches_log(snapshot):
+                self.forget()
+                snapshot, probe = ModelState(name=self.name), None  # never build a write on an unconfirmed cache
+                stored_seq = -1  # and replace that snapshot object once the log is replayed
+        if op_key is not None and since is not None and since < snapshot.seq:
+            # The start is past the claim point: look for our event among the events it covers.
+            earlier = self.find(op_key, since)
+            if earlier is not None:
+                return snapshot, stored_seq, etag, confirmed, (earlier, self._catch_up(snapshot, first=probe)[0])
+        if confirmed:  # straight to the write: a lost race reads what was appended since, as in append
+            return snapshot, stored_seq, etag, confirmed, None
+        state, found = self._catch_up(snapshot, op_key, probe)
+        if found is not None:  # an earlier attempt landed: finish its best-effort snapshot refresh too
+            state = self._catch_up(state)[0]
+            self._remember(state, stored_seq, etag, True)
+            self._save_snapshot(state, stored_seq, etag)
+            return state, stored_seq, etag, confirmed, (found, state)
+        return state, stored_seq, etag, confirmed, None
+
+    def _place(self, draft: Draft, state: ModelState, op_key: str | None) -> Event:
+        """The event ``draft`` becomes right after ``state`` (its size checked unless the registry sized it)."""
+        if draft.type not in _SIZED_AT_SOURCE:
+            check_event_size(self.name, draft, op_key)
+        return Event(
+            seq=state.seq + 1,
+            type=draft.type,
+            model=self.name,
+            version=draft.version,
+            actor=draft.actor,
+            at=_when(draft, state),
+            reason=draft.reason,
+            run_id=draft.run_id,
+            data=draft.data or {},
+            prev_hash=state.head_hash,
+            op_key=draft.op_key if draft.op_key is not None else op_key,
+        )
+
+    def _back_off(self, attempt: int, deadline: float) -> None:
+        """After a lost race: give up past the deadline, else sleep a jittered while (no lockstep collisions)."""
+        if time.monotonic() > deadline:
+            raise ConcurrencyError(f"gave up appending to the log of {self.name} after {attempt} races") from None
+        time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
 
     def _refresh_later(self) -> None:
         """Queue a refresh of the snapshot object to what this process knows (a burst of appends: one write)."""

@@ -28,8 +28,9 @@ from typing import Any, Protocol
 
 from prefect_model_registry.registry.core import keys, versions
 from prefect_model_registry.registry.core.checks import check_text
+from prefect_model_registry.registry.core.drafts import Draft
 from prefect_model_registry.registry.core.identity import resolve_actor
-from prefect_model_registry.registry.core.log import Draft, ModelLog
+from prefect_model_registry.registry.core.log import ModelLog
 from prefect_model_registry.registry.errors import InvalidMetadata, RegistryError
 from prefect_model_registry.registry.models import ModelState, ModelVersion
 from prefect_model_registry.registry.names import check_model_name

@@ -24,7 +24,8 @@ from pydantic import ValidationError
 
 from prefect_model_registry.registry.core import background, keys
 from prefect_model_registry.registry.core.checks import MAX_VERSION
-from prefect_model_registry.registry.core.log import Draft, ModelLog
+from prefect_model_registry.registry.core.drafts import Draft
+from prefect_model_registry.registry.core.log import ModelLog
 from prefect_model_registry.registry.core.memory import ProcessMemory
 from prefect_model_registry.registry.errors import (
     ConcurrencyError,

@@ -25,9 +25,9 @@ from pydantic import ValidationError
 
 from prefect_model_registry.registry.core import background, keys, skops_review, versions
 from prefect_model_registry.registry.core import index as listing_index
+from prefect_model_registry.registry.core.drafts import current_snapshot, parse_event
 from prefect_model_registry.registry.core.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
-from prefect_model_registry.registry.core.lifecycle import apply_event
-from prefect_model_registry.registry.core.log import current_snapshot, parse_event
+from prefect_model_registry.registry.core.replay import apply_event
 from prefect_model_registry.registry.errors import (
     ArtifactCapExceeded,
     IntegrityError,

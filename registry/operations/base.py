@@ -23,6 +23,7 @@ from prefect_model_registry.registry.core.checks import (
     check_text,
     check_version_number,
 )
+from prefect_model_registry.registry.core.drafts import Draft, check_event_size
 from prefect_model_registry.registry.core.idempotency import Claims
 from prefect_model_registry.registry.core.identity import (
     MIN_VISIBLE_REASON,
@@ -30,7 +31,7 @@ from prefect_model_registry.registry.core.identity import (
     resolve_actor,
     visible_length,
 )
-from prefect_model_registry.registry.core.log import Draft, ModelLog, check_event_size
+from prefect_model_registry.registry.core.log import ModelLog
 from prefect_model_registry.registry.core.policy import ApprovalRules, Subject
 from prefect_model_registry.registry.errors import (
     InvalidMetadata,

@@ -15,6 +15,7 @@ from prefect_model_registry.registry.core.checks import (
     check_op_key,
     check_text,
 )
+from prefect_model_registry.registry.core.drafts import Draft
 from prefect_model_registry.registry.core.idempotency import op_fingerprint
 from prefect_model_registry.registry.core.identity import (
     check_identity,
@@ -25,7 +26,6 @@ from prefect_model_registry.registry.core.lifecycle import (
     protected_on,
     rules_of,
 )
-from prefect_model_registry.registry.core.log import Draft
 from prefect_model_registry.registry.core.policy import check_reviewer
 from prefect_model_registry.registry.errors import (
     ApprovalRefused,

@@ -12,6 +12,7 @@ from prefect_model_registry.registry.core.checks import (
     check_tags,
     check_text,
 )
+from prefect_model_registry.registry.core.drafts import Draft
 from prefect_model_registry.registry.core.idempotency import op_fingerprint
 from prefect_model_registry.registry.core.identity import (
     resolve_actor,
@@ -21,7 +22,6 @@ from prefect_model_registry.registry.core.lifecycle import (
     check_not_deleted,
     rules_of,
 )
-from prefect_model_registry.registry.core.log import Draft
 from prefect_model_registry.registry.errors import (
     AliasNotFound,
     InvalidMetadata,

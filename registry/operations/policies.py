@@ -6,6 +6,7 @@ from prefect_model_registry.registry.core.checks import (
     check_flag,
     check_version_number,
 )
+from prefect_model_registry.registry.core.drafts import Draft
 from prefect_model_registry.registry.core.idempotency import op_fingerprint
 from prefect_model_registry.registry.core.identity import (
     listed,
@@ -15,7 +16,6 @@ from prefect_model_registry.registry.core.lifecycle import (
     protected_on_blocked,
     rules_of,
 )
-from prefect_model_registry.registry.core.log import Draft
 from prefect_model_registry.registry.core.policy import ApprovalRules, loosening
 from prefect_model_registry.registry.errors import (
     ApprovalRefused,

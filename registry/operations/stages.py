@@ -8,13 +8,13 @@ from typing import Any
 from prefect_model_registry.registry.core.checks import (
     check_flag,
 )
+from prefect_model_registry.registry.core.drafts import Draft
 from prefect_model_registry.registry.core.idempotency import op_fingerprint
 from prefect_model_registry.registry.core.lifecycle import (
     approval_matters,
     plan_rollback,
     plan_stage_change,
 )
-from prefect_model_registry.registry.core.log import Draft
 from prefect_model_registry.registry.errors import (
     InvalidMetadata,
 )

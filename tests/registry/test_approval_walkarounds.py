@@ -14,8 +14,9 @@ import pytest
 
 from prefect_model_registry.registry import ApprovalRules, Registry
 from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.core.drafts import Draft
 from prefect_model_registry.registry.core.keys import state_key
-from prefect_model_registry.registry.core.log import Draft, ModelLog
+from prefect_model_registry.registry.core.log import ModelLog
 from prefect_model_registry.registry.errors import (
     ApprovalRefused,
     ApprovalRequired,

@@ -16,7 +16,8 @@ from prefect_model_registry.registry import Registry, VersionInfo
 from prefect_model_registry.registry.cli import main
 from prefect_model_registry.registry.core import background
 from prefect_model_registry.registry.core import keys as K
-from prefect_model_registry.registry.core.log import Draft, ModelLog
+from prefect_model_registry.registry.core.drafts import Draft
+from prefect_model_registry.registry.core.log import ModelLog
 from prefect_model_registry.registry.errors import (
     InvalidMetadata,
     InvalidName,
