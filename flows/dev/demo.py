@@ -80,7 +80,7 @@ def run_lifecycle(registry: str) -> None:
     """The demo's steps, against the server whose settings are in the environment."""
     from prefect.flow_runs import resume_flow_run
 
-    from prefect_model_registry.flows.cli.ci import quiet_expected_failures
+    from prefect_model_registry.flows.cli.runs import quiet_expected_failures
     from prefect_model_registry.flows.core.approval import ApprovalPolicy
     from prefect_model_registry.flows.core.config import RetrainConfig
     from prefect_model_registry.flows.core.evidence import champion_markdown, gate_summary

@@ -25,7 +25,6 @@ from prefect_model_registry.registry.cli.context import (
     error_line,
     op_key,
     open_registry,
-    out,
     pairs,
     parse_metrics,
     parse_param,
@@ -375,63 +374,6 @@ def rollback(
         break_glass=break_glass,
     )
     emit(event.model_dump(mode="json"), str(event))
-
-
-@app.command()
-def verify(
-    name: Annotated[str | None, typer.Argument(help="One model (default all).")] = None,
-    against: Annotated[
-        Path | None, typer.Option(help="A saved `pmr verify --json` output: each model's head must be unchanged.")
-    ] = None,
-    repair: Annotated[bool, typer.Option("--repair", help="List what is safe to clean (a dry run).")] = False,
-    apply: Annotated[bool, typer.Option("--apply", help="With --repair: do it.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with each model's head).")] = False,
-) -> None:
-    """Check integrity: blobs, manifests, hash chains, snapshots, reports, claims. Exit 1 on any error.
-
-    --json includes each model's head (last event and its SHA-256): keep it outside the bucket and pass it
-    back with --against to detect a rewrite of the newest events. --repair cleans only what is safe (temporary
-    files and orphan blobs older than an hour, stale claims, an unusable hint, lost claims) and never history.
-    """
-    from prefect_model_registry.registry.maintenance.repair import repair as run_repair
-    from prefect_model_registry.registry.maintenance.verify import verify as run_verify
-
-    current().json = current().json or as_json
-    reg = open_registry()
-    if apply and not repair:
-        raise InvalidMetadata("--apply goes with --repair")
-    if repair:
-        actions = run_repair(reg, apply=apply)
-        table = SafeTable("action", "key", "why")
-        for a in actions:
-            table.add_row(a["action"], a["key"], a["why"])
-        verb = "done" if apply else "to do (dry run; add --apply)"
-        emit({"applied": apply, "actions": actions}, table if actions else "nothing to repair")
-        if actions and not current().json:
-            out().print(Text(f"{len(actions)} actions {verb}"))
-        return
-    expected = None
-    if against is not None:
-        try:
-            expected = json.loads(against.read_text())["heads"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InvalidMetadata(f"--against {against}: not a saved `pmr verify --json` output ({exc})") from None
-    report = run_verify(reg, name, expected_heads=expected)
-    table = SafeTable("severity", "kind", "model", "key", "problem")
-    for f in report.findings:
-        table.add_row(f.severity, f.kind, f.model, f.key, f.problem)
-    summary = (
-        f"{'OK' if report.ok else 'PROBLEMS FOUND'}: {report.models} models, {report.versions} versions, "
-        f"{report.events} events, {report.blobs} blobs checked"
-    )
-    if current().json:
-        emit(report.to_dict())
-    else:
-        if report.findings:
-            out().print(table)
-        out().print(Text(summary))
-    if not report.ok:
-        raise typer.Exit(1)
 
 
 # Commands kept in their own modules register themselves on ``app``.

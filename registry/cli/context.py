@@ -106,7 +106,7 @@ def _global(
     _CURRENT.set(CliContext(registry=registry, json=as_json, actor=actor, traceback=show_traceback))
 
 
-def out() -> Console:
+def stdout() -> Console:
     """The console for results (stdout)."""
     # Piped output (CI logs, files) is not wrapped at rich's 80-column default.
     return Console() if sys.stdout.isatty() else Console(width=200)
@@ -136,7 +136,7 @@ def emit(data: Any, human: Table | Text | str | list[str] | None = None) -> None
         human = Text(visible(human))
     elif isinstance(human, list):
         human = Text("\n").join(Text(visible(line)) for line in human)
-    out().print(human)
+    stdout().print(human)
 
 
 def echo(message: object, *, err: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""``pmr gc``, ``pmr delete-model``, ``pmr copy``, ``pmr import-mlflow``: retention and moving versions in.
+"""``pmr verify``, ``pmr gc``, ``pmr delete-model``, ``pmr copy``, ``pmr import-mlflow``: upkeep, moving versions in.
 
 See ``retention`` for what is kept, what goes and why history stays whole, and
 :mod:`prefect_model_registry.registry.interop.copy` for what a copy carries.
@@ -6,14 +6,17 @@ See ``retention`` for what is kept, what goes and why history stays whole, and
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
-from prefect_model_registry.registry.cli.context import SafeTable, app, current, echo, emit, open_registry
+from prefect_model_registry.registry.cli.context import SafeTable, app, current, echo, emit, open_registry, stdout
 from prefect_model_registry.registry.core import retention
+from prefect_model_registry.registry.errors import InvalidMetadata
 from prefect_model_registry.registry.interop import copy as transfer
 from prefect_model_registry.registry.interop import mlflow_import
 from prefect_model_registry.registry.registry import Registry
@@ -150,3 +153,60 @@ def import_mlflow(
             "; ".join(f"v{k}: {why}" for k, why in done.skipped.items()) or "-",
         )
     emit({name: asdict(done) for name, done in report.items()}, table)
+
+
+@app.command()
+def verify(
+    name: Annotated[str | None, typer.Argument(help="One model (default all).")] = None,
+    against: Annotated[
+        Path | None, typer.Option(help="A saved `pmr verify --json` output: each model's head must be unchanged.")
+    ] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="List what is safe to clean (a dry run).")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="With --repair: do it.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with each model's head).")] = False,
+) -> None:
+    """Check integrity: blobs, manifests, hash chains, snapshots, reports, claims. Exit 1 on any error.
+
+    --json includes each model's head (last event and its SHA-256): keep it outside the bucket and pass it
+    back with --against to detect a rewrite of the newest events. --repair cleans only what is safe (temporary
+    files and orphan blobs older than an hour, stale claims, an unusable hint, lost claims) and never history.
+    """
+    from prefect_model_registry.registry.maintenance.repair import repair as run_repair
+    from prefect_model_registry.registry.maintenance.verify import verify as run_verify
+
+    current().json = current().json or as_json
+    reg = open_registry()
+    if apply and not repair:
+        raise InvalidMetadata("--apply goes with --repair")
+    if repair:
+        actions = run_repair(reg, apply=apply)
+        table = SafeTable("action", "key", "why")
+        for a in actions:
+            table.add_row(a["action"], a["key"], a["why"])
+        verb = "done" if apply else "to do (dry run; add --apply)"
+        emit({"applied": apply, "actions": actions}, table if actions else "nothing to repair")
+        if actions and not current().json:
+            stdout().print(Text(f"{len(actions)} actions {verb}"))
+        return
+    expected = None
+    if against is not None:
+        try:
+            expected = json.loads(against.read_text())["heads"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidMetadata(f"--against {against}: not a saved `pmr verify --json` output ({exc})") from None
+    report = run_verify(reg, name, expected_heads=expected)
+    table = SafeTable("severity", "kind", "model", "key", "problem")
+    for f in report.findings:
+        table.add_row(f.severity, f.kind, f.model, f.key, f.problem)
+    summary = (
+        f"{'OK' if report.ok else 'PROBLEMS FOUND'}: {report.models} models, {report.versions} versions, "
+        f"{report.events} events, {report.blobs} blobs checked"
+    )
+    if current().json:
+        emit(report.to_dict())
+    else:
+        if report.findings:
+            stdout().print(table)
+        stdout().print(Text(summary))
+    if not report.ok:
+        raise typer.Exit(1)

@@ -13,7 +13,8 @@ import typer
 from typer.testing import CliRunner
 
 from prefect_model_registry.flows.cli import app
-from prefect_model_registry.flows.cli.ci import failure_reason, parse_params
+from prefect_model_registry.flows.cli.ci import parse_params
+from prefect_model_registry.flows.cli.runs import failure_reason
 
 
 def test_parse_params_json_or_string() -> None:
@@ -120,7 +121,7 @@ def test_local_failure_is_a_few_readable_lines(tmp_path) -> None:
 
 
 def test_overrides_merge_over_the_deployments_config() -> None:
-    from prefect_model_registry.flows.cli.ci import merge_config
+    from prefect_model_registry.flows.cli.runs import merge_config
 
     deployed = {"model_name": "bc", "split": {"test_size": 0.25, "random_state": 1}, "approval": {"four_eyes": True}}
     merged = merge_config(deployed, {"split": {"test_size": 0.3}}, {"model_name": "churn", "approval.mode": "suspend"})

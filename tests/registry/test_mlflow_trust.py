@@ -29,7 +29,7 @@ from sklearn.preprocessing import FunctionTransformer
 from prefect_model_registry.registry import Registry
 from prefect_model_registry.registry.errors import ArtifactLocationRefused, InvalidMetadata, StoreUnavailable
 from prefect_model_registry.registry.interop.mlflow_import import import_mlflow
-from prefect_model_registry.registry.interop.mlflow_source import redact
+from prefect_model_registry.registry.interop.mlflow_reach import redact
 from tests.conftest import snapshot
 from tests.registry.test_cli import pmr
 from tests.seaweed import _free_port

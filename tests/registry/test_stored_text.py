@@ -140,7 +140,7 @@ def test_json_keeps_the_exact_values(hostile: str, capsys: pytest.CaptureFixture
 
 
 def test_ci_lines_show_run_text_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
-    from prefect_model_registry.flows.cli.ci import say
+    from prefect_model_registry.flows.cli.runs import say
 
     say(f"state: Paused ({HOSTILE})")
     out = capsys.readouterr().out
