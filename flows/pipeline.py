@@ -61,30 +61,12 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
     # the run claims (recorded as claimed, in the version's tags).
     registrant, known_as = run_registrant(cfg.actor)
     data = load_dataset(cfg.dataset_uri)
-    dq = check_data_quality(data, cfg.suite_ref)
-    publish.data_quality(cfg.model_name, dq)
-    if not dq.passed:
-        failed = ", ".join(c.name for c in dq.failed_checks[:5])
-        publish.emit("gate-failed", cfg.model_name, None, gate="data_quality", failed=failed, dataset=cfg.dataset_uri)
-        raise GateFailed("data_quality", f"data-quality gate failed on {cfg.dataset_uri}: {failed}; nothing registered")
+    dq = _data_quality_gate(cfg, data)
 
     split = split_dataset(data, cfg.target, cfg.split.test_size, cfg.split.random_state)
     model, metrics, params, sweep = _train(cfg, split, cfg.trainer_modules(held_to)[0])
     champ_mv, champ_model = current_champion(cfg.registry, cfg.model_name)
-    metrics_report, thresholds_report, comparison = metric_gates(
-        model, champ_model, split, metrics, cfg.thresholds_ref, gates
-    )
-    drift_report = check_drift(data, cfg.registry, champ_mv, held_to.policy.roots if held_to else None)
-    reports: dict[str, GateReport] = {
-        "data_quality": dq,
-        **({"drift": drift_report} if drift_report else {}),
-        "metrics": metrics_report,
-        "thresholds": thresholds_report,
-        "champion_challenger": comparison,
-        **({"sweep": sweep} if sweep else {}),
-        # Kept with the version, so the next run checks drift against it whatever its file holds by then.
-        "drift_reference": drift.profile_report(drift.reference_profile(data.frame)),
-    }
+    reports = _gate_reports(cfg, data, dq, split, model, metrics, sweep, (champ_mv, champ_model), held_to)
     verdict = policy.decide(gates, reports)
     info = VersionInfo(
         metrics=policy.finite_metrics(metrics),  # an undefined metric is a failed gate, never a crash
@@ -117,6 +99,59 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
         only_if_unset=True,
         operation_key=operation_key(cfg.model_name, "policy"),
     )
+    stage = _promote_through(reg, cfg, mv, reports, links, who)
+    if stage == "production":  # also after a re-run that found the promotion done
+        for alias in cfg.aliases:
+            reg.set_alias(cfg.model_name, alias, mv.version, actor=who, reason="promoted", run_id=flow_run.id)
+    publish.version_evidence(reg, mv, reports, stage)
+    publish.overview(reg)
+    return {"model": cfg.model_name, "version": mv.version, "stage": stage, "metrics": info.metrics}
+
+
+def _data_quality_gate(cfg: RetrainConfig, data: Any) -> GateReport:
+    """The data-quality report of ``data``, published; a failure stops the run before anything is trained."""
+    dq = check_data_quality(data, cfg.suite_ref)
+    publish.data_quality(cfg.model_name, dq)
+    if not dq.passed:
+        failed = ", ".join(c.name for c in dq.failed_checks[:5])
+        publish.emit("gate-failed", cfg.model_name, None, gate="data_quality", failed=failed, dataset=cfg.dataset_uri)
+        raise GateFailed("data_quality", f"data-quality gate failed on {cfg.dataset_uri}: {failed}; nothing registered")
+    return dq
+
+
+def _gate_reports(
+    cfg: RetrainConfig,
+    data: Any,
+    dq: GateReport,
+    split: Any,
+    model: Any,
+    metrics: dict[str, float],
+    sweep: GateReport | None,
+    champion: tuple[Any, Any],
+    held_to: trust.Loaded | None,
+) -> dict[str, GateReport]:
+    """Every gate's report on the candidate (data quality already run), the sweep's, and the drift reference."""
+    champ_mv, champ_model = champion
+    metrics_report, thresholds_report, comparison = metric_gates(
+        model, champ_model, split, metrics, cfg.thresholds_ref, cfg.gates
+    )
+    drift_report = check_drift(data, cfg.registry, champ_mv, held_to.policy.roots if held_to else None)
+    return {
+        "data_quality": dq,
+        **({"drift": drift_report} if drift_report else {}),
+        "metrics": metrics_report,
+        "thresholds": thresholds_report,
+        "champion_challenger": comparison,
+        **({"sweep": sweep} if sweep else {}),
+        # Kept with the version, so the next run checks drift against it whatever its file holds by then.
+        "drift_reference": drift.profile_report(drift.reference_profile(data.frame)),
+    }
+
+
+def _promote_through(
+    reg: Registry, cfg: RetrainConfig, mv: Any, reports: dict[str, GateReport], links: Any, who: str
+) -> str:
+    """Take ``mv`` stage by stage to ``cfg.target_stage``, waiting for a reviewer where a policy asks; the stage."""
     stage = "none"
     subject = Subject(mv.created_by, mv.artifact.sha256)
     for next_stage in policy.stage_path(cfg.target_stage):
@@ -125,22 +160,17 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
             stage = next_stage  # an earlier attempt of this run got here (re-run after a suspend)
             continue
         reason = "gates passed; no approval required for this stage by policy"
-        if approvals.wants_review(state, mv.version, next_stage, subject) or approval_needed(
+        if cfg.approval.wants_review(state, mv.version, next_stage, subject) or approval_needed(
             state, mv.version, next_stage, subject
         ):
-            reason = f"gates passed; approved by {_approve(reg, mv, reports, links, approvals, next_stage)}"
+            reason = f"gates passed; approved by {_approve(reg, mv, reports, links, cfg.approval, next_stage)}"
         elif exempt_now(state, next_stage):
             reason = "gates passed"  # the event itself says "first production version: exempt by policy"
         # The run's aliases (champion) move in the promotion's own event: a protected one is covered by it.
         moving = list(cfg.aliases) if next_stage == "production" else []
         promote_version(reg, cfg.model_name, mv.version, next_stage, actor=who, reason=reason, aliases=moving)
         stage = next_stage
-    if stage == "production":  # also after a re-run that found the promotion done
-        for alias in cfg.aliases:
-            reg.set_alias(cfg.model_name, alias, mv.version, actor=who, reason="promoted", run_id=flow_run.id)
-    publish.version_evidence(reg, mv, reports, stage)
-    publish.overview(reg)
-    return {"model": cfg.model_name, "version": mv.version, "stage": stage, "metrics": info.metrics}
+    return stage
 
 
 def _train(

@@ -128,36 +128,12 @@ def run_deployment(
         The exit code, the flow run id (if a run was created) and the model name.
     """
     from prefect import get_client
-    from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-    from prefect.settings import get_current_settings
     from prefect.utilities.urls import url_for
 
-    from prefect_model_registry.flows.core.config import RetrainConfig
-    from prefect_model_registry.flows.errors import ConfigError
-
-    api = get_current_settings().api.url
-    model = str(merge_config({}, *layers).get("model_name", "?"))
-    try:
-        with get_client(sync_client=True) as client:
-            defaults = client.read_deployment_by_name(name).parameters.get("config") or {}
-        # The server would replace the deployment's whole config with the run's: send the merged one.
-        merged = merge_config(defaults, *layers)
-        model = RetrainConfig.parse(merged, source=f"the config of {name}").model_name
-        run = run_deployment(name, parameters={"config": merged}, timeout=0, as_subflow=False)
-    except ConfigError as exc:
-        say(f"ERROR: {exc}")
-        return EXIT_USAGE, None, model
-    except ObjectNotFound:
-        say(f"ERROR: deployment {name!r} not found on {api or 'the ephemeral API'} (prefect deploy first?)")
-        return EXIT_USAGE, None, model
-    except PrefectHTTPStatusError as exc:
-        detail = exc.response.text if exc.response is not None else str(exc)
-        say(f"ERROR: the server refused the run of {name!r}: {detail}")
-        return EXIT_USAGE, None, model
-    except Exception as exc:  # unreachable API, bad credentials ...: one clear line, not a traceback
-        say(f"ERROR: could not start a run of {name!r} on {api or 'the ephemeral API'}: {exc!r}")
-        return EXIT_FAILED, None, model
+    started, model = _start_run(name, layers)
+    if isinstance(started, int):
+        return started, None, model
+    run = started
     url = url_for(run) or f"flow run {run.id}"
     say(f"started {name} run {run.name!r} ({run.id}): {url}")
     deadline = time.monotonic() + timeout
@@ -200,6 +176,40 @@ def run_deployment(
         return EXIT_OK, run.id, model
     say(f"{state.name.upper()}: {failure_reason(state)}: {state.message}")
     return EXIT_FAILED, run.id, model
+
+
+def _start_run(name: str, layers: list[dict[str, Any]]) -> tuple[Any, str]:
+    """A run of deployment ``name`` with the merged config, or the exit code of why none was created; the model."""
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+    from prefect.settings import get_current_settings
+
+    from prefect_model_registry.flows.core.config import RetrainConfig
+    from prefect_model_registry.flows.errors import ConfigError
+
+    api = get_current_settings().api.url
+    model = str(merge_config({}, *layers).get("model_name", "?"))
+    try:
+        with get_client(sync_client=True) as client:
+            defaults = client.read_deployment_by_name(name).parameters.get("config") or {}
+        # The server would replace the deployment's whole config with the run's: send the merged one.
+        merged = merge_config(defaults, *layers)
+        model = RetrainConfig.parse(merged, source=f"the config of {name}").model_name
+        return run_deployment(name, parameters={"config": merged}, timeout=0, as_subflow=False), model
+    except ConfigError as exc:
+        say(f"ERROR: {exc}")
+        return EXIT_USAGE, model
+    except ObjectNotFound:
+        say(f"ERROR: deployment {name!r} not found on {api or 'the ephemeral API'} (prefect deploy first?)")
+        return EXIT_USAGE, model
+    except PrefectHTTPStatusError as exc:
+        detail = exc.response.text if exc.response is not None else str(exc)
+        say(f"ERROR: the server refused the run of {name!r}: {detail}")
+        return EXIT_USAGE, model
+    except Exception as exc:  # unreachable API, bad credentials ...: one clear line, not a traceback
+        say(f"ERROR: could not start a run of {name!r} on {api or 'the ephemeral API'}: {exc!r}")
+        return EXIT_FAILED, model
 
 
 class _LogTail:

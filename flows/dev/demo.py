@@ -13,13 +13,16 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.rule import Rule
 
 from prefect_model_registry.flows.dev.server import LocalPrefectServer
+
+if TYPE_CHECKING:
+    from prefect_model_registry.registry import Registry
 
 ROOT = Path(".pmr/demo")
 _HERE = Path(__file__).resolve().parents[1] / "data"
@@ -78,19 +81,25 @@ def wait_until_paused(timeout: float = 180) -> Any:
 
 def run_lifecycle(registry: str) -> None:
     """The demo's steps, against the server whose settings are in the environment."""
-    from prefect.flow_runs import resume_flow_run
-
     from prefect_model_registry.flows.cli.runs import quiet_expected_failures
-    from prefect_model_registry.flows.core.approval import ApprovalPolicy
-    from prefect_model_registry.flows.core.config import RetrainConfig
-    from prefect_model_registry.flows.core.evidence import champion_markdown, gate_summary
-    from prefect_model_registry.flows.lifecycle import rollback_model
-    from prefect_model_registry.flows.pipeline import retrain
     from prefect_model_registry.registry import Registry
-    from prefect_model_registry.validations.report import GateReport
 
     quiet_expected_failures()  # an expected gate failure is one line, not a Prefect traceback
     reg = Registry.open(registry)
+    _first_version(registry)
+    _reviewed_version(reg, registry)
+    _corrupted_batch(reg, registry)
+    _roll_back(registry)
+    _score_and_trace(registry)
+    _show_registry(registry)
+
+
+def _first_version(registry: str) -> None:
+    """Step 1: v1 from batch 1, straight to production (a first model needs no approval)."""
+    from prefect_model_registry.flows.core.approval import ApprovalPolicy
+    from prefect_model_registry.flows.core.config import RetrainConfig
+    from prefect_model_registry.flows.pipeline import retrain
+
     step("1. Train v1 on batch 1 and promote it (first model: no approval needed)")
     out = retrain(
         RetrainConfig(
@@ -104,6 +113,17 @@ def run_lifecycle(registry: str) -> None:
     console.print(
         f"v{out['version']} is in {out['stage']}: {', '.join(f'{k}={v:.4f}' for k, v in out['metrics'].items())}"
     )
+
+
+def _reviewed_version(reg: Registry, registry: str) -> None:
+    """Step 2: v2 from batch 2, staged, paused for a reviewer, approved through Prefect's resume API."""
+    from prefect.flow_runs import resume_flow_run
+
+    from prefect_model_registry.flows.core.approval import ApprovalPolicy
+    from prefect_model_registry.flows.core.config import RetrainConfig
+    from prefect_model_registry.flows.core.evidence import champion_markdown, gate_summary
+    from prefect_model_registry.flows.pipeline import retrain
+    from prefect_model_registry.validations.report import GateReport
 
     step("2. Retrain on batch 2: v2 passes its gates, is staged, and waits for a reviewer")
     result: dict[str, Any] = {}
@@ -135,6 +155,13 @@ def run_lifecycle(registry: str) -> None:
     state = result["state"]
     console.print(f"run finished: {state.name}; production is now v{reg.state(MODEL).production}")
 
+
+def _corrupted_batch(reg: Registry, registry: str) -> None:
+    """Step 3: a corrupted batch stopped by the data-quality gate, nothing registered."""
+    from prefect_model_registry.flows.core.approval import ApprovalPolicy
+    from prefect_model_registry.flows.core.config import RetrainConfig
+    from prefect_model_registry.flows.pipeline import retrain
+
     step("3. A corrupted batch: the data-quality gate stops the run, nothing is registered")
     latest = reg.latest_version(MODEL)
     bad = retrain(
@@ -149,12 +176,20 @@ def run_lifecycle(registry: str) -> None:
     console.print(f"run finished: {bad.name}: {bad.message}")
     console.print(f"latest version still v{reg.latest_version(MODEL)} (was v{latest})")
 
+
+def _roll_back(registry: str) -> None:
+    """Step 4: roll back to v1 (the champion alias follows)."""
+    from prefect_model_registry.flows.lifecycle import rollback_model
+
     step("4. Roll back: v1 returns to production, v2 is archived")
     back = rollback_model(
         model_name=MODEL, reason="demo: simulated incident on v2", registry=registry, actor="on-call engineer"
     )
     console.print(f"rolled back v{back['from']} -> v{back['to']}; moved aliases: {', '.join(back['aliases']) or '-'}")
 
+
+def _score_and_trace(registry: str) -> None:
+    """Step 5: score a batch, trace a row back to its version and restore its training data."""
     step("5. Score a batch with production, then trace a prediction back to its version and its training data")
     import pandas as pd
 
@@ -173,6 +208,9 @@ def run_lifecycle(registry: str) -> None:
     same = restored.read_bytes() == (DATA / "breast_cancer_batch1.csv").read_bytes()
     console.print(f"restored training data identical to the file v{scored['version']} was trained on: {same}")
 
+
+def _show_registry(registry: str) -> None:
+    """Step 6: the registry as pmr shows it."""
     step("6. The registry, v2's lineage and the audit log (pmr)")
     for args in (["models"], ["versions", MODEL], ["lineage", MODEL, "2"], ["history", MODEL], ["verify"]):
         show_pmr(registry, args)
