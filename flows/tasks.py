@@ -207,5 +207,5 @@ def register_version(
     """
     key = registration_key(name, info, actor)
     return Registry.open(registry).register_model(
-        name, model, info, actor=actor, idempotency_key=key, snapshot_dataset=snapshot_dataset
+        name, model, info, actor=actor, operation_key=key, snapshot_dataset=snapshot_dataset
     )

@@ -116,3 +116,28 @@ def test_each_import_contract_fails_on_a_forbidden_import(tree: Path, contract: 
     assert "1 broken" in done.stdout, done.stdout[-3000:]
     broken = done.stdout.split("Broken contracts", 1)[1]
     assert " ".join(contract.split()) in " ".join(broken.split())
+
+
+def test_retry_keys_have_one_name(tmp_path: Path) -> None:
+    import inspect
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from prefect_model_registry.registry import Registry, VersionInfo
+    from prefect_model_registry.registry.errors import InvalidMetadata
+
+    reg = Registry.open(str(tmp_path / "reg"))
+    writers = [getattr(reg, name) for name in dir(reg) if not name.startswith("_")]
+    for writer in writers:
+        if callable(writer):
+            params = inspect.signature(writer).parameters
+            assert "idempotency_key" not in params or "operation_key" in params, writer
+    model = LogisticRegression().fit(np.array([[0.0], [1.0]] * 2), [0, 1] * 2)
+    first = reg.register_model("m", model, VersionInfo(), operation_key="k")
+    # The old name still works, with a warning, and is the same key.
+    with pytest.warns(DeprecationWarning, match="operation_key"):
+        again = reg.register_model("m", model, VersionInfo(), idempotency_key="k")
+    assert again.version == first.version == 1
+    with pytest.warns(DeprecationWarning), pytest.raises(InvalidMetadata, match="give one"):
+        reg.register_model("m", model, VersionInfo(), idempotency_key="k", operation_key="other")

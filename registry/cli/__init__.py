@@ -58,7 +58,7 @@ def register(
     dataset: Annotated[str | None, typer.Option(help="URI of the training data.")] = None,
     description: Annotated[str, typer.Option(help="What this version is.")] = "",
     fmt: Annotated[str | None, typer.Option("--format", help="skops, pickle, joblib or bytes.")] = None,
-    idempotency_key: Annotated[
+    key: Annotated[
         str | None, typer.Option("--key", "--idempotency-key", help="Retries with this key get the same version.")
     ] = None,
     allow_missing_dataset: Annotated[
@@ -85,7 +85,7 @@ def register(
     )
     if not file.is_file():
         raise InvalidMetadata(f"model file {file} does not exist")
-    if idempotency_key is None:
+    if key is None:
         from prefect_model_registry.registry.core.checks import check_info
         from prefect_model_registry.registry.core.idempotency import request_fingerprint
         from prefect_model_registry.registry.core.identity import identity_key, resolve_actor
@@ -95,7 +95,7 @@ def register(
         request = request_fingerprint(check_model_name(name), fmt or "auto", check_info(info))
         # Bound to who runs it: their retry finds their version; someone else's identical command makes their own.
         who = hashlib.sha256(identity_key(resolve_actor(current().actor)).encode()).hexdigest()[:16]
-        idempotency_key = f"pmr:register:{digest}:{request}:{who}"
+        key = f"pmr:register:{digest}:{request}:{who}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         mv = open_registry().register_file(
@@ -104,7 +104,7 @@ def register(
             info,
             fmt=fmt,
             actor=current().actor,
-            idempotency_key=idempotency_key,
+            operation_key=key,
             allow_missing_dataset=allow_missing_dataset,
             snapshot_dataset=snapshot,
         )

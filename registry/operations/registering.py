@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -69,7 +70,7 @@ class Registering(RegistryBase):
         racing registrants, each gets its own number, with no gaps. The manifest is the record: this returns once
         it has landed, and the ``registered`` event follows in the background, in version order (any read of the
         log in this process waits for it; see ``announcer`` and :meth:`flush`). With an
-        ``idempotency_key`` the event is logged before this returns.
+        ``operation_key`` the event is logged before this returns.
 
         Args:
             name: model name.
@@ -77,9 +78,9 @@ class Registering(RegistryBase):
             info: metrics, params, tags, description, lineage and gate reports.
             fmt: artifact format (``skops``, ``pickle``, ``joblib`` or ``bytes``).
             actor: who registers (default :func:`default_actor`).
-            idempotency_key: a retry with the same key gets the same version back, whatever point an earlier
-                attempt crashed at.
-            operation_key: the same as ``idempotency_key`` (the name every other writer uses).
+            operation_key: a retry with the same key gets the same version back, whatever point an earlier
+                attempt crashed at (every writer's retry key has this name).
+            idempotency_key: the old name of ``operation_key``, still accepted with a ``DeprecationWarning``.
             allow_missing_dataset: register even if ``info.lineage.dataset_uri`` cannot be read (with a warning).
             snapshot_dataset: keep the training data in the registry (content-addressed, stored once however many
                 versions use it) up to ``PMR_SNAPSHOT_MAX_BYTES`` (default 100 MiB); the lineage says when it was
@@ -109,8 +110,10 @@ class Registering(RegistryBase):
         info = check_info(info if info is not None else VersionInfo())
         if not isinstance(artifact, bytes | bytearray) or not artifact:
             raise InvalidMetadata("artifact must be non-empty bytes")
-        if idempotency_key is not None and operation_key is not None and idempotency_key != operation_key:
-            raise InvalidMetadata("idempotency_key and operation_key differ: give one")
+        if idempotency_key is not None:
+            warnings.warn("idempotency_key is now operation_key", DeprecationWarning, stacklevel=2)
+            if operation_key is not None and idempotency_key != operation_key:
+                raise InvalidMetadata("idempotency_key and operation_key differ: give one")
         op_key = check_op_key(operation_key if operation_key is not None else idempotency_key)
         explicit_actor = actor is not None  # a key binds the actor its caller names (see registry.idempotency)
         actor = resolve_actor(actor)

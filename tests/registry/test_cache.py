@@ -16,7 +16,7 @@ from prefect_model_registry.registry.errors import IntegrityError
 def served(location: str, tmp_path: Path) -> tuple[Registry, list[str]]:
     """A registry with v1 in production, opened with a cache, and a log of the store reads."""
     X, y = load_iris(return_X_y=True)
-    Registry.open(location).register_model("iris", LogisticRegression(max_iter=300).fit(X, y), idempotency_key="k")
+    Registry.open(location).register_model("iris", LogisticRegression(max_iter=300).fit(X, y), operation_key="k")
     reg = Registry.open(location, cache_dir=tmp_path / "cache")
     reads: list[str] = []
     original = reg.store.get

@@ -20,7 +20,7 @@ from tests.registry.test_cli import pmr
 def catalog(reg: Registry) -> Registry:
     for i, (auc, team) in enumerate([(0.81, "a"), (0.93, "b"), (0.88, "b"), (0.95, "a")], start=1):
         info = VersionInfo(metrics={"roc_auc": auc, "accuracy": 0.7 + i / 100}, tags={"team": team}, params={"C": i})
-        reg.register_model("churn", LogisticRegression(C=float(i)), info, idempotency_key=f"v{i}")
+        reg.register_model("churn", LogisticRegression(C=float(i)), info, operation_key=f"v{i}")
     reg.promote("churn", 2, "staging", reason="t")
     return reg
 
@@ -73,7 +73,7 @@ def test_cli_edit_search_diff_and_json_after_the_subcommand(tmp_path: Path, caps
     reg = Registry.open(location)
     for i, auc in enumerate([0.8, 0.9], start=1):
         info = VersionInfo(metrics={"roc_auc": auc}, params={"C": i}, tags={"team": "a"})
-        reg.register_model("churn", LogisticRegression(C=float(i)), info, idempotency_key=f"k{i}")
+        reg.register_model("churn", LogisticRegression(C=float(i)), info, operation_key=f"k{i}")
     r = ("--registry", location)
     assert pmr(capsys, *r, "tag", "churn", "2", "owner=dana", "tier=gold")[0] == 0
     assert pmr(capsys, *r, "untag", "churn", "2", "tier")[0] == 0
@@ -142,7 +142,7 @@ def test_search_matches_a_brute_force_filter_over_all_manifests(reg: Registry) -
 
 def test_describe_takes_name_version_text_and_refuses_the_old_shape(tmp_path: Path, capsys) -> None:
     location = str(tmp_path / "reg")
-    Registry.open(location).register_model("churn", LogisticRegression(), VersionInfo(), idempotency_key="k")
+    Registry.open(location).register_model("churn", LogisticRegression(), VersionInfo(), operation_key="k")
     r = ("--registry", location)
     assert pmr(capsys, *r, "describe", "churn", "1", "first cut")[0] == 0
     assert pmr(capsys, *r, "describe", "churn", "--model", "predicts churn")[0] == 0

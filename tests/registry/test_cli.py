@@ -167,8 +167,8 @@ def test_versions_shows_a_blocked_version_and_why(tmp_path: Path, capsys) -> Non
 
     reg = Registry.open(str(tmp_path / "reg"))
     failed = {"gate": "thresholds", "passed": False, "checks": [], "summary": {}}
-    reg.register_model("m", LogisticRegression(), VersionInfo(reports={"thresholds": failed}), idempotency_key="k1")
-    reg.register_model("m", LogisticRegression(), VersionInfo(), idempotency_key="k2")
+    reg.register_model("m", LogisticRegression(), VersionInfo(reports={"thresholds": failed}), operation_key="k1")
+    reg.register_model("m", LogisticRegression(), VersionInfo(), operation_key="k2")
     code, out, _ = pmr(capsys, "--registry", str(tmp_path / "reg"), "versions", "m")
     assert code == 0 and "blocked: gate:thresholds" in out
     code, out, _ = pmr(capsys, "--registry", str(tmp_path / "reg"), "--json", "versions", "m")

@@ -187,14 +187,14 @@ def test_history_answers_what_was_in_production_at_time_t(reg: Registry) -> None
 def test_registration_is_idempotent_on_key(reg: Registry, model) -> None:
     est, _ = model
     info = VersionInfo(metrics={"accuracy": 0.9})
-    a = reg.register_model("iris", est, info, idempotency_key="flow-run-1/register")
-    b = reg.register_model("iris", est, info, idempotency_key="flow-run-1/register")  # skops bytes differ
+    a = reg.register_model("iris", est, info, operation_key="flow-run-1/register")
+    b = reg.register_model("iris", est, info, operation_key="flow-run-1/register")  # skops bytes differ
     assert a.version == b.version == 1
     assert reg.latest_version("iris") == 1
     assert [e.type for e in reg.history("iris")] == ["registered"]
     with pytest.raises(IdempotencyConflict):
-        reg.register_model("iris", est, VersionInfo(metrics={"accuracy": 0.1}), idempotency_key="flow-run-1/register")
-    assert reg.register_model("iris", est, info, idempotency_key="flow-run-2/register").version == 2
+        reg.register_model("iris", est, VersionInfo(metrics={"accuracy": 0.1}), operation_key="flow-run-1/register")
+    assert reg.register_model("iris", est, info, operation_key="flow-run-2/register").version == 2
 
 
 def test_failed_gate_blocks_promotion_until_passed(reg: Registry) -> None:
@@ -287,12 +287,12 @@ def test_retry_after_a_crash_between_manifest_and_event_logs_it_once(reg: Regist
     monkeypatch.setattr(type(reg.store), "put", flaky_put)
     info = VersionInfo(metrics={"auc": 0.9})
     with pytest.raises(StoreError):
-        reg.register("m", b"model", info, fmt="bytes", idempotency_key="run-7/register")
+        reg.register("m", b"model", info, fmt="bytes", operation_key="run-7/register")
     assert reg.get_version("m", 1).idempotency_key == "run-7/register"  # the manifest landed
-    again = reg.register("m", b"model", info, fmt="bytes", idempotency_key="run-7/register")
+    again = reg.register("m", b"model", info, fmt="bytes", operation_key="run-7/register")
     assert again.version == 1 and reg.latest_version("m") == 1
     assert [(e.type, e.version) for e in reg.history("m")] == [("registered", 1)]
-    assert reg.register("m", b"model", info, fmt="bytes", idempotency_key="run-7/register").version == 1
+    assert reg.register("m", b"model", info, fmt="bytes", operation_key="run-7/register").version == 1
     assert len(reg.history("m")) == 1
 
 

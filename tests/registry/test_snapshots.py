@@ -18,7 +18,7 @@ from tests.registry.test_cli import pmr
 
 def _register(reg: Registry, data: Path, key: str, **kwargs) -> int:
     info = VersionInfo(lineage=Lineage(dataset_uri=str(data)))
-    return reg.register_model("churn", LogisticRegression(), info, idempotency_key=key, **kwargs).version
+    return reg.register_model("churn", LogisticRegression(), info, operation_key=key, **kwargs).version
 
 
 def test_overwritten_training_data_is_restored_byte_for_byte(reg: Registry, tmp_path: Path) -> None:
