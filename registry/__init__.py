@@ -13,10 +13,10 @@ Example:
 
 from __future__ import annotations
 
+from prefect_model_registry.registry import errors
 from prefect_model_registry.registry.core.identity import default_actor
 from prefect_model_registry.registry.core.policy import ApprovalRules
 from prefect_model_registry.registry.errors import *  # noqa: F403 - the error hierarchy is part of the public API
-from prefect_model_registry.registry.errors import RegistryError
 from prefect_model_registry.registry.events import EventType
 from prefect_model_registry.registry.models import Event, Lineage, ModelState, ModelVersion, VersionInfo
 from prefect_model_registry.registry.names import STAGES, ModelRef, parse_model_uri
@@ -38,11 +38,11 @@ __all__ = [
     "ModelState",
     "ModelVersion",
     "Registry",
-    "RegistryError",
     "VersionInfo",
     "default_actor",
     "load_model",
     "parse_model_uri",
+    *errors.__all__,  # the error hierarchy, listed in errors.py
 ]
 
 if __name__ != "prefect_model_registry.registry":

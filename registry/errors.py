@@ -204,3 +204,41 @@ class InvalidIdentity(InvalidMetadata):
 
 class PolicyProposalNotFound(RegistryError, LookupError):
     """No proposed policy change waits for approval (or not the one named)."""
+
+
+__all__ = [
+    "AliasNotFound",
+    "ApprovalRefused",
+    "ApprovalRequired",
+    "ArtifactCapExceeded",
+    "ArtifactLocationRefused",
+    "ArtifactRefused",
+    "ArtifactTooLarge",
+    "BucketNotFound",
+    "ConcurrencyError",
+    "DatasetUnavailable",
+    "IdempotencyConflict",
+    "IntegrityError",
+    "InvalidIdentity",
+    "InvalidMetadata",
+    "InvalidName",
+    "InvalidTransition",
+    "InvalidURI",
+    "MalformedEvent",
+    "MetadataTooLarge",
+    "ModelNotFound",
+    "NothingToRollBack",
+    "ObjectNotFound",
+    "PolicyProposalNotFound",
+    "PreconditionFailed",
+    "PromotionBlocked",
+    "RegistryError",
+    "StoreAccessDenied",
+    "StoreError",
+    "StoreUnavailable",
+    "SymlinkRefused",
+    "UntrustedArtifact",
+    "UntrustedType",
+    "VersionDeleted",
+    "VersionNotFound",
+]
