@@ -115,7 +115,7 @@ def run_local(cfg: Any, timeout: float, *, traceback: bool = False) -> tuple[int
     if state.name == "TimedOut":
         say(f"TIMED OUT: the run did not finish within {timeout:g}s ({state.message})")
         return EXIT_TIMEOUT, run_id
-    say(f"{state.name.upper()}: {failure_reason(state)}: {state.message}")
+    say(f"{(state.name or state.type.value).upper()}: {failure_reason(state)}: {state.message}")
     return EXIT_FAILED, run_id
 
 
@@ -174,7 +174,7 @@ def run_deployment(
     if state.is_completed():
         say(f"Completed: {url}")
         return EXIT_OK, run.id, model
-    say(f"{state.name.upper()}: {failure_reason(state)}: {state.message}")
+    say(f"{(state.name or state.type.value).upper()}: {failure_reason(state)}: {state.message}")
     return EXIT_FAILED, run.id, model
 
 
@@ -239,7 +239,7 @@ class _LogTail:
         since = self.newest - self.WINDOW if self.newest else None
         log_filter = LogFilter(
             flow_run_id=LogFilterFlowRunId(any_=[self.flow_run_id]),
-            timestamp=LogFilterTimestamp(after_=since) if since else None,
+            timestamp=LogFilterTimestamp(after_=since) if since else None,  # type: ignore[arg-type]  # Prefect types it as its own DateTime, a datetime subclass
         )
         printed, offset = 0, 0
         while True:

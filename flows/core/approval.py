@@ -8,8 +8,9 @@ from prefect import get_run_logger
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
-from prefect_model_registry.registry.core.policy import ApprovalRules, Subject, needs_approval
+from prefect_model_registry.registry.core.policy import ApprovalRules, Subject, needs_approval, production_only
 from prefect_model_registry.registry.models import ModelState
 
 
@@ -17,7 +18,7 @@ class ApprovalPolicy(BaseModel):
     """Who must decide, and how long to wait."""
 
     required_for: list[Literal["staging", "production"]] = Field(
-        default_factory=lambda: ["production"], description="Target stages that need a reviewer's decision."
+        default_factory=production_only, description="Target stages that need a reviewer's decision."
     )
     reviewers: list[str] | None = Field(default=None, description="Only these people may decide (any if empty).")
     four_eyes: bool = Field(default=False, description="The registrant may not approve their own version.")
@@ -51,7 +52,7 @@ class ApprovalPolicy(BaseModel):
 # The rules live in the JSON schema too: Prefect checks a resume against the schema (the UI and the API
 # refuse bad input and the run stays paused), while a pydantic validator would only run inside the flow.
 _NOT_BLANK = r"\S"
-_COMMENT_WHEN_REJECTING = {
+_COMMENT_WHEN_REJECTING: JsonDict = {
     "if": {"properties": {"approve": {"const": False}}},
     "then": {"properties": {"comment": {"pattern": _NOT_BLANK}}, "required": ["comment"]},
 }

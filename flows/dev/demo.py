@@ -185,7 +185,9 @@ def _roll_back(registry: str) -> None:
     back = rollback_model(
         model_name=MODEL, reason="demo: simulated incident on v2", registry=registry, actor="on-call engineer"
     )
-    console.print(f"rolled back v{back['from']} -> v{back['to']}; moved aliases: {', '.join(back['aliases']) or '-'}")
+    moved = back["aliases"]
+    assert isinstance(moved, list)
+    console.print(f"rolled back v{back['from']} -> v{back['to']}; moved aliases: {', '.join(moved) or '-'}")
 
 
 def _score_and_trace(registry: str) -> None:

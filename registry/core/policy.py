@@ -40,7 +40,7 @@ CHAMPION = "champion"
 FIRST_VERSION_EXEMPT = "first production version"
 
 
-def _production_only() -> list[Literal["staging", "production"]]:
+def production_only() -> list[Literal["staging", "production"]]:
     """The default of ``ApprovalRules.stages``: only production needs an approval."""
     return ["production"]
 
@@ -51,7 +51,7 @@ class ApprovalRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stages: list[Literal["staging", "production"]] = Field(
-        default_factory=_production_only, description="Stages a version may enter only with an approval."
+        default_factory=production_only, description="Stages a version may enter only with an approval."
     )
     reviewers: list[str] | None = Field(default=None, description="Who may approve (anyone when None).")
     four_eyes: bool = Field(default=False, description="The registrant may not approve their own version.")
