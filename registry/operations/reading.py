@@ -154,7 +154,10 @@ class Reading(RegistryBase):
         """The manifest a model URI points at (``models:/churn/7``, ``models:/churn@production``, …).
 
         Raises:
-            InvalidURI, ModelNotFound, VersionNotFound, AliasNotFound.
+            InvalidURI: the URI cannot be parsed.
+            ModelNotFound: no model of that name is registered.
+            VersionNotFound: the model has no such version.
+            AliasNotFound: no version carries that alias or stage.
 
         """
         ref = parse_model_uri(uri)

@@ -68,7 +68,10 @@ class Stages(RegistryBase):
                 version): a protected alias moves with the promotion that covers it.
 
         Raises:
-            InvalidTransition, PromotionBlocked, VersionNotFound, ModelNotFound.
+            InvalidTransition: the lifecycle does not allow the move.
+            PromotionBlocked: the version's gates failed, or it was rejected.
+            VersionNotFound: the model has no such version.
+            ModelNotFound: no model of that name is registered.
             ApprovalRequired: the policy protects ``to`` and no recorded approval counts under the policy in force.
 
         """
