@@ -46,6 +46,7 @@ class Site:
     """A strict build of docs/mkdocs.yml: where it went, and what mkdocs printed."""
 
     dir: Path
+    returncode: int
     log: str
     seconds: float
 
@@ -68,11 +69,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     log = build.stdout + build.stderr
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT / "mkdocs-build.log").write_text(log, encoding="utf-8")
-    assert build.returncode == 0, f"mkdocs build --strict failed (exit {build.returncode}):\n{log[-6000:]}"
-    return Site(site_dir, log, time.monotonic() - started)
+    return Site(site_dir, build.returncode, log, time.monotonic() - started)
 
 
 def test_strict_build_has_no_warnings(site: Site) -> None:
+    """``mkdocs build --strict`` succeeds and prints no WARNING line (a broken link, a docstring it cannot read)."""
+    assert site.returncode == 0, f"mkdocs build --strict failed (exit {site.returncode}):\n{site.log[-6000:]}"
     plain = re.sub(r"\x1b\[[0-9;]*m", "", site.log)
     warnings = [line for line in plain.splitlines() if "WARNING" in line]
     assert not warnings, "the strict build warned:\n" + "\n".join(warnings)
@@ -84,6 +86,8 @@ def test_strict_build_has_no_warnings(site: Site) -> None:
 @pytest.fixture(scope="module")
 def base_url(site: Site) -> Iterator[str]:
     """The built site on ``http://127.0.0.1:<port>/``, served in its own process group."""
+    if site.returncode != 0:
+        pytest.fail("the site did not build: see test_strict_build_has_no_warnings", pytrace=False)
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory", str(site.dir)],
@@ -153,6 +157,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def test_getting_started_page(page: Any, base_url: str) -> None:
+    """The demo page renders with its title, heading and the site navigation; full-page screenshot."""
     from playwright.sync_api import expect
 
     answer = page.goto(base_url + "getting-started/demo/")
@@ -170,6 +175,7 @@ def test_getting_started_page(page: Any, base_url: str) -> None:
 
 
 def test_api_reference_registry(page: Any, base_url: str) -> None:
+    """The API reference shows the ``Registry`` class heading (scrolled to) and its ``register_model``."""
     from playwright.sync_api import expect
 
     answer = page.goto(base_url + "reference/api/")
