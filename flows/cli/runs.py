@@ -100,6 +100,9 @@ def run_local(cfg: Any, timeout: float, *, traceback: bool = False) -> tuple[int
     """Run the retraining flow in this process (logs go to the console through Prefect's handler)."""
     # The temporary API this starts must not try to reach a telemetry service (no network; "database is locked").
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Without a server configured, Prefect starts a temporary one and gives it 20 s; on a busy CI runner that
+    # is not enough, and the job failed on the timeout before the run began.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from prefect_model_registry.flows.pipeline import retrain as retrain_flow
 
     if not traceback:

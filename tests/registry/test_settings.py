@@ -98,10 +98,17 @@ def test_every_pmr_name_in_the_code_is_a_known_setting() -> None:
     assert names <= set(VARIABLES), f"unknown settings named in the code: {sorted(names - set(VARIABLES))}"
 
 
-def test_every_variable_is_documented_in_the_readme() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    missing = [name for name in VARIABLES if not re.search(rf"\b{name}\b", readme)]
-    assert not missing, f"not documented in README.md: {missing}"
+def test_every_variable_is_documented_on_the_docs_site() -> None:
+    # The settings page is generated from VARIABLES at every build (docs/hooks.py), so each variable with its
+    # description, default and limit is on it; the guides also name the ones a user sets by hand.
+    page = (ROOT / "docs" / "content" / "reference" / "settings.md").read_text(encoding="utf-8")
+    assert "<!-- generated: settings -->" in page
+    assert all(VARIABLES[name].description.strip() for name in VARIABLES)
+    prose = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs" / "content").rglob("*.md"))
+    named = [
+        name for name in ("PMR_REGISTRY_URI", "PMR_ACTOR", "PMR_CACHE_DIR", "PMR_TRAINER_MODULES") if name in prose
+    ]
+    assert len(named) == 4, named
 
 
 def test_the_table_is_the_settings_fields() -> None:
