@@ -229,10 +229,14 @@ class _LogTail:
 
     def _task_name(self, client: SyncPrefectClient, task_run_id: Any) -> str:
         if task_run_id not in self.task_names:
-            try:
-                self.task_names[task_run_id] = client.read_task_run(task_run_id).name
-            except Exception:  # a name is a nicety; never fail the job over it
-                self.task_names[task_run_id] = str(task_run_id)[:8]
+            for attempt in range(3):  # a busy API may time out once; the name is worth a second ask
+                try:
+                    self.task_names[task_run_id] = client.read_task_run(task_run_id).name
+                    break
+                except Exception:  # a name is a nicety; never fail the job over it (and never cache its absence)
+                    if attempt == 2:
+                        return str(task_run_id)[:8]
+                    time.sleep(0.2)
         return self.task_names[task_run_id]
 
     def print_new(self, client: SyncPrefectClient) -> int:
@@ -263,11 +267,17 @@ class _LogTail:
             offset += len(page)
 
     def drain(self, client: SyncPrefectClient, poll: float) -> None:
-        """After the final state: the process sends its last logs as it exits; wait for them briefly."""
-        quiet_polls, deadline = 0, time.monotonic() + 10
-        while quiet_polls < 2 and time.monotonic() < deadline:
+        """After the final state: the process sends its last logs as it exits; wait for them briefly.
+
+        Logs reach the server in batches every couple of seconds, so the wait ends after 3 s without a new one
+        (15 s at most), however short the poll interval.
+        """
+        deadline = time.monotonic() + 15
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 3:
             time.sleep(min(poll, 1.0))
-            quiet_polls = quiet_polls + 1 if self.print_new(client) == 0 else 0
+            if self.print_new(client):
+                quiet_since = time.monotonic()
 
 
 def check_registry(model: str, run_id: UUID, expected: str) -> int:
