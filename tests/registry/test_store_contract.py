@@ -1,16 +1,22 @@
-"""The object-store contract, run against both backends (local directory and SeaweedFS)."""
+"""The object-store contract, run against a local directory and two S3 servers (SeaweedFS and moto).
+
+moto is a second S3 implementation: the contract passing on both checks the client (the direct requests and
+boto3), not one server's habits. Racing writers are tested on SeaweedFS only (``test_concurrency.py``): moto
+checks a condition and writes without a lock between the two.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from prefect_model_registry.registry.errors import InvalidName, ObjectNotFound, PreconditionFailed
-from prefect_model_registry.registry.store import open_store
+from prefect_model_registry.registry.store import ObjectStore, open_store
 
 
 @pytest.fixture
-def store(location: str):
-    s = open_store(location)
+def store(contract_location: str) -> ObjectStore:
+    """An empty store on each implementation, checked reachable."""
+    s = open_store(contract_location)
     s.check()
     return s
 
