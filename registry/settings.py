@@ -43,6 +43,9 @@ MLFLOW_MAX_VERSION_BYTES = "PMR_MLFLOW_MAX_VERSION_BYTES"
 MLFLOW_MAX_VERSION_FILES = "PMR_MLFLOW_MAX_VERSION_FILES"
 TRAINER_MODULES = "PMR_TRAINER_MODULES"
 CI_DEPLOYMENT = "PMR_CI_DEPLOYMENT"
+MULTIPART_THRESHOLD = "PMR_MULTIPART_THRESHOLD"
+MULTIPART_CHUNK = "PMR_MULTIPART_CHUNK"
+TRANSFER_CONCURRENCY = "PMR_TRANSFER_CONCURRENCY"
 
 #: The value of :attr:`Settings.cache_dir` when ``PMR_CACHE_DIR`` turns the cache off.
 CACHE_OFF = "off"
@@ -219,6 +222,18 @@ class Settings:
     )
     #: The deployment ``pmr ci retrain`` runs (``FLOW/DEPLOYMENT``; read by the ``--deployment`` option).
     ci_deployment: str = _var(CI_DEPLOYMENT, "retrain-model/retrain", _text, "the deployment pmr ci retrain runs")
+    #: Objects at least this large go to S3 as a multipart upload (and come back by parallel ranged reads).
+    multipart_threshold: int = _var(
+        MULTIPART_THRESHOLD, 64 * 1024**2, _positive_whole, "objects this large or larger move in parts (bytes)"
+    )
+    #: The size of one part of a multipart transfer (at least 5 MiB on S3; raised when a file needs > 10,000).
+    multipart_chunk: int = _var(
+        MULTIPART_CHUNK, 8 * 1024**2, _positive_whole, "the size of one part of a multipart transfer (bytes)"
+    )
+    #: Parts in flight at once; bytes held in memory are at most this many parts.
+    transfer_concurrency: int = _var(
+        TRANSFER_CONCURRENCY, 4, _positive_whole, "parts of one transfer in flight at once"
+    )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import io
 import pickle
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from prefect_model_registry.registry.errors import IntegrityError, InvalidMetadata, UntrustedArtifact
 from prefect_model_registry.registry.models import sha256
@@ -44,6 +44,13 @@ def dump_model(model: Any) -> bytes:
     return sio.dumps(model)
 
 
+def dump_model_to(model: Any, path: Path) -> None:
+    """Serialise a scikit-learn estimator or pipeline with skops into the file ``path``."""
+    import skops.io as sio
+
+    sio.dump(model, path)
+
+
 def format_for(path: Path) -> str:
     """Guess an artifact format from a file suffix (``.skops``, ``.pkl``, ``.joblib``, else bytes)."""
     suffix = path.suffix.lower()
@@ -64,7 +71,7 @@ def verify_bytes(data: bytes, expected_sha256: str, what: str) -> None:
         raise IntegrityError(f"{what} is corrupt: sha256 {actual[:12]}… != registered {expected_sha256[:12]}…")
 
 
-def review_types(data: bytes, fmt: str) -> list[str] | None:
+def review_types(data: bytes | BinaryIO, fmt: str) -> list[str] | None:
     """Review a new artifact at registration: the list of names to record in its manifest.
 
     Returns:
@@ -133,4 +140,35 @@ def deserialize(
         # Every name was checked for the kind of node using it; skops' own audit runs again on the same bytes.
         return sio.loads(data, trusted=found.names())
     except UntrustedTypesFoundException as exc:  # skops saw a name the review did not: refuse, never widen
+        raise UntrustedArtifact(f"skops refused what the review admitted: {exc}; not loading it") from None
+
+
+def deserialize_file(path: Path, fmt: str, *, trusted: Iterable[str] = (), allow_pickle: bool = False) -> Any:
+    """:func:`deserialize` from a verified file, without reading it into memory first (large models).
+
+    Raises:
+        As :func:`deserialize`.
+
+    """
+    if fmt == "bytes":
+        return path.read_bytes()
+    if fmt in ("pickle", "joblib"):
+        if not allow_pickle:
+            return deserialize(b"", fmt, allow_pickle=False)  # raises the refusal
+        if fmt == "pickle":
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        import joblib
+
+        return joblib.load(path)
+    import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    from prefect_model_registry.registry.core import skops_review
+
+    with open(path, "rb") as fh:
+        found = skops_review.review(fh, extra=trusted)
+    try:
+        return sio.load(path, trusted=found.names())
+    except UntrustedTypesFoundException as exc:
         raise UntrustedArtifact(f"skops refused what the review admitted: {exc}; not loading it") from None

@@ -11,6 +11,7 @@ Location: ``PMR_CACHE_DIR``, else ``$XDG_CACHE_HOME/pmr/artifacts``, else ``~/.c
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -33,7 +34,10 @@ def default_dir() -> Path | None:
 
 
 class ArtifactCache:
-    """Verified artifact bytes by SHA-256 in a directory (safe across processes: atomic renames)."""
+    """Verified artifact bytes by SHA-256 in a directory (safe across processes: atomic renames).
+
+    Large artifacts are served as files (:meth:`file`), checked by a streamed hash and never read whole.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -55,6 +59,41 @@ class ArtifactCache:
             path.unlink(missing_ok=True)  # corrupted or swapped: never served, fetched again
             return None
         return data
+
+    def file(self, digest: str) -> Path | None:
+        """The cached file of ``digest`` once its bytes are checked (streamed), or None; a bad entry is dropped."""
+        path = self.path(digest)
+        try:
+            found = hashlib.sha256()
+            with open(path, "rb") as fh:
+                while piece := fh.read(1024 * 1024):
+                    found.update(piece)
+        except OSError:
+            return None
+        if found.hexdigest() != digest:
+            path.unlink(missing_ok=True)
+            return None
+        return path
+
+    def put_file(self, digest: str, source: Path) -> None:
+        """Keep a copy of the verified file ``source`` as ``digest`` (hashed again as it is copied in)."""
+        path = self.path(digest)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            found = hashlib.sha256()
+            with (
+                open(source, "rb") as src,
+                tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as tmp,
+            ):
+                while piece := src.read(1024 * 1024):
+                    found.update(piece)
+                    tmp.write(piece)
+            if found.hexdigest() == digest:
+                os.replace(tmp.name, path)
+            else:
+                os.unlink(tmp.name)
+        except OSError:
+            return
 
     def put(self, digest: str, data: bytes) -> None:
         """Keep ``data`` as ``digest`` if it hashes to it (best effort: a full disk only costs a download)."""

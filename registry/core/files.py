@@ -53,14 +53,25 @@ def write_file(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = F
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        refuse_symlink(target, what)  # planted while we wrote: still refused (replace would not follow it anyway)
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise InvalidMetadata(f"{target} exists; pass --force to overwrite it") from None
+        publish_file(tmp, target, overwrite=overwrite, what=what)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def publish_file(tmp: Path, target: Path, *, overwrite: bool = False, what: str = "output") -> None:
+    """Give the finished file ``tmp`` (beside ``target``) the name ``target``, never through a symlink.
+
+    Raises:
+        SymlinkRefused: ``target`` is a symlink (planted while ``tmp`` was written included).
+        InvalidMetadata: ``target`` exists and ``overwrite`` is False.
+
+    """
+    refuse_symlink(target, what)  # planted while we wrote: still refused (replace would not follow it anyway)
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise InvalidMetadata(f"{target} exists; pass --force to overwrite it") from None

@@ -3,6 +3,7 @@
 Layout (one bucket prefix or directory)::
 
     blobs/sha256/<hash>                            artifact and report bytes, content-addressed
+    blobs/uses/<hash>                              when a registration last reused that blob (retention's grace)
     models/<name>/versions/<n:010d>.json           immutable manifest; its create-only write allocates n
     models/<name>/latest                           hint: a recent version number (a cache, checked before use)
     models/<name>/events/<seq:012d>.json           the hash-chained audit log (see registry.log)
@@ -23,6 +24,11 @@ MODELS = "models/"
 def blob_key(digest: str) -> str:
     """Key of the content-addressed blob with SHA-256 ``digest``."""
     return f"{BLOBS}{digest}"
+
+
+def blob_use_key(digest: str) -> str:
+    """Key of the marker a registration writes when it reuses the blob ``digest`` (retention reads its age)."""
+    return f"blobs/uses/{digest}"
 
 
 def model_prefix(name: str) -> str:

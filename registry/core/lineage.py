@@ -129,13 +129,18 @@ def read_dataset_bytes(uri: str) -> bytes:
 
 
 def complete_lineage(
-    lineage: Lineage, *, dataset_bytes: bytes | None = None, allow_missing_dataset: bool = False
+    lineage: Lineage,
+    *,
+    dataset_bytes: bytes | None = None,
+    dataset_sha256: str | None = None,
+    allow_missing_dataset: bool = False,
 ) -> Lineage:
     """``lineage`` with what the caller left out filled in: code version, Python, packages, dataset fingerprint.
 
     Args:
         lineage: what the caller knows (flow run, parent version, dataset URI ...); its values are kept.
         dataset_bytes: the training data, when the caller has it in hand (saves reading it again).
+        dataset_sha256: the SHA-256 of the training data, when the caller has hashed it (saves reading it again).
         allow_missing_dataset: register even when ``dataset_uri`` cannot be read (a warning is issued and the
             fingerprint stays empty); by default such a registration is refused.
 
@@ -152,8 +157,11 @@ def complete_lineage(
         fields["packages"] = lineage.packages or env["packages"]
     if lineage.dataset_uri and not lineage.dataset_fingerprint:
         try:
-            data = dataset_bytes if dataset_bytes is not None else read_dataset_bytes(lineage.dataset_uri)
-            fields["dataset_fingerprint"] = fingerprint_bytes(data)
+            if dataset_sha256 is not None:
+                fields["dataset_fingerprint"] = f"sha256:{dataset_sha256}"  # what fingerprint_bytes gives
+            else:
+                data = dataset_bytes if dataset_bytes is not None else read_dataset_bytes(lineage.dataset_uri)
+                fields["dataset_fingerprint"] = fingerprint_bytes(data)
         except DatasetUnavailable as exc:
             if not allow_missing_dataset:
                 hint = "register with allow_missing_dataset to record the URI only"

@@ -11,7 +11,7 @@ lineage says why.
 from __future__ import annotations
 
 from prefect_model_registry.registry.core import keys
-from prefect_model_registry.registry.core.lineage import fingerprint_bytes, read_dataset_bytes
+from prefect_model_registry.registry.core.transfer import Source
 from prefect_model_registry.registry.errors import DatasetUnavailable, IntegrityError, InvalidMetadata, ObjectNotFound
 from prefect_model_registry.registry.models import Lineage, ModelVersion, sha256
 from prefect_model_registry.registry.settings import SNAPSHOT_MAX_BYTES, VARIABLES, settings
@@ -43,32 +43,51 @@ def check_unset(lineage: Lineage) -> None:
         raise InvalidMetadata("the dataset snapshot fields of a lineage are set by the registry, not the caller")
 
 
-def plan(lineage: Lineage, *, enabled: bool = True, data: bytes | None = None) -> tuple[Lineage, bytes | None]:
+def plan(
+    lineage: Lineage, *, enabled: bool = True, dataset: Source | None = None, unreadable: str | None = None
+) -> tuple[Lineage, Source | None]:
     """The lineage with its snapshot fields, and the bytes to store (None when nothing is kept).
 
-    The bytes are read again here (unless ``data`` gives them: a copy between registries) and kept only if they
-    still have the fingerprint the lineage recorded: a file that changed between training and registration is
-    not the training data, and the lineage says so.
+    Args:
+        lineage: the completed lineage.
+        enabled: keep a snapshot at all.
+        dataset: the dataset's bytes as read now (or handed over by a copy); None when they could not be read.
+        unreadable: why they could not be read.
+
+    The bytes are kept only if they still have the fingerprint the lineage recorded: a file that changed between
+    training and registration is not the training data, and the lineage says so.
     """
     if not lineage.dataset_uri:
         return lineage, None
     if not enabled:
         return lineage.model_copy(update={"dataset_snapshot_note": "not kept: opted out for this registration"}), None
     limit = max_bytes()
-    try:
-        data = data if data is not None else read_dataset_bytes(lineage.dataset_uri)
-    except DatasetUnavailable as exc:
-        return lineage.model_copy(update={"dataset_snapshot_note": f"not kept: {exc}"}), None
-    if lineage.dataset_fingerprint and fingerprint_bytes(data) != lineage.dataset_fingerprint:
+    if dataset is None:
+        return lineage.model_copy(update={"dataset_snapshot_note": f"not kept: {unreadable}"}), None
+    if lineage.dataset_fingerprint and f"sha256:{dataset.digest}" != lineage.dataset_fingerprint:
         note = "not kept: the file changed after it was read for training (its fingerprint differs)"
         return lineage.model_copy(update={"dataset_snapshot_note": note}), None
-    if len(data) > limit:
-        note = f"not kept: {len(data)} bytes is above the {limit}-byte limit ({MAX_BYTES_ENV})"
-        return lineage.model_copy(update={"dataset_snapshot_note": note, "dataset_size": len(data)}), None
-    fields = {"dataset_snapshot": sha256(data), "dataset_size": len(data), "dataset_snapshot_note": None}
+    if dataset.size > limit:
+        note = f"not kept: {dataset.size} bytes is above the {limit}-byte limit ({MAX_BYTES_ENV})"
+        return lineage.model_copy(update={"dataset_snapshot_note": note, "dataset_size": dataset.size}), None
+    fields = {"dataset_snapshot": dataset.digest, "dataset_size": dataset.size, "dataset_snapshot_note": None}
     if not lineage.dataset_fingerprint:
-        fields["dataset_fingerprint"] = fingerprint_bytes(data)
-    return lineage.model_copy(update=fields), data
+        fields["dataset_fingerprint"] = f"sha256:{dataset.digest}"
+    return lineage.model_copy(update=fields), dataset
+
+
+def digest_of(mv: ModelVersion) -> str:
+    """The SHA-256 of ``mv``'s snapshot.
+
+    Raises:
+        DatasetUnavailable: no snapshot was kept (the lineage's note says why).
+
+    """
+    digest = mv.lineage.dataset_snapshot
+    if not digest:
+        why = mv.lineage.dataset_snapshot_note or "it was registered without one"
+        raise DatasetUnavailable(f"{mv.uri} kept no snapshot of its training data: {why}")
+    return digest
 
 
 def read(store: ObjectStore, mv: ModelVersion) -> bytes:

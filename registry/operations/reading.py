@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prefect_model_registry.registry.core import (
@@ -14,6 +18,7 @@ from prefect_model_registry.registry.core import (
     keys,
     parallel,
     snapshots,
+    transfer,
     versions,
 )
 from prefect_model_registry.registry.core import search as finder
@@ -22,6 +27,7 @@ from prefect_model_registry.registry.core.lifecycle import (
     rules_of,
 )
 from prefect_model_registry.registry.core.policy import ApprovalRules
+from prefect_model_registry.registry.core.transfer import ProgressCallback
 from prefect_model_registry.registry.errors import (
     AliasNotFound,
     IntegrityError,
@@ -39,6 +45,9 @@ from prefect_model_registry.registry.operations.base import (
     RegistryBase,
     current_view,
 )
+
+#: Artifacts up to this size are loaded from memory (one read); larger ones through a verified file.
+LOAD_IN_MEMORY = 64 * 1024 * 1024
 
 
 class Reading(RegistryBase):
@@ -232,10 +241,106 @@ class Reading(RegistryBase):
                 admits it, ``ArtifactCapExceeded`` the cap), or pickle/joblib without ``allow_pickle``.
 
         """
-        mv, data = self.load_bytes(uri)
-        return artifacts.deserialize(
-            data, mv.artifact.format, reviewed=mv.artifact.trusted_types, trusted=trusted, allow_pickle=allow_pickle
+        mv = self._resolve_live(uri)
+        if mv.artifact.size <= LOAD_IN_MEMORY or mv.artifact.format == "bytes":
+            mv, data = self.load_bytes(uri)
+            return artifacts.deserialize(
+                data, mv.artifact.format, reviewed=mv.artifact.trusted_types, trusted=trusted, allow_pickle=allow_pickle
+            )
+        if mv.artifact.format in ("pickle", "joblib") and not allow_pickle:
+            return artifacts.deserialize(b"", mv.artifact.format)  # refused before any byte is fetched
+        with self._artifact_file(mv) as path:
+            return artifacts.deserialize_file(path, mv.artifact.format, trusted=trusted, allow_pickle=allow_pickle)
+
+    @contextlib.contextmanager
+    def _artifact_file(self, mv: ModelVersion) -> Iterator[Path]:
+        """A verified local file of ``mv``'s artifact: the cache's, else a download to a temporary directory."""
+        digest = mv.artifact.sha256
+        cached = self.cache.file(digest) if self.cache is not None else None
+        if cached is not None:
+            yield cached
+            return
+        with tempfile.TemporaryDirectory(prefix="pmr-load-") as tmp:
+            path = transfer.download(
+                self.store, mv.artifact.key, digest, mv.artifact.size, Path(tmp) / digest, what=f"artifact of {mv.uri}"
+            )
+            if self.cache is not None:
+                self.cache.put_file(digest, path)
+            yield path
+
+    def download(
+        self,
+        uri: str,
+        path: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ModelVersion:
+        """Download the artifact of ``uri`` to the file ``path``, verified against the manifest's SHA-256.
+
+        The bytes go to a new file beside ``path``, are hashed there, and take the name only if they match: a
+        reader never sees a partial or unverified file. Large artifacts come by parallel ranged reads; memory
+        stays bounded whatever the size. A verified copy in the local artifact cache is used when there is one.
+
+        Args:
+            uri: model URI (``models:/NAME/VERSION``, ``@alias`` or stage).
+            path: the file to write; a symlink there is refused, never followed.
+            force: replace an existing file (else one is refused).
+            progress: called as ``progress(stage, done, total)``.
+
+        Raises:
+            InvalidMetadata: ``path`` exists and ``force`` is not set.
+            SymlinkRefused: ``path`` is a symlink.
+            IntegrityError: the stored bytes do not match their hash (nothing is left at ``path``).
+
+        """
+        mv = self._resolve_live(uri)
+        digest = mv.artifact.sha256
+        cached = self.cache.file(digest) if self.cache is not None else None
+        where = transfer.download(
+            self.store,
+            mv.artifact.key,
+            digest,
+            mv.artifact.size,
+            path,
+            overwrite=force,
+            what=f"artifact of {mv.uri}",
+            progress=progress,
+            cached=cached,
         )
+        if self.cache is not None and cached is None:
+            self.cache.put_file(digest, where)
+        return mv
+
+    def download_dataset(
+        self,
+        uri: str,
+        path: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ModelVersion:
+        """Download the training-data snapshot of ``uri`` to ``path``, verified (as :meth:`download`).
+
+        Raises:
+            DatasetUnavailable: the version kept no snapshot (its lineage says why).
+            IntegrityError: the snapshot is missing or altered (nothing is left at ``path``).
+
+        """
+        mv = self._resolve_live(uri)
+        digest = snapshots.digest_of(mv)
+        size = mv.lineage.dataset_size or 0
+        transfer.download(
+            self.store,
+            keys.blob_key(digest),
+            digest,
+            size,
+            path,
+            overwrite=force,
+            what=f"the training-data snapshot of {mv.uri}",
+            progress=progress,
+        )
+        return mv
 
     def lineage(self, name: str, version: int) -> list[ModelVersion]:
         """The version and its ancestors via ``parent_version``, newest first."""

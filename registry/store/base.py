@@ -8,12 +8,16 @@ racing writers, and ``put(if_match=etag)`` succeeds only while the object still 
 from __future__ import annotations
 
 import builtins
+import hashlib
+import io
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
 
-from prefect_model_registry.registry.errors import InvalidName, ObjectNotFound
+from prefect_model_registry.registry.errors import IntegrityError, InvalidName, ObjectNotFound
 from prefect_model_registry.registry.settings import REGISTRY_URI, VARIABLES, settings
 
 # Keys are relative, slash-separated, with no empty, "." or ".." segment: safe both as S3 keys and as paths.
@@ -26,6 +30,12 @@ def check_key(key: str) -> str:
     if not key or any(p in ("", ".", "..") or not _KEY_SEGMENT.match(p) for p in parts):
         raise InvalidName(f"unsafe object key {key!r}")
     return key
+
+
+#: Told how many more bytes a transfer moved (boto3's ``Callback`` convention).
+Progress = Callable[[int], None]
+#: The size of one read or write of a streamed transfer: memory per stream never holds more.
+CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,87 @@ class ObjectStore(ABC):
         except ObjectNotFound:
             return None
 
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when it is missing."""
+        try:
+            return len(self.get(key).data)
+        except ObjectNotFound:
+            return None
+
+    def put_file(self, key: str, path: Path, *, sha256: str | None = None, progress: Progress | None = None) -> None:
+        """Write the bytes of the file ``path`` as ``key`` (a plain write; for content-addressed blobs).
+
+        Memory stays bounded whatever the file's size (stores move it in chunks or parts). Nothing is visible
+        under ``key`` until the whole file has landed. The base version reads the file whole: stores override it.
+
+        Args:
+            key: object key.
+            path: the file.
+            sha256: the hash the bytes must have: the bytes sent are hashed on the way and nothing is published
+                unless they match (a file that changed after it was first hashed is refused).
+            progress: told of each chunk moved.
+
+        Raises:
+            IntegrityError: the bytes sent do not have ``sha256``; nothing is written under ``key``.
+
+        """
+        data = path.read_bytes()
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise IntegrityError(f"{path} changed while it was being stored (sha256 differs from its first read)")
+        self.put(key, data)
+        if progress is not None:
+            progress(len(data))
+
+    def get_file(self, key: str, path: Path, *, progress: Progress | None = None) -> None:
+        """Write the object's bytes into the file ``path``, which the caller created empty (never a target).
+
+        Raises:
+            ObjectNotFound: no object under ``key``.
+
+        """
+        with open(path, "wb") as out:
+            for chunk in self.read_chunks(key):
+                out.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        """The object's bytes in chunks of at most :data:`CHUNK` (hashing without holding it whole).
+
+        Raises:
+            ObjectNotFound: no object under ``key``.
+
+        """
+        data = self.get(key).data
+        for start in range(0, len(data), CHUNK):
+            yield data[start : start + CHUNK]
+
+    def open_read(self, key: str) -> BinaryIO:
+        """A seekable reader of the object (a zip directory is read without fetching the whole object).
+
+        Raises:
+            ObjectNotFound: no object under ``key``.
+
+        """
+        return io.BytesIO(self.get(key).data)
+
+    def copy_within(self, source: ObjectStore, source_key: str, key: str, *, progress: Progress | None = None) -> bool:
+        """Copy ``source_key`` of ``source`` to ``key`` without the bytes leaving the server, when possible.
+
+        Returns:
+            False when this store cannot (another endpoint or backend): the caller streams the bytes instead.
+
+        """
+        return False
+
+    def unfinished_uploads(self) -> builtins.list[tuple[str, float]]:
+        """Multipart uploads begun and never completed, by name, with their age in seconds (none by default)."""
+        return []
+
+    def abort_upload(self, name: str) -> None:
+        """Abort one unfinished upload named by :meth:`unfinished_uploads` (none exist by default)."""
+        return
+
     def temp_files(self) -> builtins.list[tuple[str, float]]:
         """Leftover temporary files of interrupted writes, with their age in seconds (none on S3)."""
         return []
@@ -117,6 +208,24 @@ class ObjectStore(ABC):
             if not seen or seen[-1] != child:
                 seen.append(child)
         return seen
+
+
+def copy_file(source: BinaryIO, out: BinaryIO, progress: Progress | None = None, digest: Any = None) -> int:
+    """Copy ``source`` to ``out`` in :data:`CHUNK` pieces, feeding ``digest`` (a hashlib object) on the way.
+
+    Returns:
+        The number of bytes copied.
+
+    """
+    total = 0
+    while piece := source.read(CHUNK):
+        out.write(piece)
+        if digest is not None:
+            digest.update(piece)
+        total += len(piece)
+        if progress is not None:
+            progress(len(piece))
+    return total
 
 
 DEFAULT_LOCATION: str = VARIABLES[REGISTRY_URI].default  # .pmr/registry

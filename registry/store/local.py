@@ -23,16 +23,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from prefect_model_registry.registry.errors import (
     BucketNotFound,
+    IntegrityError,
     ObjectNotFound,
     PreconditionFailed,
     StoreAccessDenied,
     StoreError,
     SymlinkRefused,
 )
-from prefect_model_registry.registry.store.base import ObjectStore, StoredObject, check_key
+from prefect_model_registry.registry.store.base import ObjectStore, Progress, StoredObject, check_key, copy_file
 
 _INTERNAL = (".locks", ".tmp")
 _DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
@@ -102,6 +104,59 @@ class LocalStore(ObjectStore):
     def exists(self, key: str) -> bool:
         """Tell whether an object exists."""
         return self._path(key).is_file()
+
+    def size(self, key: str) -> int | None:
+        """The file's size, or None when it is missing."""
+        try:
+            return self._path(key).stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def open_read(self, key: str) -> BinaryIO:
+        """The object's file, open for reading."""
+        try:
+            return open(self._path(key), "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            self._missing_root()
+            raise ObjectNotFound(f"no object {key!r} in {self.uri}") from None
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        """The file's bytes in chunks (see :meth:`ObjectStore.read_chunks`)."""
+        with self.open_read(key) as fh:
+            while piece := fh.read(1024 * 1024):
+                yield piece
+
+    def get_file(self, key: str, path: Path, *, progress: Progress | None = None) -> None:
+        """Copy the object's file into ``path`` in chunks."""
+        with self.open_read(key) as fh, open(path, "wb") as out:
+            copy_file(fh, out, progress)
+
+    def put_file(self, key: str, path: Path, *, sha256: str | None = None, progress: Progress | None = None) -> None:
+        """Copy the file ``path`` in as ``key``: into ``.tmp`` in chunks, synced, then renamed into place.
+
+        With ``sha256``, the copy is hashed as it is written and refused (nothing published) unless it has that
+        hash: a file that changed after it was hashed never lands under the old hash's name.
+        """
+        target = self._path(key)
+        self._ensure_root()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.root / ".tmp")
+        tmp = Path(name)
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                copy_file(src, out, progress, digest)
+                out.flush()
+                os.fsync(out.fileno())
+            if sha256 is not None and digest.hexdigest() != sha256:
+                raise IntegrityError(f"{path} changed while it was copied in (sha256 differs from its first read)")
+            os.replace(tmp, target)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise StoreAccessDenied(f"cannot write {key!r} in {self.uri}: {exc}") from exc
+            raise StoreError(f"cannot write {key!r} in {self.uri}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _write_temp(self, data: bytes) -> Path:
         fd, tmp = tempfile.mkstemp(dir=self.root / ".tmp")

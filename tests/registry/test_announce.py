@@ -12,6 +12,7 @@ from typing import Any
 from prefect_model_registry.registry import Registry, VersionInfo
 from prefect_model_registry.registry.core import announcer, keys, versions
 from prefect_model_registry.registry.core.log import ModelLog
+from prefect_model_registry.registry.core.transfer import Source
 from prefect_model_registry.registry.errors import StoreError
 from prefect_model_registry.registry.maintenance.repair import repair
 from prefect_model_registry.registry.maintenance.verify import verify
@@ -24,7 +25,7 @@ def _logged(reg: Registry, name: str) -> list[Any]:
 
 def _die_before_logging(reg: Registry, name: str, data: bytes, actor: str, key: str | None = None) -> int:
     """A registration whose process died after its manifest landed and before its event was logged."""
-    return reg._register(name, data, VersionInfo(), "bytes", actor, key, None).version
+    return reg._register(name, Source.of_bytes(data), VersionInfo(), "bytes", actor, key, None).version
 
 
 def test_register_returns_before_its_event_and_the_log_follows_in_order(reg: Registry, monkeypatch: Any) -> None:

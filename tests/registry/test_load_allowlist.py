@@ -99,7 +99,8 @@ def stored_by_the_old_release(reg: Registry, data: bytes, monkeypatch: pytest.Mo
     A bomb is stored unreviewed: the old review of it would take gigabytes in this process.
     """
     with monkeypatch.context() as m:
-        m.setattr(artifacts, "review_types", lambda blob, fmt: attacks.old_review(blob) if reviewed else None)
+        # The review now reads a file object (the zip directory only); the old one took bytes.
+        m.setattr(artifacts, "review_types", lambda fh, fmt: attacks.old_review(fh.read()) if reviewed else None)
         return reg.register("legacy", data, fmt="skops").uri
 
 

@@ -143,6 +143,9 @@ def test_defaults_are_kept() -> None:
         "PMR_MLFLOW_MAX_VERSION_FILES": 10_000,
         "PMR_TRAINER_MODULES": (),
         "PMR_CI_DEPLOYMENT": "retrain-model/retrain",
+        "PMR_MULTIPART_THRESHOLD": 64 * 1024**2,
+        "PMR_MULTIPART_CHUNK": 8 * 1024**2,
+        "PMR_TRANSFER_CONCURRENCY": 4,
     }
     assert {name: var.default for name, var in VARIABLES.items()} == expected
     assert settings({}) == Settings()

@@ -14,10 +14,14 @@ boto3 client. ``PMR_S3_DIRECT=0`` sends everything through boto3, and so does a 
 from __future__ import annotations
 
 import builtins
+import hashlib
+import io
 import os
+import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn
 
 import boto3
 from botocore.config import Config
@@ -26,6 +30,7 @@ from botocore.utils import get_environ_proxies
 
 from prefect_model_registry.registry.errors import (
     BucketNotFound,
+    IntegrityError,
     ObjectNotFound,
     PreconditionFailed,
     StoreAccessDenied,
@@ -33,7 +38,8 @@ from prefect_model_registry.registry.errors import (
     StoreUnavailable,
 )
 from prefect_model_registry.registry.settings import settings
-from prefect_model_registry.registry.store.base import ObjectStore, StoredObject, check_key
+from prefect_model_registry.registry.store.base import CHUNK, ObjectStore, Progress, StoredObject, check_key
+from prefect_model_registry.registry.store.s3 import transfer
 from prefect_model_registry.registry.store.s3.direct import (
     Answer,
     DirectS3,
@@ -185,7 +191,8 @@ class S3Store(ObjectStore):
             if answer.status >= 300:  # missing
                 return None
             modified = parsedate_to_datetime(answer.headers["last-modified"])
-            return {"ETag": answer.headers["etag"], "LastModified": modified}
+            length = int(answer.headers.get("content-length", "0"))
+            return {"ETag": answer.headers["etag"], "LastModified": modified, "ContentLength": length}
         try:
             return self._client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
         except ClientError as exc:
@@ -203,6 +210,11 @@ class S3Store(ObjectStore):
         """The object's ETag from a ``head_object`` (no body), or None when it is missing."""
         head = self._head(key)
         return None if head is None else head["ETag"]
+
+    def size(self, key: str) -> int | None:
+        """The object's ``ContentLength`` from a HEAD, or None when it is missing."""
+        head = self._head(key)
+        return None if head is None else int(head["ContentLength"])
 
     def modified(self, key: str) -> float | None:
         """The object's ``LastModified`` (None when it is missing or cannot be read)."""
@@ -280,4 +292,116 @@ class S3Store(ObjectStore):
         try:
             self._client.delete_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
         except (ClientError, BotoCoreError) as exc:
+            self._raise(exc, key)
+
+    # -- large objects (see transfer) ------------------------------------------------------------------------
+    def put_file(self, key: str, path: Path, *, sha256: str | None = None, progress: Progress | None = None) -> None:
+        """Upload a file: one PUT below the multipart threshold, else a resumable multipart upload."""
+        size = path.stat().st_size
+        plan = transfer.Plan.now(size)
+        if size < plan.threshold:  # small enough to hold: one request, checked by its Content-MD5
+            data = path.read_bytes()
+            if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+                raise IntegrityError(f"{path} changed while it was being stored (sha256 differs from its first read)")
+            self.put(key, data)
+            if progress is not None:
+                progress(len(data))
+            return
+        try:
+            self.last_parts_sent = transfer.upload(
+                self._client, self.bucket, self.prefix + check_key(key), path, size, sha256=sha256, progress=progress
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self._raise(exc, key)
+
+    #: Parts the last multipart upload of this store sent (resumed parts are not sent): for tests and benchmarks.
+    last_parts_sent: int = 0
+
+    def get_file(self, key: str, path: Path, *, progress: Progress | None = None) -> None:
+        """Download into ``path``: boto3's managed download (parallel ranged GETs above the threshold)."""
+        plan = transfer.Plan.now(self.size(key) or 0)
+        try:
+            with open(path, "r+b") as out:
+                self._client.download_fileobj(
+                    self.bucket, self.prefix + check_key(key), out, Config=plan.boto(), Callback=progress
+                )
+        except (ClientError, BotoCoreError) as exc:
+            self._raise(exc, key)
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        """Stream the object in chunks (one GET)."""
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=self.prefix + check_key(key))["Body"]
+            yield from body.iter_chunks(CHUNK)
+        except (ClientError, BotoCoreError) as exc:
+            self._raise(exc, key)
+
+    def open_read(self, key: str) -> BinaryIO:
+        """A buffered reader of the object by ranged GETs, pinned to its current ETag."""
+        head = self._head(key)
+        if head is None:
+            raise ObjectNotFound(f"no object {self.uri}/{key}")
+        raw = transfer.RangedReader(
+            self._client, self.bucket, self.prefix + key, int(head["ContentLength"]), str(head["ETag"])
+        )
+        return io.BufferedReader(raw, buffer_size=256 * 1024)
+
+    def copy_within(self, source: ObjectStore, source_key: str, key: str, *, progress: Progress | None = None) -> bool:
+        """A server-side copy (boto3's managed copy) when ``source`` is a bucket on this store's endpoint.
+
+        The copy names the source object's ETag (``CopySourceIfMatch``): what lands is that very object, or
+        nothing. The caller checks the result (see ``core.transfer``).
+        """
+        if not isinstance(source, S3Store) or source._client.meta.endpoint_url != self._client.meta.endpoint_url:
+            return False
+        head = source._head(source_key)
+        if head is None:
+            raise ObjectNotFound(f"no object {source.uri}/{source_key}")
+        plan = transfer.Plan.now(int(head["ContentLength"]))
+        origin = {"Bucket": source.bucket, "Key": source.prefix + check_key(source_key)}
+        try:
+            self._client.copy(
+                origin,
+                self.bucket,
+                self.prefix + check_key(key),
+                ExtraArgs={"CopySourceIfMatch": head["ETag"]},
+                Config=plan.boto(),
+                Callback=progress,
+            )
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _DENIED:
+                return False  # these credentials cannot read the source bucket: the bytes are streamed instead
+            self._raise(exc, key)
+        except BotoCoreError as exc:
+            self._raise(exc, key)
+        return True
+
+    def unfinished_uploads(self) -> builtins.list[tuple[str, float]]:
+        """Multipart uploads under this store's prefix never completed: ``<key>#<upload id>`` and age (s)."""
+        found: list[tuple[str, float]] = []
+        now = time.time()
+        try:
+            for page in self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            ):
+                for up in page.get("Uploads", ()):
+                    found.append(
+                        (f"{up['Key'][len(self.prefix) :]}#{up['UploadId']}", now - up["Initiated"].timestamp())
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            self._raise(exc, None)
+        return sorted(found)
+
+    def abort_upload(self, name: str) -> None:
+        """Abort the unfinished upload ``<key>#<upload id>`` (gone already is fine)."""
+        key, _, upload_id = name.rpartition("#")
+        try:
+            self._client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.prefix + check_key(key), UploadId=upload_id
+            )
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) != "NoSuchUpload":
+                self._raise(exc, key)
+        except BotoCoreError as exc:
             self._raise(exc, key)
