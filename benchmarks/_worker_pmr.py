@@ -25,6 +25,10 @@ from _worker import CONTENDERS, MIB, contend, serve, timed  # noqa: E402
 from prefect_model_registry.registry import Registry, VersionInfo  # noqa: E402
 
 reg = Registry.open(sys.argv[1])
+if os.environ.get("PMR_BENCH_S3_CLIENT"):  # benchmarks/s3_clients.py: the same S3 requests through another client
+    from benchmarks.s3_clients import swap
+
+    swap(reg.store, os.environ["PMR_BENCH_S3_CLIENT"])
 
 
 # MLflow's side creates every tiny version from one artifact of one run; so does this side (one 64-byte
