@@ -208,7 +208,7 @@ class Settings:
     skops_max_refs_per_member: int = _var(
         SKOPS_MAX_REFS_PER_MEMBER, 1, _positive_whole, "how many skops nodes may name one member"
     )
-    #: Largest MLflow version an import reads (bytes; held in memory).
+    #: Largest MLflow version an import reads (bytes; streamed to a temporary directory, not held in memory).
     mlflow_max_version_bytes: int = _var(
         MLFLOW_MAX_VERSION_BYTES, 2 * 1024**3, _mlflow_cap, "largest MLflow version an import reads (bytes)"
     )

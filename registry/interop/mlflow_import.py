@@ -21,26 +21,41 @@ proxy unless ``allowed_roots`` names a local directory or S3 prefix holding them
 stops the import (``ArtifactLocationRefused``) before anything of it is read. A version
 over the size caps, or whose model this registry refuses to register (types that may run code), is skipped
 and named in the report's ``skipped``; the other versions are imported.
+
+A version's files are downloaded a chunk at a time into a private temporary directory, deleted once it is
+registered or skipped: the model file (or the zip made of the directory, also written a chunk at a time) is
+registered from there as a file, never held whole in memory. Only the files the import parses (``MLmodel``,
+``requirements.txt``) are read into memory, up to :data:`MAX_PARSED_FILE_BYTES` each.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 import os
+import shutil
+import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from prefect_model_registry.registry.core.identity import resolve_actor
+from prefect_model_registry.registry.core.transfer import Source
 from prefect_model_registry.registry.errors import ArtifactTooLarge, RegistryError, UntrustedArtifact
 from prefect_model_registry.registry.interop.mlflow_source import MlflowSource
 from prefect_model_registry.registry.models import Lineage, ModelState, ModelVersion, VersionInfo
 from prefect_model_registry.registry.names import check_model_name
 from prefect_model_registry.registry.registry import Registry
+
+#: Largest ``MLmodel`` or ``requirements.txt`` an import reads into memory to parse (bytes); a bigger one skips
+#: its version (``ArtifactTooLarge``).
+MAX_PARSED_FILE_BYTES = 4 * 1024**2
+#: Bytes copied at a time into the zip of a model directory.
+ZIP_CHUNK = 1024**2
 
 #: MLflow stage -> stage here.
 STAGES = {"None": "none", "Staging": "staging", "Production": "production", "Archived": "archived"}
@@ -89,25 +104,57 @@ def _packages(requirements: bytes | None) -> dict[str, str]:
     return found
 
 
-def flavors_of(files: dict[str, bytes]) -> dict[str, Any]:
+def read_parsed(files: dict[str, Path], name: str) -> bytes | None:
+    """The bytes of the downloaded file ``name`` the import parses (None when the version has none).
+
+    Raises:
+        ArtifactTooLarge: larger than :data:`MAX_PARSED_FILE_BYTES`.
+
+    """
+    path = files.get(name)
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_PARSED_FILE_BYTES + 1)
+    if len(data) > MAX_PARSED_FILE_BYTES:
+        raise ArtifactTooLarge(f"its {name} is larger than {MAX_PARSED_FILE_BYTES} bytes: not parsed")
+    return data
+
+
+def flavors_of(mlmodel: bytes | None) -> dict[str, Any]:
     """The ``flavors`` of an MLflow model directory's ``MLmodel`` file (empty when there is none)."""
-    meta = yaml.safe_load(files.get("MLmodel", b"") or b"{}")
+    meta = yaml.safe_load(mlmodel or b"{}")
     flavors = meta.get("flavors") if isinstance(meta, dict) else None
     return flavors if isinstance(flavors, dict) else {}
 
 
-def model_file(files: dict[str, bytes], flavors: dict[str, Any]) -> tuple[bytes, str, str]:
-    """The artifact to register from an MLflow model directory and its flavors: ``(bytes, format, flavors)``."""
+def model_file(names: Collection[str], flavors: dict[str, Any]) -> tuple[str | None, str, str]:
+    """What to register from an MLflow model directory of files ``names``: ``(file, format, flavors)``.
+
+    ``file`` is the one file to register (an ``mlflow.sklearn`` model: skops or pickle); None means the whole
+    directory as a zip (:func:`zip_files`), format ``bytes``.
+    """
     sk = flavors.get("sklearn")
-    if isinstance(sk, dict) and sk.get("pickled_model") in files:
+    pickled = sk.get("pickled_model") if isinstance(sk, dict) else None
+    if isinstance(sk, dict) and isinstance(pickled, str) and pickled in names:
         fmt = "skops" if sk.get("serialization_format") == "skops" else "pickle"
-        return files[sk["pickled_model"]], fmt, ",".join(sorted(flavors))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(files):
-            info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))  # same bytes for the same files
-            archive.writestr(info, files[path])
-    return buffer.getvalue(), "bytes", ",".join(sorted(flavors))
+        return pickled, fmt, ",".join(sorted(flavors))
+    return None, "bytes", ",".join(sorted(flavors))
+
+
+def zip_files(files: dict[str, Path], out: Path) -> None:
+    """A zip of ``files`` (relative path -> file) at the new private file ``out``, each copied a chunk at a time.
+
+    The same files make the same bytes: sorted, stored uncompressed, with a fixed date (the zip the import made
+    in memory before, byte for byte).
+    """
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w+b") as fh, zipfile.ZipFile(fh, "w") as archive:
+        for rel in sorted(files):
+            info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
+            info.file_size = files[rel].stat().st_size  # decides ZIP64 up front, as writestr does
+            with open(files[rel], "rb") as src, archive.open(info, "w") as dest:
+                shutil.copyfileobj(src, dest, ZIP_CHUNK)
 
 
 def import_mlflow(
@@ -211,6 +258,32 @@ def _import_model(
     return out
 
 
+@dataclass(frozen=True)
+class Downloaded:
+    """A version's model directory, downloaded: the file to register and what the import parsed."""
+
+    model: Path  # the model file, or a zip of the directory
+    fmt: str
+    flavors: str  # the flavor names, comma-separated
+    flavor_meta: dict[str, Any]  # MLmodel's flavors
+    requirements: bytes | None  # requirements.txt
+
+
+@contextlib.contextmanager
+def _downloaded(source: MlflowSource, uri: str) -> Iterator[Downloaded]:
+    """The files at ``uri`` in a private temporary directory (mode 0700), deleted however the block ends."""
+    with tempfile.TemporaryDirectory(prefix="pmr-mlflow-") as spool:
+        files = source.download(uri, Path(spool))
+        flavor_meta = flavors_of(read_parsed(files, "MLmodel"))  # MLmodel is parsed once
+        chosen, fmt, flavors = model_file(files, flavor_meta)
+        if chosen is None:
+            model = Path(spool) / "model.zip"  # the spool's own files are named by numbers only
+            zip_files(files, model)
+        else:
+            model = files[chosen]
+        yield Downloaded(model, fmt, flavors, flavor_meta, read_parsed(files, "requirements.txt"))
+
+
 def _register(
     reg: Registry, source: MlflowSource, name: str, mlv: dict[str, Any], origin: str, importer: str
 ) -> ModelVersion:
@@ -218,41 +291,39 @@ def _register(
     run = source.run(mlv["run_id"]) if mlv.get("run_id") else {}
     data, info = run.get("data", {}), run.get("info", {})
     run_tags = _pairs(data.get("tags"))
-    files = source.files(source.download_uri(name, number))
-    flavor_meta = flavors_of(files)  # MLmodel is parsed once
-    artifact, fmt, flavors = model_file(files, flavor_meta)
-    pyfunc = flavor_meta.get("python_function")
-    python = pyfunc.get("python_version") if isinstance(pyfunc, dict) else None
-    lineage = Lineage(
-        code_version=run_tags.get("mlflow.source.git.commit") or "unknown (imported from MLflow)",
-        python_version=str(python) if python else "unknown (imported from MLflow)",
-        packages=_packages(files.get("requirements.txt")) or {"mlflow": "unknown"},
-        copied_from=f"{origin}#models:/{name}/{number}",
-    )
-    tags = _pairs(mlv.get("tags")) | {
-        "mlflow.version": number,
-        "mlflow.run_id": str(mlv.get("run_id") or ""),
-        "mlflow.source": str(mlv.get("source") or ""),
-        "mlflow.flavors": flavors,
-        "mlflow.imported_by": importer,
-    }
-    version_info = VersionInfo(
-        metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
-        params={p["key"]: p.get("value", "") for p in data.get("params", [])},
-        tags=tags,
-        description=mlv.get("description") or "",
-        lineage=lineage,
-    )
-    return reg.register(
-        name,
-        artifact,
-        version_info,
-        fmt=fmt,
-        actor=mlv.get("user_id") or info.get("user_id") or "mlflow",
-        operation_key=lineage.copied_from,
-        created_at=_ts(mlv.get("creation_timestamp")),
-        snapshot_dataset=False,
-    )
+    with _downloaded(source, source.download_uri(name, number)) as got:
+        pyfunc = got.flavor_meta.get("python_function")
+        python = pyfunc.get("python_version") if isinstance(pyfunc, dict) else None
+        lineage = Lineage(
+            code_version=run_tags.get("mlflow.source.git.commit") or "unknown (imported from MLflow)",
+            python_version=str(python) if python else "unknown (imported from MLflow)",
+            packages=_packages(got.requirements) or {"mlflow": "unknown"},
+            copied_from=f"{origin}#models:/{name}/{number}",
+        )
+        tags = _pairs(mlv.get("tags")) | {
+            "mlflow.version": number,
+            "mlflow.run_id": str(mlv.get("run_id") or ""),
+            "mlflow.source": str(mlv.get("source") or ""),
+            "mlflow.flavors": got.flavors,
+            "mlflow.imported_by": importer,
+        }
+        version_info = VersionInfo(
+            metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
+            params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+            tags=tags,
+            description=mlv.get("description") or "",
+            lineage=lineage,
+        )
+        return reg.register(
+            name,
+            Source.of_path(got.model),  # hashed, then sent, a chunk at a time
+            version_info,
+            fmt=got.fmt,
+            actor=mlv.get("user_id") or info.get("user_id") or "mlflow",
+            operation_key=lineage.copied_from,
+            created_at=_ts(mlv.get("creation_timestamp")),
+            snapshot_dataset=False,
+        )
 
 
 def _apply_stages(

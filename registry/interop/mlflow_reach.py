@@ -1,7 +1,7 @@
 """What an MLflow import may reach, and how much (see ``mlflow_source`` for the rules).
 
-The tracking server's origin, the artifact roots the importer allows, credentials kept out of messages, and each
-version's size budget.
+The tracking server's origin, the artifact roots the importer allows, credentials kept out of messages, each
+version's size budget, and the private directory its files are downloaded into (:class:`Spool`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.client import HTTPMessage
 from pathlib import Path
@@ -215,15 +215,19 @@ class Budget:
             raise ArtifactTooLarge(f"artifacts larger than {self.max_bytes} bytes (PMR_MLFLOW_MAX_VERSION_BYTES)")
 
 
-def read_limited(stream: IO[bytes], limit: int) -> bytes:
-    """Up to ``limit + 1`` bytes of ``stream`` (one more shows it was longer), a MiB at a time.
+#: Bytes read at a time, from a metadata answer or into a spooled file.
+CHUNK = 1 << 20
 
-    ``read(limit + 1)`` at once would ask for a buffer of the whole cap (2 GiB) for every file.
+
+def read_limited(read: Callable[[int], bytes], limit: int) -> bytes:
+    """Up to ``limit + 1`` bytes from ``read(n)`` (one more shows there were more), a chunk at a time.
+
+    ``read(limit + 1)`` at once would ask for a buffer of the whole cap for every answer.
     """
     chunks: list[bytes] = []
     left = max(limit, 0) + 1
     while left > 0:
-        chunk = stream.read(min(left, 1 << 20))
+        chunk = read(min(left, CHUNK))
         if not chunk:
             break
         chunks.append(chunk)
@@ -231,10 +235,48 @@ def read_limited(stream: IO[bytes], limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def local_files(top: Path, root: Path, budget: Budget) -> dict[str, bytes]:
-    """The files under the resolved directory ``top``, each of which must resolve inside ``root``."""
+class Spool:
+    """A private directory one version's files are downloaded into, a chunk at a time, within its budget.
+
+    Each file gets a name of the spool's own (``0``, ``1``...), never one the server chose, so no listing can
+    name a path of this machine; :attr:`files` maps the version's relative paths to them. The directory is the
+    caller's (a ``TemporaryDirectory``: mode 0700), each file is created new with mode 0600.
+    """
+
+    def __init__(self, directory: Path, budget: Budget) -> None:
+        self.directory, self.budget = directory, budget
+        self.files: dict[str, Path] = {}
+        self._made = 0
+
+    def add(self, rel: str, read: Callable[[int], bytes]) -> Path:
+        """Copy what ``read(n)`` gives to a new file for ``rel``, until it gives ``b""`` or the budget is spent.
+
+        Never asks for more than one byte past the budget; the file is deleted when this fails, so a version
+        over its budget leaves nothing behind.
+
+        Raises:
+            ArtifactTooLarge: the budget was exceeded (as soon as it is, not at the end of the file).
+
+        """
+        path = self.directory / str(self._made)
+        self._made += 1
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := read(min(CHUNK, max(self.budget.left, 0) + 1)):
+                    out.write(self.budget.take(chunk))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        self.files[rel] = path
+        return path
+
+
+def local_files(top: Path, root: Path, spool: Spool) -> dict[str, Path]:
+    """The files under the resolved directory ``top``, each of which must resolve inside ``root``, spooled."""
     if not top.is_dir():
         return {}
+    budget = spool.budget
     found: list[tuple[str, Path]] = []
     seen: set[Path] = set()
     pending = [(top, "")]
@@ -255,16 +297,15 @@ def local_files(top: Path, root: Path, budget: Budget) -> dict[str, bytes]:
             elif real.is_file():
                 budget.declare(real.stat().st_size)
                 found.append((f"{prefix}{entry.name}", real))
-    out: dict[str, bytes] = {}
     for rel, real in sorted(found):
         # O_NOFOLLOW: a file swapped for a symlink after the check above is not followed
         with os.fdopen(os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as handle:
-            out[rel] = budget.take(read_limited(handle, budget.left))
-    return out
+            spool.add(rel, handle.read)
+    return spool.files
 
 
-def s3_files(bucket: str, prefix: str, budget: Budget) -> dict[str, bytes]:
-    """Every object under ``prefix`` of ``bucket``, by its path below the prefix, within ``budget``."""
+def s3_files(bucket: str, prefix: str, spool: Spool) -> dict[str, Path]:
+    """Every object under ``prefix`` of ``bucket``, by its path below the prefix, spooled within its budget."""
     import boto3  # the S3 backend's dependency already
 
     client = boto3.client("s3", endpoint_url=os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None)
@@ -277,11 +318,12 @@ def s3_files(bucket: str, prefix: str, budget: Budget) -> dict[str, bytes]:
                 continue
             if bad_segment(rel):
                 raise ArtifactLocationRefused(f"s3://{bucket}/{obj['Key']}: a key with '..' or '.' parts; not read")
-            budget.declare(int(obj.get("Size", 0)))
+            spool.budget.declare(int(obj.get("Size", 0)))
             listed.append((rel, obj["Key"]))
-    out: dict[str, bytes] = {}
     for rel, key in listed:
         body = client.get_object(Bucket=bucket, Key=key)["Body"]
-        out[rel] = budget.take(read_limited(body, budget.left))
-        body.close()
-    return out
+        try:
+            spool.add(rel, body.read)
+        finally:
+            body.close()
+    return spool.files

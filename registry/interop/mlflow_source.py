@@ -20,22 +20,27 @@ anything is read:
   before a byte is read: the importer's home directory and credentials are not the server's to use.
 - requests keep to the tracking server's origin: a redirect elsewhere is refused, so the token or password is
   never sent to another host.
-- a version's files are capped (``PMR_MLFLOW_MAX_VERSION_BYTES``, default 2 GiB, held in memory while it is
-  imported; ``PMR_MLFLOW_MAX_VERSION_FILES``, default 10,000 files and directories), checked against the
-  listing's sizes before reading and against the bytes while reading: :class:`ArtifactTooLarge`.
+- a version's files are capped (``PMR_MLFLOW_MAX_VERSION_BYTES``, default 2 GiB;
+  ``PMR_MLFLOW_MAX_VERSION_FILES``, default 10,000 files and directories), checked against the listing's sizes
+  before reading and against the bytes while reading, a chunk at a time: :class:`ArtifactTooLarge` as soon as
+  the bytes read pass the cap, and the file being written is deleted.
+
+Files are downloaded a MiB at a time into a private temporary directory the caller gives (:meth:`MlflowSource.
+download`), under names of the importer's own, never held whole in memory: a version's size costs disk, not RAM.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from prefect_model_registry.registry.errors import (
     ArtifactLocationRefused,
@@ -53,6 +58,7 @@ from prefect_model_registry.registry.interop.mlflow_reach import (
     USERINFO,
     ArtifactRoots,
     Budget,
+    Spool,
     bad_segment,
     cap,
     local_files,
@@ -67,7 +73,7 @@ from prefect_model_registry.registry.settings import (
     VARIABLES,
 )
 
-#: Default cap on one version's artifact bytes (``PMR_MLFLOW_MAX_VERSION_BYTES``): they are held in memory.
+#: Default cap on one version's artifact bytes (``PMR_MLFLOW_MAX_VERSION_BYTES``), downloaded to a temporary directory.
 MAX_VERSION_BYTES: int = VARIABLES[MLFLOW_MAX_VERSION_BYTES].default  # 2 GiB
 #: Default cap on one version's files and directories (``PMR_MLFLOW_MAX_VERSION_FILES``).
 MAX_VERSION_FILES: int = VARIABLES[MLFLOW_MAX_VERSION_FILES].default  # 10,000
@@ -132,14 +138,13 @@ class MlflowSource:
             return {"Authorization": "Basic " + base64.b64encode(f"{env_user}:{env_password}".encode()).decode()}
         return {}
 
-    def _get(self, endpoint: str, *, limit: int = MAX_METADATA_BYTES, **params: Any) -> bytes:
-        """The body of a GET to the tracking server, up to ``limit + 1`` bytes (one more shows it was longer)."""
+    def _open(self, endpoint: str, **params: Any) -> IO[bytes]:
+        """The response to a GET to the tracking server (through :data:`OPENER`: redirects stay on its origin)."""
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         url = f"{self.uri}{endpoint}" + (f"?{query}" if query else "")
         request = urllib.request.Request(url, headers=self._headers())
         try:
-            with OPENER.open(request, timeout=TIMEOUT_S) as response:
-                return read_limited(response, limit)
+            response: IO[bytes] = OPENER.open(request, timeout=TIMEOUT_S)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise ObjectNotFound(f"{url}: not found on the MLflow server") from None
@@ -148,6 +153,23 @@ class MlflowSource:
             raise  # our own refusal of a redirect, already worded
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise StoreUnavailable(f"cannot reach the MLflow server at {self.uri}: {exc}") from None
+        return response
+
+    def _reader(self, response: IO[bytes]) -> Callable[[int], bytes]:
+        """``response.read``, its failures (a timeout, a cut connection) worded as the server being unreachable."""
+
+        def read(size: int) -> bytes:
+            try:
+                return response.read(size)
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                raise StoreUnavailable(f"cannot reach the MLflow server at {self.uri}: {exc}") from None
+
+        return read
+
+    def _get(self, endpoint: str, *, limit: int = MAX_METADATA_BYTES, **params: Any) -> bytes:
+        """The body of a GET to the tracking server, up to ``limit + 1`` bytes (one more shows it was longer)."""
+        with self._open(endpoint, **params) as response:
+            return read_limited(self._reader(response), limit)
 
     def _json(self, endpoint: str, **params: Any) -> dict[str, Any]:
         body = self._get(f"/api/2.0/mlflow/{endpoint}", **params)
@@ -198,29 +220,33 @@ class MlflowSource:
         return str(self._json("model-versions/get-download-uri", name=name, version=version)["artifact_uri"])
 
     # -- artifacts ------------------------------------------------------------------------------------
-    def files(self, uri: str) -> dict[str, bytes]:
-        """Every file under the artifact directory ``uri``, by relative path, once ``uri`` is found allowed.
+    def download(self, uri: str, into: Path) -> dict[str, Path]:
+        """Every file under the artifact directory ``uri``, once ``uri`` is found allowed: relative path -> file.
+
+        Each file is written a chunk at a time to a new file in ``into`` (a private directory of the caller's,
+        which deletes it), named by the importer, not the server.
 
         Raises:
             ArtifactLocationRefused: ``uri`` (or a file under it) is outside the proxy and the allowed roots.
-            ArtifactTooLarge: the files exceed this source's caps; what was read is dropped.
+            ArtifactTooLarge: the files exceed this source's caps; reading stops there and the file being written
+                is deleted (those written before stay in ``into`` for the caller to delete).
             InvalidMetadata: a scheme this importer cannot read (``gs://``, ``dbfs:/``…).
 
         """
-        budget = Budget(self.max_version_bytes, self.max_version_files)
+        spool = Spool(into, Budget(self.max_version_bytes, self.max_version_files))
         try:
             parts = urllib.parse.urlsplit(uri)
             parts.port  # noqa: B018 - a port that is not a number raises here
         except ValueError:
             raise ArtifactLocationRefused(f"the MLflow server names {redact(uri)!r}: not a URI; not read") from None
         if parts.scheme == "mlflow-artifacts":
-            return self._proxied(uri, parts, budget)
+            return self._proxied(uri, parts, spool)
         if parts.scheme == "s3":
             key = parts.path.lstrip("/")
             if parts.query or parts.fragment:
                 raise ArtifactLocationRefused(f"the MLflow server names {redact(uri)!r}: a query or fragment")
             self.roots.check_s3(parts.netloc, key, uri)
-            return s3_files(parts.netloc, key, budget)
+            return s3_files(parts.netloc, key, spool)
         if parts.scheme in ("", "file"):
             if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
                 raise ArtifactLocationRefused(f"the MLflow server names {redact(uri)!r} on another host: not read")
@@ -230,10 +256,10 @@ class MlflowSource:
                     f"for metadata only; allow a directory that holds them with {ALLOW_OPTION})"
                 )
             path = Path(urllib.parse.unquote(parts.path) if parts.scheme == "file" else uri).resolve()
-            return local_files(path, self.roots.local_root(path, uri), budget)
+            return local_files(path, self.roots.local_root(path, uri), spool)
         raise InvalidMetadata(f"cannot read MLflow artifacts at {redact(uri)!r} (scheme {parts.scheme!r})")
 
-    def _proxied(self, uri: str, parts: urllib.parse.SplitResult, budget: Budget) -> dict[str, bytes]:
+    def _proxied(self, uri: str, parts: urllib.parse.SplitResult, spool: Spool) -> dict[str, Path]:
         ours = urllib.parse.urlsplit(self.uri)
         if parts.netloc and (parts.hostname != ours.hostname or parts.port not in (None, origin(self.uri)[2])):
             raise ArtifactLocationRefused(
@@ -242,11 +268,10 @@ class MlflowSource:
         top = parts.path.strip("/")
         if not top or bad_segment(top):
             raise ArtifactLocationRefused(f"the MLflow server names {redact(uri)!r}: a path with '..' or '.' parts")
-        out: dict[str, bytes] = {}
-        for rel, full in self._listing(top, budget):
-            body = self._get("/api/2.0/mlflow-artifacts/artifacts/" + urllib.parse.quote(full), limit=budget.left)
-            out[rel] = budget.take(body)
-        return out
+        for rel, full in self._listing(top, spool.budget):
+            with self._open("/api/2.0/mlflow-artifacts/artifacts/" + urllib.parse.quote(full)) as response:
+                spool.add(rel, self._reader(response))
+        return spool.files
 
     def _listing(self, top: str, budget: Budget) -> list[tuple[str, str]]:
         """``(relative path, server path)`` of every file under ``top``, every entry checked and counted.
