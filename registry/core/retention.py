@@ -13,9 +13,10 @@ registered, so a retry after a crash picks the same versions, never more.
 
 Safe to retry at any point: the event is the decision (a retry finds the versions already deleted and plans
 nothing new), and the blob sweep is recomputed from the manifests each time. Blobs written within the grace
-period are left for a later run: registration rewrites a blob it reuses, so one that a write in flight just
-named is always young. (A blob rewritten in the few milliseconds between the sweep's age check and its delete
-is lost; ``verify`` reports it as ``blob_missing`` and registering the same bytes again puts it back.)
+period are left for a later run: registration rewrites a small blob it reuses and marks a large one
+(``blobs/uses/<hex>``, see ``transfer``), so one that a write in flight just named is always young. A
+registration that reused a blob looks at it again once its manifest is published and sends it again if a sweep
+took it in between. Unfinished multipart uploads older than the grace period are aborted.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from prefect_model_registry.registry.core import keys, versions
+from prefect_model_registry.registry.core import keys, transfer, versions
 from prefect_model_registry.registry.core.checks import check_text
 from prefect_model_registry.registry.core.drafts import Draft
 from prefect_model_registry.registry.core.identity import resolve_actor
@@ -70,6 +71,8 @@ class GcResult:
     event_seq: int | None = None
     blobs_deleted: list[str] = field(default_factory=list)
     blobs_young: list[str] = field(default_factory=list)
+    #: Multipart uploads nobody finished within the grace period (aborted, or to be aborted on a dry run).
+    uploads_aborted: list[str] = field(default_factory=list)
     #: Why the blob sweep stopped (the versions are deleted all the same; run gc again to finish it).
     sweep_error: str | None = None
 
@@ -83,6 +86,7 @@ class GcResult:
             "event_seq": self.event_seq,
             "blobs_deleted": self.blobs_deleted,
             "blobs_kept_young": self.blobs_young,
+            "uploads_aborted": self.uploads_aborted,
             "sweep_error": self.sweep_error,
         }
 
@@ -292,6 +296,11 @@ def _sweep(reg: Registry, name: str, result: GcResult, *, apply: bool, grace_s: 
     """
     try:
         _sweep_blobs(reg, name, result, apply=apply, grace_s=grace_s, planned=planned)
+        for upload, age in reg.store.unfinished_uploads():
+            if age > grace_s:
+                if apply:
+                    reg.store.abort_upload(upload)
+                result.uploads_aborted.append(upload)
     except (RegistryError, OSError) as exc:
         if not result.event_seq and not apply:
             raise  # a dry run has nothing to protect: say what went wrong
@@ -315,10 +324,10 @@ def _sweep_blobs(
     live = live_blobs(reg, skip=[(name, v) for v in planned])
     now = time.time()
     for key in sorted(candidates - live):
-        written = reg.store.modified(key)
-        if written is None:
+        age = transfer.age(reg.store, key, now)  # written, or reused by a registration in flight (its marker)
+        if age is None:
             continue  # already gone (an earlier run, or a crash after its delete)
-        if now - written < grace_s:
+        if age < grace_s:
             result.blobs_young.append(key)
             continue
         if apply:

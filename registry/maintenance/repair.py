@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from prefect_model_registry.registry.core import keys, versions
+from prefect_model_registry.registry.core import keys, transfer, versions
 from prefect_model_registry.registry.errors import RegistryError
 from prefect_model_registry.registry.maintenance.verify import Finding, registration_request, verify
 from prefect_model_registry.registry.models import canonical_json
@@ -65,10 +65,13 @@ def repair(
                 "temporary file of an interrupted write",
                 partial(reg.store.remove_temp, name),
             )
+    for name, age in reg.store.unfinished_uploads():
+        if age > grace_s:
+            act("abort", name, "multipart upload nobody finished", partial(reg.store.abort_upload, name))
     for finding in report.findings:
         if finding.kind == "orphan_blob":
-            modified = reg.store.modified(finding.key)
-            if modified is not None and now() - modified > grace_s:
+            blob_age = transfer.age(reg.store, finding.key, now())  # a reuse marker counts as a write
+            if blob_age is not None and blob_age > grace_s:
                 act("delete", finding.key, "orphan blob", partial(reg.store.delete, finding.key))
         elif finding.kind in ("index_altered", "index_unusable"):
             why = "listing-index segment that does not match the manifests (a cache: listings rebuild it)"

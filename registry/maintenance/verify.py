@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prefect_model_registry.registry.core import background, keys, skops_review, versions
+from prefect_model_registry.registry.core import background, keys, skops_review, transfer, versions
 from prefect_model_registry.registry.core import index as listing_index
 from prefect_model_registry.registry.core.drafts import current_snapshot, parse_event
 from prefect_model_registry.registry.core.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
@@ -252,9 +252,9 @@ class _Model:
             if number in self.state.deleted:
                 # Retention removed its bytes (a `deleted` event): missing is expected, and leftovers are orphans.
                 continue
-            data = self.blob(key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}")
-            if data is not None and mv.artifact.format == "skops":
-                self.artifact(key, data, number)
+            whole = self.blob(key, mv.artifact.key, mv.artifact.sha256, f"artifact of v{number}")
+            if whole and mv.artifact.format == "skops":
+                self.artifact(key, mv.artifact.key, number)
             if mv.lineage.dataset_snapshot:  # the training data it kept: a blob like any other
                 digest = mv.lineage.dataset_snapshot
                 self.blob(key, keys.blob_key(digest), digest, f"training-data snapshot of v{number}")
@@ -288,29 +288,33 @@ class _Model:
             if sha256(raw) != digest:
                 self.bad(legacy, f"{gate} report of v{version} differs from its validated event", "report_altered")
 
-    def blob(self, owner: str, key: str, digest: str, what: str) -> bytes | None:
-        """Check a blob against its hash; its bytes when they match."""
+    def blob(self, owner: str, key: str, digest: str, what: str) -> bool:
+        """Check a blob against its hash, read in chunks (never whole); True when it matches."""
         self.report.blobs += 1
         self.referenced.add(key)
         try:
-            data = self.store.get(key).data
+            found = transfer.stream_hash(self.store, key)
         except ObjectNotFound:
             self.bad(owner, f"{what} is missing ({key})", "blob_missing")
-            return None
-        if sha256(data) != digest:
+            return False
+        if found != digest:
             self.bad(owner, f"{what} is altered: sha256 does not match", "blob_altered")
-            return None
-        return data
+            return False
+        return True
 
-    def artifact(self, owner: str, data: bytes, number: int) -> None:
+    def artifact(self, owner: str, key: str, number: int) -> None:
         # The review every load runs: an artifact registered under an older list, or before the caps, is reported
-        # here (loading it would be refused the same way) rather than found at serving time.
+        # here (loading it would be refused the same way) rather than found at serving time. It reads the zip
+        # directory and schema only (ranged reads on S3).
         try:
-            skops_review.review(data, action="loading it is refused")
+            with self.store.open_read(key) as fh:
+                skops_review.review(fh, action="loading it is refused")
         except ArtifactCapExceeded as exc:
             self.bad(owner, f"artifact of v{number}: {exc}", "artifact_too_large")
         except UntrustedArtifact as exc:
             self.bad(owner, f"artifact of v{number}: {exc}", "artifact_untrusted")
+        except ObjectNotFound:
+            self.bad(owner, f"artifact of v{number} is missing ({key})", "blob_missing")
 
     # -- pointers and caches --------------------------------------------------------------------------
     def pointers(self) -> None:
@@ -432,3 +436,6 @@ def _check_blobs(reg: Registry, referenced: set[str], report: VerifyReport) -> N
                 "", f".tmp/{name}", f"temporary file of an interrupted write ({age:.0f} s old)", "warning", "temp_file"
             )
         )
+    for name, age in reg.store.unfinished_uploads():
+        why = f"unfinished multipart upload ({age:.0f} s old; a retry resumes it, repair aborts it)"
+        report.findings.append(Finding("", name, why, "warning", "upload_unfinished"))
