@@ -154,6 +154,42 @@ def test_a_reused_blob_survives_a_gc_racing_its_registration(location: str, tmp_
     assert reg.load_bytes(done["mv"].uri)[1] == old.read_bytes()
 
 
+def test_a_reused_blob_swept_before_the_manifest_landed_is_sent_again(location: str, tmp_path: Path) -> None:
+    reg = Registry.open(location)
+    model = _file(tmp_path / "m.bin", 3 * PART)
+    first = reg.register_file("a", model, fmt="bytes")
+    store, real_put = reg.store, reg.store.put
+
+    def sweep_then_put(key: str, data: bytes, **kwargs: Any) -> str:
+        if key.startswith(keys.versions_prefix("b")):
+            store.delete(first.artifact.key)  # a sweep that missed the marker, just before the manifest
+        return real_put(key, data, **kwargs)
+
+    store.put = sweep_then_put  # type: ignore[method-assign]
+    second = reg.register_file("b", model, fmt="bytes")
+    store.put = real_put  # type: ignore[method-assign]
+    assert reg.load_bytes(second.uri)[1] == model.read_bytes()  # looked at again after publishing, and re-sent
+
+
+def test_the_cache_keeps_large_artifacts_as_files(
+    location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PMR_CACHE_DIR", str(tmp_path / "cache"))
+    reg = Registry.open(location)
+    model = _file(tmp_path / "m.bin", 3 * PART)
+    mv = reg.register_file("m", model, fmt="pickle")
+    reg.download(mv.uri, tmp_path / "first.bin")
+    cached = reg.cache.path(mv.artifact.sha256)  # type: ignore[union-attr]
+    assert cached.read_bytes() == model.read_bytes()
+    reg.store.delete(mv.artifact.key)  # served from the cache from now on
+    reg.download(mv.uri, tmp_path / "second.bin")
+    assert (tmp_path / "second.bin").read_bytes() == model.read_bytes()
+    cached.write_bytes(b"tampered")  # a bad entry is dropped, never served
+    with pytest.raises(IntegrityError, match="missing"):
+        reg.download(mv.uri, tmp_path / "third.bin")
+    assert not cached.exists() and not (tmp_path / "third.bin").exists()
+
+
 def test_a_download_cut_short_leaves_no_file(location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reg = Registry.open(location)
     mv = reg.register_file("m", _file(tmp_path / "m.bin", 4 * PART), fmt="bytes")

@@ -7,9 +7,13 @@ checks a condition and writes without a lock between the two.
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 import pytest
 
-from prefect_model_registry.registry.errors import InvalidName, ObjectNotFound, PreconditionFailed
+from prefect_model_registry.registry.errors import IntegrityError, InvalidName, ObjectNotFound, PreconditionFailed
 from prefect_model_registry.registry.store import ObjectStore, open_store
 
 
@@ -80,3 +84,49 @@ def test_exists_and_delete(store) -> None:
 def test_unsafe_keys_are_refused(store, key: str) -> None:
     with pytest.raises(InvalidName):
         store.put(key, b"x")
+
+
+# -- large objects (issue 30): streamed in bounded chunks, multipart above the threshold --------------------------
+PART = 5 * 1024 * 1024  # S3's smallest part (SeaweedFS and moto enforce it, as AWS does)
+
+
+@pytest.fixture
+def big_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file of two full parts and a tail, with the multipart threshold lowered below it."""
+    monkeypatch.setenv("PMR_MULTIPART_THRESHOLD", str(2 * PART))
+    monkeypatch.setenv("PMR_MULTIPART_CHUNK", str(PART))
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(2 * PART + 4321))
+    return path
+
+
+def test_a_file_goes_in_and_comes_out_streamed(store: ObjectStore, big_file: Path, tmp_path: Path) -> None:
+    digest = hashlib.sha256(big_file.read_bytes()).hexdigest()
+    moved: list[int] = []
+    store.put_file("blobs/big", big_file, sha256=digest, progress=moved.append)
+    assert sum(moved) == big_file.stat().st_size
+    assert store.size("blobs/big") == big_file.stat().st_size and store.size("blobs/none") is None
+    out = tmp_path / "out.bin"
+    out.touch()
+    store.get_file("blobs/big", out)
+    assert out.read_bytes() == big_file.read_bytes()
+    assert b"".join(store.read_chunks("blobs/big")) == big_file.read_bytes()
+    with store.open_read("blobs/big") as fh:  # seekable: a zip directory is read from the end
+        fh.seek(-10, 2)
+        assert fh.read() == big_file.read_bytes()[-10:]
+        fh.seek(PART - 3)
+        assert fh.read(6) == big_file.read_bytes()[PART - 3 : PART + 3]
+    assert store.unfinished_uploads() == []
+
+
+def test_a_file_that_does_not_match_its_hash_is_not_published(store: ObjectStore, big_file: Path) -> None:
+    with pytest.raises(IntegrityError):
+        store.put_file("blobs/big", big_file, sha256="0" * 64)
+    assert not store.exists("blobs/big") and store.unfinished_uploads() == []
+
+
+def test_missing_objects_are_typed_for_streamed_reads(store: ObjectStore, tmp_path: Path) -> None:
+    with pytest.raises(ObjectNotFound):
+        store.open_read("nothing")
+    with pytest.raises(ObjectNotFound):
+        b"".join(store.read_chunks("nothing"))
