@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 from prefect_model_registry.registry.core import keys
 from prefect_model_registry.registry.core.files import publish_file, refuse_symlink
 from prefect_model_registry.registry.errors import IntegrityError, InvalidMetadata, ObjectNotFound
+from prefect_model_registry.registry.settings import settings
 from prefect_model_registry.registry.store.base import CHUNK, ObjectStore, Progress, copy_file
 
 #: A caller's progress callback: ``(stage, bytes done, bytes in total)``; stage is ``hashing``, ``uploading``,
@@ -164,8 +165,13 @@ def put_source(store: ObjectStore, source: Source, progress: ProgressCallback | 
     if store.size(key) == source.size:
         mark_use(store, source.digest)
         return True
-    if source.data is not None:
+    if source.data is not None and source.size < settings().multipart_threshold:
         store.put(key, source.data)
+    elif source.data is not None:  # bytes in hand too large for one PUT (S3 takes at most 5 GiB): sent in parts
+        with tempfile.TemporaryDirectory(prefix="pmr-bytes-") as tmp:
+            path = Path(tmp) / "blob"
+            path.write_bytes(source.data)
+            store.put_file(key, path, sha256=source.digest, progress=meter(progress, "uploading", source.size))
     elif source.path is not None:
         store.put_file(key, source.path, sha256=source.digest, progress=meter(progress, "uploading", source.size))
     else:

@@ -99,6 +99,18 @@ def test_a_stream_is_spooled_and_registered(location: str, tmp_path: Path) -> No
     assert reg.load_bytes(mv.uri)[1] == model.read_bytes()
 
 
+def test_large_bytes_in_hand_go_in_parts(location: str) -> None:
+    reg = Registry.open(location)
+    parts: list[int] = []
+    if location.startswith("s3://"):
+        events = reg.store._client.meta.events  # type: ignore[attr-defined]
+        events.register("before-parameter-build.s3.UploadPart", lambda **kw: parts.append(kw["params"]["PartNumber"]))
+    data = os.urandom(3 * PART)
+    mv = reg.register("inmemory", data, fmt="bytes")
+    assert reg.load_bytes(mv.uri)[1] == data
+    assert sorted(parts) == ([1, 2, 3] if location.startswith("s3://") else [])
+
+
 def test_a_file_changed_after_hashing_is_refused_and_nothing_is_written(location: str, tmp_path: Path) -> None:
     reg = Registry.open(location)
     reg.register("m", b"first", fmt="bytes")

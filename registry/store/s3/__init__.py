@@ -2,8 +2,10 @@
 
 The endpoint, region and credentials come from boto3's standard chain (``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, profiles, instance roles …). Path-style addressing is used so that local servers
-such as SeaweedFS or MinIO work without DNS tricks. Every write is one PUT of the whole object: conditional
-multipart completion is not atomic on some servers. Every PUT carries its Content-MD5, so a body cut short by a
+such as SeaweedFS or MinIO work without DNS tricks. Every conditional write (manifests, events, claims) is one
+PUT of the whole object: conditional multipart completion is not atomic on some servers. Only content-addressed
+blobs above ``PMR_MULTIPART_THRESHOLD`` go in parts (``transfer``): they are immutable, so a plain completion is
+safe. Every PUT carries its Content-MD5, so a body cut short by a
 dying writer is refused rather than stored truncated (SeaweedFS stores a PUT whose body never came as empty).
 
 Single-object reads and writes (the critical path of every operation) go out as one signed HTTP request each
