@@ -76,7 +76,19 @@ def test_multipart_register_load_download_copy_and_snapshot(location: str, tmp_p
     reg.download_dataset(mv.uri, tmp_path / "data.csv")
     assert (tmp_path / "data.csv").read_bytes() == data.read_bytes()
     target = Registry.open(location + "-copy" if location.startswith("s3://") else tmp_path / "copy")
+    fetched: list[str] = []
+    real_get_file = reg.store.get_file
+
+    def spy(key: str, *args: Any, **kwargs: Any) -> None:
+        fetched.append(key)
+        real_get_file(key, *args, **kwargs)
+
+    reg.store.get_file = spy  # type: ignore[method-assign]
     copied = copy_version(reg, mv.uri, target)
+    reg.store.get_file = real_get_file  # type: ignore[method-assign]
+    # Within one S3 endpoint the server copies (nothing downloaded); between directories the bytes stream.
+    streamed = {mv.artifact.key, keys.blob_key(str(mv.lineage.dataset_snapshot))}
+    assert set(fetched) == (set() if location.startswith("s3://") else streamed)
     assert target.load_bytes(copied.uri)[1] == model.read_bytes()
     assert target.load_dataset(copied.uri) == data.read_bytes()
     assert verify(reg).ok and verify(target).ok
