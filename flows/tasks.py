@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from prefect_model_registry.flows.core import training, trust
+from prefect_model_registry.flows.core import publish, training, trust
 from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.registry import Lineage, ModelVersion, Registry, VersionInfo
 from prefect_model_registry.registry.core.lineage import complete_lineage
@@ -203,9 +203,16 @@ def register_version(
     """Register the model (and a snapshot of its data); a retry of this task gets the same version back.
 
     The key is :func:`registration_key`: the registry returns the version an earlier attempt of this run made
-    (re-serialised bytes included), and refuses the key to anyone else.
+    (re-serialised bytes included), and refuses the key to anyone else. A model over 8 MiB shows its upload as a
+    progress artifact (``<name>-upload``; see :class:`~prefect_model_registry.flows.core.publish.UploadProgress`).
     """
     key = registration_key(name, info, actor)
     return Registry.open(registry).register_model(
-        name, model, info, actor=actor, operation_key=key, snapshot_dataset=snapshot_dataset
+        name,
+        model,
+        info,
+        actor=actor,
+        operation_key=key,
+        snapshot_dataset=snapshot_dataset,
+        progress=publish.UploadProgress(name),
     )

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import contextvars
+import logging
+import threading
+import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.events import emit_event
 
 from prefect_model_registry.flows.core import evidence
@@ -75,3 +86,67 @@ def version_evidence(reg: Registry, mv: ModelVersion, reports: Mapping[str, Gate
         title: f"{ui}/artifacts/artifact/{artifact_id}" if ui else f"artifact `{keys[title]}` in the Prefect UI"
         for title, artifact_id in ids.items()
     }
+
+
+#: A model at least this large shows its upload as a progress artifact in the run.
+UPLOAD_PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+
+
+class UploadProgress:
+    """A registry ``progress`` callback that shows a large model's upload as a Prefect progress artifact.
+
+    The artifact (key ``<model>-upload``) is created on the first ``uploading`` call for at least
+    :data:`UPLOAD_PROGRESS_MIN_BYTES`, then updated when the upload has moved 5 % further or a second has passed
+    since the last update, and at 100 %. The store calls back from its transfer threads: the run's context is
+    captured here, so the artifact belongs to the task run that made this object. The artifact is a courtesy:
+    if Prefect's API refuses it, a warning is logged once and the registration goes on without it.
+    """
+
+    def __init__(self, model: str, *, min_bytes: int = UPLOAD_PROGRESS_MIN_BYTES, interval_s: float = 1.0) -> None:
+        self.model, self.min_bytes, self.interval_s = model, min_bytes, interval_s
+        self.artifact_id: UUID | None = None
+        self.shown = -1.0
+        self.failed = False
+        self._last = 0.0
+        self._lock = threading.Lock()
+        self._context = contextvars.copy_context()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        """Take a ``(stage, bytes done, bytes in total)`` report; only ``uploading`` is shown."""
+        if stage != "uploading" or total < self.min_bytes or self.failed:
+            return
+        percent = round(min(100.0, 100.0 * done / total), 1)
+        with self._lock:
+            now = time.monotonic()
+            due = percent >= 100.0 or percent - self.shown >= 5.0 or now - self._last >= self.interval_s
+            if self.failed or percent <= self.shown or (self.artifact_id is not None and not due):
+                return
+            try:
+                self._context.run(self._show, percent, total)
+            except Exception as exc:  # never fail a registration over its progress display
+                self.failed = True
+                self._context.run(_warn, f"upload progress artifact of {self.model} not updated: {exc}")
+                return
+            self.shown, self._last = percent, now
+
+    def _show(self, percent: float, total: int) -> None:
+        if self.artifact_id is None:
+            created = create_progress_artifact(
+                percent,
+                key=evidence.artifact_key(self.model, "upload"),
+                description=f"Uploading {self.model} ({total / 1024**2:.1f} MiB) to the registry",
+            )
+            self.artifact_id = cast(UUID, created)  # called from sync code: the UUID, not a coroutine
+        else:
+            update_progress_artifact(self.artifact_id, percent)
+
+
+def _warn(message: str) -> None:
+    """A warning in the run's log (the plain logger outside a run)."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        get_run_logger().warning(message)
+    except MissingContextError:
+        logging.getLogger(__name__).warning(message)

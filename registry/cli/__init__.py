@@ -30,6 +30,7 @@ from prefect_model_registry.registry.cli.context import (
     parse_param,
     run,
 )
+from prefect_model_registry.registry.cli.progress import transfer_bar
 from prefect_model_registry.registry.core.display import visible
 from prefect_model_registry.registry.errors import InvalidMetadata
 from prefect_model_registry.registry.events import describe_change
@@ -74,7 +75,9 @@ def register(
     Without --key the key is derived from the file's bytes, the metadata given and who runs it: running the same
     command again (a retry after a crash or a timeout) returns the version it made instead of a duplicate. Pass a new
     --key to register identical bytes and metadata as a new version on purpose. The lineage (code version,
-    environment, dataset fingerprint) is completed by the registry as on every registration path.
+    environment, dataset fingerprint) is completed by the registry as on every registration path. The file is
+    hashed once and streamed, never read whole (in parts above PMR_MULTIPART_THRESHOLD; an interrupted upload
+    resumes on the retry); above 8 MiB a progress bar is drawn on stderr when it is a terminal (never with --json).
     """
     info = VersionInfo(
         metrics=parse_metrics(metric),
@@ -85,29 +88,40 @@ def register(
     )
     if not file.is_file():
         raise InvalidMetadata(f"model file {file} does not exist")
-    if key is None:
-        from prefect_model_registry.registry.core.checks import check_info
-        from prefect_model_registry.registry.core.idempotency import request_fingerprint
-        from prefect_model_registry.registry.core.identity import identity_key, resolve_actor
-        from prefect_model_registry.registry.names import check_model_name
+    from prefect_model_registry.registry.core import artifacts
+    from prefect_model_registry.registry.core.checks import check_info
+    from prefect_model_registry.registry.core.transfer import Source
+    from prefect_model_registry.registry.names import check_model_name
 
-        digest = hashlib.sha256(file.read_bytes()).hexdigest()
-        request = request_fingerprint(check_model_name(name), fmt or "auto", check_info(info))
-        # Bound to who runs it: their retry finds their version; someone else's identical command makes their own.
-        who = hashlib.sha256(identity_key(resolve_actor(current().actor)).encode()).hexdigest()[:16]
-        key = f"pmr:register:{digest}:{request}:{who}"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        mv = open_registry().register_file(
-            name,
-            file,
-            info,
-            fmt=fmt,
-            actor=current().actor,
-            operation_key=key,
-            allow_missing_dataset=allow_missing_dataset,
-            snapshot_dataset=snapshot,
-        )
+    # Bad input is refused before a byte is read (a large file takes a while to hash).
+    checked_name, checked_info = check_model_name(name), check_info(info)
+    artifacts.check_format(fmt or artifacts.format_for(file))
+    with transfer_bar() as progress:
+        # Hashed once, in chunks: the same digest names the blob and (without --key) feeds the operation key.
+        source = Source.of_path(file, progress)
+        if source.size == 0:
+            raise InvalidMetadata(f"model file {file} is empty")
+        if key is None:
+            from prefect_model_registry.registry.core.idempotency import request_fingerprint
+            from prefect_model_registry.registry.core.identity import identity_key, resolve_actor
+
+            request = request_fingerprint(checked_name, fmt or "auto", checked_info)
+            # Bound to who runs it: their retry finds their version; someone else's identical command makes theirs.
+            who = hashlib.sha256(identity_key(resolve_actor(current().actor)).encode()).hexdigest()[:16]
+            key = f"pmr:register:{source.digest}:{request}:{who}"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mv = open_registry().register(
+                name,
+                source,
+                info,
+                fmt=fmt or artifacts.format_for(file),
+                actor=current().actor,
+                operation_key=key,
+                allow_missing_dataset=allow_missing_dataset,
+                snapshot_dataset=snapshot,
+                progress=progress,
+            )
     for warning in caught:
         err.print(error_line("warning:", "yellow", warning.message), soft_wrap=True)
     emit(
@@ -180,6 +194,27 @@ def show(uri: str) -> None:
 
 
 @app.command()
+def download(
+    uri: str,
+    out: Annotated[Path, typer.Option("--output", "-o", "--out", help="The file to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Download the artifact of a version (models:/NAME/VERSION, NAME@ALIAS) to a file, verified by SHA-256.
+
+    The bytes go to a temporary file beside OUTPUT and take its name only once they hash to the manifest's
+    SHA-256: a corrupt or missing blob is refused (exit 1) and nothing is left at OUTPUT. OUTPUT is never
+    written through a symlink (refused, exit 1); an existing file is replaced only with --force (else exit 2).
+    Memory stays bounded whatever the size.
+    """
+    with transfer_bar() as progress:
+        mv = open_registry().download(uri, out, force=force, progress=progress)
+    emit(
+        {"uri": mv.uri, "out": str(out), "sha256": mv.artifact.sha256, "bytes": mv.artifact.size},
+        f"wrote {out}: {mv.artifact.size} bytes of {mv.uri}, sha256 {mv.artifact.sha256} (verified)",
+    )
+
+
+@app.command()
 def dataset(
     name: str,
     version: int,
@@ -188,20 +223,22 @@ def dataset(
 ) -> None:
     """Restore the exact training data of NAME VERSION from its snapshot in the registry (hash-checked).
 
-    OUT is never written through a symlink (refused, exit 1); an existing file is replaced only with --force.
+    The snapshot is streamed to a temporary file beside OUT and takes its name only once verified. OUT is never
+    written through a symlink (refused, exit 1); an existing file is replaced only with --force.
     """
-    from prefect_model_registry.registry.core.files import refuse_symlink, write_file
+    from prefect_model_registry.registry.core.files import refuse_symlink
 
     if refuse_symlink(out, "--out").exists() and not force:
         raise InvalidMetadata(f"{out} exists; pass --force to overwrite it")
     reg = open_registry()
     mv = reg.get_version(name, version)
-    data = reg.load_dataset(mv.uri)
-    write_file(out, data, overwrite=force, what="--out")
+    with transfer_bar() as progress:
+        reg.download_dataset(mv.uri, out, force=force, progress=progress)
+    size = out.stat().st_size
     info = {"version": mv.uri, "dataset_uri": mv.lineage.dataset_uri, "sha256": mv.lineage.dataset_snapshot}
     emit(
-        info | {"out": str(out), "bytes": len(data)},
-        f"wrote {out}: {len(data)} bytes, the data {mv.uri} was trained on",
+        info | {"out": str(out), "bytes": size},
+        f"wrote {out}: {size} bytes, the data {mv.uri} was trained on",
     )
 
 

@@ -15,6 +15,7 @@ import typer
 from rich.text import Text
 
 from prefect_model_registry.registry.cli.context import SafeTable, app, current, echo, emit, open_registry, stdout
+from prefect_model_registry.registry.cli.progress import transfer_bar
 from prefect_model_registry.registry.core import retention
 from prefect_model_registry.registry.errors import InvalidMetadata
 from prefect_model_registry.registry.interop import copy as transfer
@@ -34,6 +35,9 @@ def _show(result: retention.GcResult, how: str) -> None:
     ]
     if result.blobs_young:
         lines.append(f"{len(result.blobs_young)} blob(s) younger than the grace period left for a later run")
+    if result.uploads_aborted:
+        done = "aborted" if result.applied else "would abort"
+        lines.append(f"{done} {len(result.uploads_aborted)} unfinished multipart upload(s) older than the grace period")
     if result.sweep_error:
         lines.append(f"the blob sweep stopped ({result.sweep_error}): run the command again to finish it")
     if not result.applied and result.deleted:
@@ -101,9 +105,13 @@ def copy(
     """Copy one version (models:/NAME/V, NAME@ALIAS) into another registry, verified by hash, with its lineage.
 
     Stages, aliases and approvals stay behind: the target's own lifecycle and policy decide them. Running it
-    again returns the version the first run made.
+    again returns the version the first run made. Within one S3 endpoint the bytes are copied server-side;
+    above 8 MiB a progress bar is drawn on stderr when it is a terminal (never with --json).
     """
-    copied = transfer.copy_version(open_registry(), uri, Registry.open(to), name=name, actor=current().actor)
+    with transfer_bar() as progress:
+        copied = transfer.copy_version(
+            open_registry(), uri, Registry.open(to), name=name, actor=current().actor, progress=progress
+        )
     emit(
         {"uri": copied.uri, "registry": to, "copied_from": copied.lineage.copied_from},
         f"copied {uri} to {to} as {copied.uri} (sha256 {copied.artifact.sha256[:12]}…, verified)",
