@@ -214,6 +214,28 @@ def test_the_cache_keeps_large_artifacts_as_files(
     assert not cached.exists() and not (tmp_path / "third.bin").exists()
 
 
+def test_two_registrations_of_the_same_large_file_at_once_both_land(location: str, tmp_path: Path) -> None:
+    model = _file(tmp_path / "m.bin", 4 * PART)
+    regs = [Registry.open(location), Registry.open(location)]  # two clients, as two processes would be
+    found: dict[str, Any] = {}
+
+    def register(i: int) -> None:
+        try:
+            found[f"m{i}"] = regs[i].register_file(f"m{i}", model, fmt="bytes")
+        except Exception as exc:
+            found[f"m{i}"] = exc
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(not isinstance(v, Exception) for v in found.values()), found
+    assert {mv.artifact.key for mv in found.values()} == {found["m0"].artifact.key}
+    assert regs[0].load_bytes("models:/m1/1")[1] == model.read_bytes()
+    assert regs[0].store.unfinished_uploads() == []
+
+
 def test_a_download_cut_short_leaves_no_file(location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reg = Registry.open(location)
     mv = reg.register_file("m", _file(tmp_path / "m.bin", 4 * PART), fmt="bytes")

@@ -309,12 +309,29 @@ class S3Store(ObjectStore):
             if progress is not None:
                 progress(len(data))
             return
-        try:
-            self.last_parts_sent = transfer.upload(
-                self._client, self.bucket, self.prefix + check_key(key), path, size, sha256=sha256, progress=progress
-            )
-        except (ClientError, BotoCoreError) as exc:
-            self._raise(exc, key)
+        for attempt in range(2):
+            try:
+                self.last_parts_sent = transfer.upload(
+                    self._client,
+                    self.bucket,
+                    self.prefix + check_key(key),
+                    path,
+                    size,
+                    sha256=sha256,
+                    progress=progress,
+                )
+                return
+            except ClientError as exc:
+                # Another process resuming the same upload completed (or repair aborted) it under us: the blob is
+                # content-addressed, so if it is there whole it is ours; else start over once.
+                if str(exc.response.get("Error", {}).get("Code", "")) != "NoSuchUpload":
+                    self._raise(exc, key)
+                if self.size(key) == size:
+                    return
+                if attempt:
+                    self._raise(exc, key)
+            except BotoCoreError as exc:
+                self._raise(exc, key)
 
     #: Parts the last multipart upload of this store sent (resumed parts are not sent): for tests and benchmarks.
     last_parts_sent: int = 0
