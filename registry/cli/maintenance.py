@@ -142,14 +142,16 @@ def import_mlflow(
     A version over PMR_MLFLOW_MAX_VERSION_BYTES (default 2 GiB) or PMR_MLFLOW_MAX_VERSION_FILES (10,000), or
     whose model this registry refuses, is skipped and listed.
     """
-    report = mlflow_import.import_mlflow(
-        open_registry(),
-        tracking_uri,
-        models=model or None,
-        actor=current().actor,
-        say=lambda line: echo(line, err=True),
-        allowed_roots=allow_artifact_root,
-    )
+    with transfer_bar() as progress:
+        report = mlflow_import.import_mlflow(
+            open_registry(),
+            tracking_uri,
+            models=model or None,
+            actor=current().actor,
+            say=lambda line: echo(line, err=True),
+            allowed_roots=allow_artifact_root,
+            progress=progress,
+        )
     table = SafeTable("model", "new versions", "already here", "changes", "warnings", "skipped")
     for name, done in report.items():
         table.add_row(

@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from prefect_model_registry.registry.core.identity import resolve_actor
-from prefect_model_registry.registry.core.transfer import Source
+from prefect_model_registry.registry.core.transfer import ProgressCallback, Source
 from prefect_model_registry.registry.errors import ArtifactTooLarge, RegistryError, UntrustedArtifact
 from prefect_model_registry.registry.interop.mlflow_source import MlflowSource
 from prefect_model_registry.registry.models import Lineage, ModelState, ModelVersion, VersionInfo
@@ -167,6 +167,7 @@ def import_mlflow(
     allowed_roots: Iterable[str | os.PathLike[str]] = (),
     max_version_bytes: int | None = None,
     max_version_files: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, ModelImport]:
     """Import the registered models of the MLflow server at ``tracking_uri`` (all, or ``models``).
 
@@ -182,6 +183,7 @@ def import_mlflow(
         max_version_bytes: a bigger version is skipped (default ``PMR_MLFLOW_MAX_VERSION_BYTES`` or 2 GiB).
         max_version_files: a version with more files and directories is skipped (default
             ``PMR_MLFLOW_MAX_VERSION_FILES`` or 10,000).
+        progress: called as ``progress(stage, done, total)`` while a version's model file is hashed and stored.
 
     Raises:
         InvalidMetadata: a bad tracking URI, allowed root or cap, or an MLflow model name that is not valid here.
@@ -200,7 +202,7 @@ def import_mlflow(
     wanted = sorted(set(models)) if models is not None else [m["name"] for m in source.models()]
     for name in wanted:
         check_model_name(name)  # refuse before writing anything
-    return {name: _import_model(reg, source, name, importer, say) for name in wanted}
+    return {name: _import_model(reg, source, name, importer, say, progress) for name in wanted}
 
 
 def _imported(reg: Registry, name: str, origin: str) -> dict[str, int]:
@@ -216,7 +218,12 @@ def _imported(reg: Registry, name: str, origin: str) -> dict[str, int]:
 
 
 def _import_model(
-    reg: Registry, source: MlflowSource, name: str, importer: str, say: Callable[[str], None]
+    reg: Registry,
+    source: MlflowSource,
+    name: str,
+    importer: str,
+    say: Callable[[str], None],
+    progress: ProgressCallback | None = None,
 ) -> ModelImport:
     out = ModelImport()
     origin = f"mlflow+{source.uri}"
@@ -233,7 +240,7 @@ def _import_model(
             mapping[number] = out.existing[number] = done[number]
             continue
         try:
-            mv = _register(reg, source, name, mlv, origin, importer)
+            mv = _register(reg, source, name, mlv, origin, importer, progress)
         except (ArtifactTooLarge, UntrustedArtifact) as exc:  # this version only: nothing of it was written
             out.skipped[number] = f"{type(exc).__name__}: {exc}"
             say(f"{name}: MLflow v{number} skipped: {exc}")
@@ -285,7 +292,13 @@ def _downloaded(source: MlflowSource, uri: str) -> Iterator[Downloaded]:
 
 
 def _register(
-    reg: Registry, source: MlflowSource, name: str, mlv: dict[str, Any], origin: str, importer: str
+    reg: Registry,
+    source: MlflowSource,
+    name: str,
+    mlv: dict[str, Any],
+    origin: str,
+    importer: str,
+    progress: ProgressCallback | None = None,
 ) -> ModelVersion:
     number = str(mlv["version"])
     run = source.run(mlv["run_id"]) if mlv.get("run_id") else {}
@@ -316,13 +329,14 @@ def _register(
         )
         return reg.register(
             name,
-            Source.of_path(got.model),  # hashed, then sent, a chunk at a time
+            Source.of_path(got.model, progress),  # hashed, then sent, a chunk at a time
             version_info,
             fmt=got.fmt,
             actor=mlv.get("user_id") or info.get("user_id") or "mlflow",
             operation_key=lineage.copied_from,
             created_at=_ts(mlv.get("creation_timestamp")),
             snapshot_dataset=False,
+            progress=progress,
         )
 
 
