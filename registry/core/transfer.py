@@ -86,6 +86,8 @@ class Source:
     data: bytes | None = None
     path: Path | None = None
     blob: tuple[ObjectStore, str] | None = None
+    #: The file's size, inode, modification and change times when it was hashed (see :meth:`unchanged`).
+    identity: tuple[int, ...] | None = None
     _cleanup: list[Path] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -103,10 +105,11 @@ class Source:
         """
         p = Path(path)
         try:
+            before = _identity(p)  # taken before the hash: any later change to the file shows in it
             digest, size = hash_file(p, progress)
         except OSError as exc:
             raise InvalidMetadata(f"cannot read model file {p}: {exc.strerror or exc}") from None
-        return cls(digest, size, path=p)
+        return cls(digest, size, path=p, identity=before)
 
     @classmethod
     def of_stream(cls, stream: BinaryIO, progress: ProgressCallback | None = None) -> Source:
@@ -120,7 +123,7 @@ class Source:
         except BaseException:
             Path(name).unlink(missing_ok=True)
             raise
-        return cls(digest.hexdigest(), size, path=Path(name), _cleanup=[Path(name)])
+        return cls(digest.hexdigest(), size, path=Path(name), identity=_identity(Path(name)), _cleanup=[Path(name)])
 
     @classmethod
     def of_blob(cls, store: ObjectStore, key: str, digest: str, size: int) -> Source:
@@ -142,11 +145,29 @@ class Source:
             with self.blob[0].open_read(self.blob[1]) as fh:
                 yield fh
 
+    def unchanged(self) -> bool:
+        """Whether the file is still the one hashed: same size, inode, device, modification and change times.
+
+        Any write to a file changes its change time (``st_ctime_ns``), which no one can set back by hand, so the
+        bytes stored are the bytes hashed and reviewed without reading the file a second time.
+        """
+        if self.path is None or self.identity is None:
+            return True
+        try:
+            return _identity(self.path) == self.identity
+        except OSError:
+            return False
+
     def close(self) -> None:
         """Delete the temporary files this source made."""
         for path in self._cleanup:
             path.unlink(missing_ok=True)
         self._cleanup.clear()
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    st = os.stat(path)
+    return (st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def put_source(store: ObjectStore, source: Source, progress: ProgressCallback | None = None) -> bool:
@@ -173,7 +194,11 @@ def put_source(store: ObjectStore, source: Source, progress: ProgressCallback | 
             path.write_bytes(source.data)
             store.put_file(key, path, sha256=source.digest, progress=meter(progress, "uploading", source.size))
     elif source.path is not None:
-        store.put_file(key, source.path, sha256=source.digest, progress=meter(progress, "uploading", source.size))
+        sent = meter(progress, "uploading", source.size)
+        if source.identity is not None:  # checked unchanged since it was hashed (one stat, not a second read)
+            store.put_file(key, source.path, unchanged=source.unchanged, progress=sent)
+        else:
+            store.put_file(key, source.path, sha256=source.digest, progress=sent)
     else:
         assert source.blob is not None
         copy_blob(source.blob[0], source.blob[1], store, source.digest, source.size, progress)
@@ -229,10 +254,12 @@ def copy_blob(
         path = Path(tmp) / "blob"
         path.touch()
         source.get_file(source_key, path, progress=meter(progress, "downloading", size))
+        before = _identity(path)
         found, _ = hash_file(path)
         if found != digest:
             raise IntegrityError(f"{source.uri}/{source_key} is corrupt: sha256 does not match; nothing copied")
-        target.put_file(key, path, sha256=digest, progress=meter(progress, "uploading", size))
+        unchanged = lambda: _identity(path) == before  # noqa: E731 - our own temporary file, checked as any other
+        target.put_file(key, path, unchanged=unchanged, progress=meter(progress, "uploading", size))
 
 
 def stream_hash(store: ObjectStore, key: str) -> str:
@@ -349,16 +376,18 @@ def open_dataset(uri: str) -> Source:
         try:
             with os.fdopen(fd, "r+b") as out:
                 client.download_fileobj(bucket, key, out)
+            identity = _identity(Path(name))
             digest, size = hash_file(Path(name))
         except (BotoCoreError, ClientError, OSError) as exc:
             Path(name).unlink(missing_ok=True)
             raise DatasetUnavailable(f"cannot read dataset {uri}: {exc}") from None
-        return Source(digest, size, path=Path(name), _cleanup=[Path(name)])
+        return Source(digest, size, path=Path(name), identity=identity, _cleanup=[Path(name)])
     if "://" in uri and not uri.startswith("file://"):
         raise DatasetUnavailable(f"cannot read dataset {uri}: use a local path, file:// or s3://")
     path = Path(uri.removeprefix("file://"))
     try:
+        identity = _identity(path)
         digest, size = hash_file(path)
     except OSError as exc:
         raise DatasetUnavailable(f"cannot read dataset {uri}: {exc.strerror or exc}") from None
-    return Source(digest, size, path=path)
+    return Source(digest, size, path=path, identity=identity)

@@ -118,7 +118,15 @@ class ObjectStore(ABC):
         except ObjectNotFound:
             return None
 
-    def put_file(self, key: str, path: Path, *, sha256: str | None = None, progress: Progress | None = None) -> None:
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str | None = None,
+        unchanged: Callable[[], bool] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         """Write the bytes of the file ``path`` as ``key`` (a plain write; for content-addressed blobs).
 
         Memory stays bounded whatever the file's size (stores move it in chunks or parts). Nothing is visible
@@ -129,6 +137,9 @@ class ObjectStore(ABC):
             path: the file.
             sha256: the hash the bytes must have: the bytes sent are hashed on the way and nothing is published
                 unless they match (a file that changed after it was first hashed is refused).
+            unchanged: asked just before publishing whether the file is still the one first hashed (its size,
+                inode, modification and change times): nothing is published when it says no. A second hash pass
+                costs as much as the copy; this costs one ``stat``.
             progress: told of each chunk moved.
 
         Raises:
@@ -136,8 +147,7 @@ class ObjectStore(ABC):
 
         """
         data = path.read_bytes()
-        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-            raise IntegrityError(f"{path} changed while it was being stored (sha256 differs from its first read)")
+        check_unchanged(path, data, sha256, unchanged)
         self.put(key, data)
         if progress is not None:
             progress(len(data))
@@ -208,6 +218,19 @@ class ObjectStore(ABC):
             if not seen or seen[-1] != child:
                 seen.append(child)
         return seen
+
+
+def check_unchanged(path: Path, data: bytes | None, sha256: str | None, unchanged: Callable[[], bool] | None) -> None:
+    """Refuse to publish a file that changed after it was first read (see :meth:`ObjectStore.put_file`).
+
+    Raises:
+        IntegrityError: ``data`` does not hash to ``sha256``, or ``unchanged`` says the file changed.
+
+    """
+    if sha256 is not None and data is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise IntegrityError(f"{path} changed while it was being stored (sha256 differs from its first read)")
+    if unchanged is not None and not unchanged():
+        raise IntegrityError(f"{path} changed while it was being stored (it is not the file first hashed)")
 
 
 def copy_file(source: BinaryIO, out: BinaryIO, progress: Progress | None = None, digest: Any = None) -> int:

@@ -21,7 +21,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,10 +34,36 @@ from prefect_model_registry.registry.errors import (
     StoreError,
     SymlinkRefused,
 )
-from prefect_model_registry.registry.store.base import ObjectStore, Progress, StoredObject, check_key, copy_file
+from prefect_model_registry.registry.store.base import (
+    ObjectStore,
+    Progress,
+    StoredObject,
+    check_key,
+    check_unchanged,
+    copy_file,
+)
 
 _INTERNAL = (".locks", ".tmp")
 _DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def _kernel_copy(src: BinaryIO, out: BinaryIO, progress: Progress | None, step: int = 64 * 1024 * 1024) -> None:
+    """Copy ``src`` to ``out`` inside the kernel (``copy_file_range``), a step at a time for progress.
+
+    Falls back to a chunked copy through Python where the kernel cannot (another filesystem on an old kernel).
+    """
+    while True:
+        try:
+            moved = os.copy_file_range(src.fileno(), out.fileno(), step)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            copy_file(src, out, progress)
+            return
+        if not moved:
+            return
+        if progress is not None:
+            progress(moved)
 
 
 def _etag(data: bytes) -> str:
@@ -131,11 +157,19 @@ class LocalStore(ObjectStore):
         with self.open_read(key) as fh, open(path, "wb") as out:
             copy_file(fh, out, progress)
 
-    def put_file(self, key: str, path: Path, *, sha256: str | None = None, progress: Progress | None = None) -> None:
-        """Copy the file ``path`` in as ``key``: into ``.tmp`` in chunks, synced, then renamed into place.
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str | None = None,
+        unchanged: Callable[[], bool] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Copy the file ``path`` in as ``key``: into ``.tmp`` by the kernel, synced, then renamed into place.
 
-        With ``sha256``, the copy is hashed as it is written and refused (nothing published) unless it has that
-        hash: a file that changed after it was hashed never lands under the old hash's name.
+        See :meth:`ObjectStore.put_file` for ``sha256`` (the copy is hashed) and ``unchanged`` (checked just
+        before the rename): either refuses a file that changed, and nothing is published.
         """
         target = self._path(key)
         self._ensure_root()
@@ -143,13 +177,20 @@ class LocalStore(ObjectStore):
         fd, name = tempfile.mkstemp(dir=self.root / ".tmp")
         tmp = Path(name)
         try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                copy_file(src, out, progress, digest)
+            with os.fdopen(fd, "r+b") as out, open(path, "rb") as src:
+                _kernel_copy(src, out, progress)
                 out.flush()
                 os.fsync(out.fileno())
-            if sha256 is not None and digest.hexdigest() != sha256:
-                raise IntegrityError(f"{path} changed while it was copied in (sha256 differs from its first read)")
+                if sha256 is not None:
+                    out.seek(0)
+                    digest = hashlib.sha256()
+                    while piece := out.read(1024 * 1024):
+                        digest.update(piece)
+                    if digest.hexdigest() != sha256:
+                        raise IntegrityError(
+                            f"{path} changed while it was copied in (sha256 differs from its first read)"
+                        )
+            check_unchanged(path, None, None, unchanged)
             os.replace(tmp, target)
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

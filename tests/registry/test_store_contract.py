@@ -122,6 +122,8 @@ def test_a_file_goes_in_and_comes_out_streamed(store: ObjectStore, big_file: Pat
 def test_a_file_that_does_not_match_its_hash_is_not_published(store: ObjectStore, big_file: Path) -> None:
     with pytest.raises(IntegrityError):
         store.put_file("blobs/big", big_file, sha256="0" * 64)
+    with pytest.raises(IntegrityError):  # the file changed since it was hashed: asked just before publishing
+        store.put_file("blobs/big", big_file, unchanged=lambda: False)
     assert not store.exists("blobs/big") and store.unfinished_uploads() == []
 
 

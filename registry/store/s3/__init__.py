@@ -16,11 +16,10 @@ boto3 client. ``PMR_S3_DIRECT=0`` sends everything through boto3, and so does a 
 from __future__ import annotations
 
 import builtins
-import hashlib
 import io
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
@@ -32,7 +31,6 @@ from botocore.utils import get_environ_proxies
 
 from prefect_model_registry.registry.errors import (
     BucketNotFound,
-    IntegrityError,
     ObjectNotFound,
     PreconditionFailed,
     StoreAccessDenied,
@@ -40,7 +38,14 @@ from prefect_model_registry.registry.errors import (
     StoreUnavailable,
 )
 from prefect_model_registry.registry.settings import settings
-from prefect_model_registry.registry.store.base import CHUNK, ObjectStore, Progress, StoredObject, check_key
+from prefect_model_registry.registry.store.base import (
+    CHUNK,
+    ObjectStore,
+    Progress,
+    StoredObject,
+    check_key,
+    check_unchanged,
+)
 from prefect_model_registry.registry.store.s3 import transfer
 from prefect_model_registry.registry.store.s3.direct import (
     Answer,
@@ -297,28 +302,34 @@ class S3Store(ObjectStore):
             self._raise(exc, key)
 
     # -- large objects (see transfer) ------------------------------------------------------------------------
-    def put_file(self, key: str, path: Path, *, sha256: str | None = None, progress: Progress | None = None) -> None:
-        """Upload a file: one PUT below the multipart threshold, else a resumable multipart upload."""
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str | None = None,
+        unchanged: Callable[[], bool] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Upload a file: one PUT below the multipart threshold, else a resumable multipart upload.
+
+        See :meth:`ObjectStore.put_file` for ``sha256`` and ``unchanged``: a multipart upload checks them
+        before it is completed (and is aborted when they fail), a single PUT before it is sent.
+        """
         size = path.stat().st_size
         plan = transfer.Plan.now(size)
         if size < plan.threshold:  # small enough to hold: one request, checked by its Content-MD5
             data = path.read_bytes()
-            if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-                raise IntegrityError(f"{path} changed while it was being stored (sha256 differs from its first read)")
+            check_unchanged(path, data, sha256, unchanged)
             self.put(key, data)
             if progress is not None:
                 progress(len(data))
             return
+        full = self.prefix + check_key(key)
         for attempt in range(2):
             try:
                 self.last_parts_sent = transfer.upload(
-                    self._client,
-                    self.bucket,
-                    self.prefix + check_key(key),
-                    path,
-                    size,
-                    sha256=sha256,
-                    progress=progress,
+                    self._client, self.bucket, full, path, size, sha256=sha256, unchanged=unchanged, progress=progress
                 )
                 return
             except ClientError as exc:
@@ -376,7 +387,9 @@ class S3Store(ObjectStore):
         head = source._head(source_key)
         if head is None:
             raise ObjectNotFound(f"no object {source.uri}/{source_key}")
-        plan = transfer.Plan.now(int(head["ContentLength"]))
+        # One CopyObject up to S3's 5 GiB limit: the copy keeps the source's ETag on servers that copy it whole,
+        # so it can be checked without reading it back (parts copied one by one get ETags of their own).
+        plan = transfer.Plan.now(int(head["ContentLength"])).for_copy()
         origin = {"Bucket": source.bucket, "Key": source.prefix + check_key(source_key)}
         try:
             self._client.copy(

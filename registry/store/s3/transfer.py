@@ -9,12 +9,13 @@ began cannot be taken up again (it neither finds nor accepts an upload id), and 
 1. looks in the bucket for an unfinished upload of the same key (``ListMultipartUploads``) and lists its parts
    (``ListParts``). A key is the SHA-256 of the bytes (``blobs/sha256/<hex>``), so any process registering the
    same bytes, on any host, finds it, with or without the operation key;
-2. reads the file once, in order, hashing it; a part the server already holds is reused only when its ETag is
+2. reads the file once, in order; a part the server already holds is reused only when its ETag is
    the MD5 of the bytes this process would send for that part number, at the same size (under SSE-KMS, where an
    ETag is not an MD5, nothing is reused and everything is sent again);
 3. sends the missing parts, at most ``PMR_TRANSFER_CONCURRENCY`` at once (memory: that many parts);
-4. completes the upload only if the bytes read hash to the expected SHA-256, so a file that changed after it was
-   first hashed never lands under the old hash's name.
+4. completes the upload only if the file is still the one first hashed (same size, inode, modification and
+   change times: one ``stat``, where hashing again would cost a second read and a core), so a file that changed
+   after it was first hashed never lands under the old hash's name.
 
 An upload that fails part-way is left in the bucket for the retry to resume. ``pmr verify`` reports unfinished
 uploads, ``pmr verify --repair`` and ``pmr gc`` abort those older than the grace period, and S3's
@@ -26,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,8 @@ from prefect_model_registry.registry.store.base import Progress
 
 #: S3 allows at most this many parts in one upload, and no part (but the last) under 5 MiB on AWS.
 MAX_PARTS = 10_000
+#: The largest object one ``CopyObject`` (or one PUT) may write.
+COPY_MAX = 5 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class Plan:
         cfg = settings()
         chunk = max(cfg.multipart_chunk, -(-size // MAX_PARTS))
         return cls(cfg.multipart_threshold, chunk, cfg.transfer_concurrency)
+
+    def for_copy(self) -> Plan:
+        """The plan for a server-side copy: one ``CopyObject`` up to S3's 5 GiB limit, parts above it."""
+        return Plan(max(self.threshold, COPY_MAX), max(self.chunk, self.threshold), self.concurrency)
 
     def boto(self) -> TransferConfig:
         """The same plan as boto3's :class:`TransferConfig` (for managed downloads and copies)."""
@@ -90,16 +98,20 @@ def upload(
     path: Path,
     size: int,
     *,
-    sha256: str | None,
-    progress: Progress | None,
+    sha256: str | None = None,
+    unchanged: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
 ) -> int:
     """Upload the file ``path`` as ``key`` in parts, resuming an unfinished upload of the same key.
 
     Returns:
         How many parts were sent (the others were already on the server).
 
+    ``sha256`` hashes the bytes read again, in order; ``unchanged`` asks once, before completing (see
+    ``ObjectStore.put_file``).
+
     Raises:
-        IntegrityError: the bytes read do not hash to ``sha256``; the upload is aborted, nothing published.
+        IntegrityError: the bytes read do not hash to ``sha256`` or the file changed; the upload is aborted.
         botocore errors: the caller maps them; the upload stays for a retry to resume.
 
     """
@@ -107,7 +119,7 @@ def upload(
     upload_id, held = find_upload(client, bucket, key)
     if upload_id is None:
         upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if sha256 is not None else None
     etags: dict[int, str] = {}
     sent: list[tuple[int, Future[str]]] = []
     window = threading.BoundedSemaphore(plan.concurrency)  # parts read and not yet sent: the memory bound
@@ -125,7 +137,8 @@ def upload(
         number = 0
         while body := fh.read(plan.chunk):
             number += 1
-            digest.update(body)
+            if digest is not None:
+                digest.update(body)
             had = held.get(number)
             if had is not None and had[0] == len(body) and had[1].strip('"') == _md5(body):
                 etags[number] = had[1]  # the server holds these very bytes for this part: not sent again
@@ -137,9 +150,10 @@ def upload(
             del body
         for part, future in sent:
             etags[part] = future.result()
-    if sha256 is not None and digest.hexdigest() != sha256:
+    changed = (digest is not None and digest.hexdigest() != sha256) or (unchanged is not None and not unchanged())
+    if changed:
         client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        raise IntegrityError(f"{path} changed while it was uploaded (sha256 differs from its first read)")
+        raise IntegrityError(f"{path} changed while it was uploaded (it is not the file first hashed)")
     parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
     client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
     return len(sent)
