@@ -160,6 +160,10 @@ def child_peer(spec: dict[str, Any], defaults: bool) -> dict[str, Any]:
         subprocess.run(["cp", spec["file"], spec["out"]], check=True)
         out["sha256"] = sha256_file(spec["out"])
         seconds = time.perf_counter() - t0
+        # Not timed in the row: what making the copy durable adds (ours syncs every object it writes).
+        with open(spec["out"], "rb") as fh:
+            os.fsync(fh.fileno())
+        out["synced_seconds"] = time.perf_counter() - t0
         return {"seconds": seconds, "baseline_kib": base, **out}
     client, config = _client(defaults)
     client.head_bucket(Bucket=spec["bucket"])  # the connection is set up before the clock starts, as ours
@@ -195,6 +199,7 @@ class Sample:
     seconds: float
     peak_kib: int
     baseline_kib: int
+    synced_seconds: float | None = None
 
 
 @dataclass
@@ -288,7 +293,8 @@ class Sitting:
 
     def measure(self, row: str, side: str, spec: dict[str, Any]) -> dict[str, Any]:
         answer, peak = run_child({"side": side, "op": row, **spec}, self.env)
-        self.results.add(row, side, Sample(answer["seconds"], peak, answer["baseline_kib"]))
+        sample = Sample(answer["seconds"], peak, answer["baseline_kib"], answer.get("synced_seconds"))
+        self.results.add(row, side, sample)
         rate = self.file.stat().st_size / MIB / answer["seconds"]
         print(f"  {row:13} {side:15} {answer['seconds']:7.2f} s {rate:7.0f} MiB/s  peak {peak / 1024:6.0f} MiB")
         return answer
@@ -399,6 +405,14 @@ def print_table(res: Results, rows: list[str], size: int, boto_defaults: bool) -
                     f"| {TITLES[row]} | {theirs:.2f} | {theirs / res.median(row, OURS):.2f} "
                     f"| {res.peak_mib(row, DEFAULTS):.0f} |"
                 )
+    synced = [s.synced_seconds for s in res.samples.get(("register-dir", PEER), []) if s.synced_seconds]
+    if synced and res.samples.get(("register-dir", OURS)):
+        ours = statistics.median(s.seconds for s in res.samples[("register-dir", OURS)])
+        peer = statistics.median(synced)
+        print(
+            f"\nregister (directory registry) against cp + sha256 + fsync of the copy (ours syncs what it writes): "
+            f"peer median {peer:.2f} s, ratio peer/ours {peer / ours:.2f}"
+        )
     print("\nevery sample (s), ours | peer; RSS after imports and set-up (MiB), ours / peer:")
     for row in rows:
         each = {side: " ".join(f"{s.seconds:.2f}" for s in res.samples[(row, side)]) for side in (OURS, PEER)}
