@@ -380,4 +380,5 @@ def test_a_512_mib_registration_holds_its_parts_not_the_file(s3_server: Any, tmp
     assert found["size"] >= size
     # Default settings: 4 parts of 8 MiB in flight. The old code held the file twice (2,112 MiB for 1 GiB).
     assert found["peak_mib"] - found["base_mib"] < 128, found
-    assert found["peak_mib"] < 384, found
+    # The whole process: 256 MiB for bytes (measured 112); a skops file adds what the review imports (measured 312).
+    assert found["peak_mib"] < (256 if fmt == "bytes" else 384), found
