@@ -337,7 +337,8 @@ def test_an_abandoned_upload_is_reported_and_aborted_by_repair_and_gc(s3_server:
 # review imports to check what each name resolves to (scikit-learn, SciPy: about 190 MiB whatever the file's size).
 _MEMORY = """
 import json, sys
-import skops.io, sklearn.preprocessing
+if sys.argv[3] == "skops":
+    import skops.io, sklearn.preprocessing
 from prefect_model_registry.registry import Registry
 
 def hwm():
