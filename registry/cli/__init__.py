@@ -414,7 +414,7 @@ def rollback(
 
 
 # Commands kept in their own modules register themselves on ``app``.
-from prefect_model_registry.registry.cli import catalog, maintenance, policy  # noqa: E402, F401
+from prefect_model_registry.registry.cli import catalog, maintenance, policy, ui  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> None:

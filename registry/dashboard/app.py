@@ -1,0 +1,225 @@
+"""The dashboard's web app: GET routes only, pages read live from the registry, the ``Host`` header checked."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from prefect_model_registry.registry.dashboard import views
+from prefect_model_registry.registry.dashboard.render import STATIC, environment
+from prefect_model_registry.registry.errors import (
+    InvalidMetadata,
+    InvalidName,
+    RegistryError,
+    VersionNotFound,
+)
+from prefect_model_registry.registry.registry import Registry
+
+#: Sent with every response: no script or style from anywhere but the app itself, no framing, no referrer.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def allowed_hosts(bound_host: str, port: int) -> set[str] | None:
+    """``Host`` header values a request may carry: the bound address (``None``: any IP literal, a wildcard bind).
+
+    Bound to 127.0.0.1, ``localhost:PORT`` is accepted too. A wildcard bind (``0.0.0.0``, ``::``) accepts
+    IP-literal hosts only: a DNS-rebinding page reaches the server under a domain name, never an address.
+    """
+    try:
+        address = ipaddress.ip_address(bound_host)
+    except ValueError:
+        return {f"{bound_host.lower()}:{port}"}
+    if address.is_unspecified:
+        return None
+    hosts = {f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"}
+    if address.is_loopback:
+        hosts.add(f"localhost:{port}")
+    return hosts
+
+
+def host_allowed(host: str, allowed: set[str] | None, port: int) -> bool:
+    """Whether a request's ``Host`` header names the bound address (see :func:`allowed_hosts`)."""
+    host = host.strip().lower()
+    if allowed is not None:
+        return host in allowed
+    name, sep, given_port = host.rpartition(":")
+    if not sep or given_port != str(port):
+        return False
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return name == "localhost"
+    return True
+
+
+def create_app(location: str, *, bound_host: str, port: int, allow_data_download: bool = False) -> FastAPI:
+    """The dashboard over the registry at ``location`` for a server bound to ``bound_host:port``.
+
+    Args:
+        location: a registry directory or ``s3://bucket/prefix`` (opened now: an unreachable store raises).
+        bound_host: the address the server listens on; requests naming another ``Host`` are refused (400).
+        port: the port it listens on.
+        allow_data_download: serve each version's training-data snapshot (off by default).
+
+    """
+    reg = Registry.open(location, create=False)
+    env = environment()
+    hosts = allowed_hosts(bound_host, port)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = env.get_template(template).render(location=reg.store.uri, **context)
+        return HTMLResponse(html, status_code=status)
+
+    def not_found(message: str) -> HTMLResponse:
+        return page("error.html", 404, title="Not found", message=message)
+
+    @app.middleware("http")
+    async def check_host(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if not host_allowed(request.headers.get("host", ""), hosts, port):
+            return PlainTextResponse("refused: the Host header does not name this dashboard's address", 400)
+        if request.method not in ("GET", "HEAD"):
+            return PlainTextResponse("the dashboard is read-only", 405, headers={"Allow": "GET, HEAD"})
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return not_found("No such page.")
+        return PlainTextResponse(str(exc.detail), exc.status_code)
+
+    @app.exception_handler(RegistryError)
+    async def registry_error(request: Request, exc: RegistryError) -> Response:
+        if isinstance(exc, LookupError | InvalidName):  # no such model or version, or a name none can have
+            return not_found(str(exc))
+        return page("error.html", 500, title="The registry refused the read", message=str(exc))
+
+    @app.get("/", response_class=HTMLResponse)
+    def overview_page() -> HTMLResponse:
+        return page("overview.html", title="Models", rows=views.overview(reg))
+
+    @app.get("/models/{name}", response_class=HTMLResponse)
+    def model_page(request: Request, name: str) -> HTMLResponse:
+        q = request.query_params
+        state = reg.state(name)
+        error = ""
+        try:
+            shown = reg.search(name, where=q.getlist("where"), sort=q.get("sort") or None)
+        except InvalidMetadata as exc:
+            error = str(exc)
+            shown = reg.search(name)
+        every = shown if not error and not q.getlist("where") else reg.search(name)
+        names = views.metric_names(every)
+        chosen = [m for m in q.getlist("metric") if m in names] or names[: views.DEFAULT_CHART_METRICS]
+        history = reg.history(name)
+        line = views.timeline(history)
+        events, number, pages = views.audit_page(
+            history, _int(q.get("page"), 1), event_type=q.get("type") or None, actor=q.get("actor") or None
+        )
+        policy = reg.policy(name)
+        return page(
+            "model.html",
+            title=name,
+            name=name,
+            state=state,
+            versions=shown,
+            metrics=names,
+            chosen=chosen,
+            chart=views.chart_data(every, chosen, line),
+            timeline=line.periods,
+            events=events,
+            page=number,
+            pages=pages,
+            event_types=sorted({e.type for e in history}),
+            filters={"type": q.get("type") or "", "actor": q.get("actor") or ""},
+            where=q.getlist("where"),
+            sort=q.get("sort") or "",
+            error=error,
+            policy=policy.model_dump(mode="json") if policy is not None else None,
+        )
+
+    @app.get("/models/{name}/versions/{version}", response_class=HTMLResponse)
+    def version_page(request: Request, name: str, version: str) -> HTMLResponse:
+        number = _version(version)
+        state = reg.state(name)
+        mv = reg.view(name, number, state)
+        against = request.query_params.get("against")
+        other = reg.view(name, _version(against), state) if against else None
+        refs = mv.reports
+        reports = [
+            {
+                "gate": gate,
+                "report": report,
+                "passed": refs[gate].passed if gate in refs else f"gate:{gate}" not in state.blocked.get(number, []),
+            }
+            for gate, report in sorted(reg.reports(name, number).items())
+        ]
+        return page(
+            "version.html",
+            title=f"{name} v{number}",
+            name=name,
+            mv=mv,
+            stage=state.stage_of(number),
+            aliases=sorted(a for a, v in state.aliases.items() if v == number),
+            blocked=state.blocked.get(number, []),
+            approvals=state.approved_by.get(number, []),
+            parents=reg.lineage(name, number)[1:],
+            reports=reports,
+            scoring=reg.scoring_runs(name, number),
+            all_versions=list(range(reg.latest_version(name), 0, -1)),
+            other=other,
+            diff=views.diff(mv, other) if other is not None else None,
+            allow_data_download=allow_data_download,
+        )
+
+    @app.get("/models/{name}/versions/{version}/dataset")
+    def dataset(name: str, version: str) -> Response:
+        number = _version(version)
+        if not allow_data_download:
+            return page(
+                "error.html",
+                403,
+                title="Download off",
+                message="Downloading training data is off: start the dashboard with --allow-data-download.",
+            )
+        data = reg.load_dataset(f"models:/{name}/{number}")
+        return Response(
+            data,
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{name}-v{number}-data"'},
+        )
+
+    return app
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _version(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise VersionNotFound(f"no version {value!r}")
+    return int(value)
+
+
+__all__ = ["allowed_hosts", "create_app", "host_allowed"]

@@ -1,0 +1,181 @@
+"""What each page shows, read from the registry's public API: plain data for the templates (no HTML here)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prefect_model_registry.registry.core.replay import apply_event
+from prefect_model_registry.registry.events import EventType, describe_change
+from prefect_model_registry.registry.models import Event, ModelState, ModelVersion
+from prefect_model_registry.registry.registry import Registry
+
+#: Audit-log rows per page of the model page.
+PAGE_SIZE = 50
+#: Versions the overview's trend of the primary metric covers (the newest ones).
+TREND_VERSIONS = 20
+#: Metrics the model page's chart shows when none are picked.
+DEFAULT_CHART_METRICS = 3
+#: Events that change no stage or alias: skipped while the timeline is replayed (keeps the replayed state small).
+_NO_STAGE_CHANGE = {EventType.REGISTERED, EventType.SCORED, EventType.DESCRIBED, EventType.TAGGED}
+
+
+def finite(value: Any) -> float | None:
+    """A metric as a number for a chart: ``None`` for a missing, infinite or NaN value."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass
+class Period:
+    """One stretch of time a version held a stage or an alias (``end`` ``None``: it still does)."""
+
+    kind: str  # "stage" or "alias"
+    label: str  # the stage or alias name
+    version: int
+    start: datetime
+    end: datetime | None = None
+    started_by: str = ""
+
+
+@dataclass
+class Timeline:
+    """Which version held each stage and alias when, replayed from the audit log."""
+
+    periods: list[Period] = field(default_factory=list)
+
+    def production_versions(self) -> set[int]:
+        """Every version that was ever in production."""
+        return {p.version for p in self.periods if p.kind == "stage" and p.label == "production"}
+
+
+def timeline(events: Iterable[Event]) -> Timeline:
+    """Stage and alias periods from ``events`` (oldest first), replayed with the registry's own rules."""
+    state = ModelState(name="")
+    found = Timeline()
+    open_: dict[tuple[str, str], Period] = {}
+    for event in events:
+        if event.type in _NO_STAGE_CHANGE and not event.data.get("removed_aliases"):
+            continue
+        state = apply_event(state, event, "")
+        held: dict[tuple[str, str], int] = {("stage", s): v for v, s in state.stages.items() if s != "archived"}
+        held.update({("alias", a): v for a, v in state.aliases.items()})
+        for key, period in list(open_.items()):
+            if held.get(key) != period.version:
+                period.end = event.at
+                del open_[key]
+        for key, version in held.items():
+            if key not in open_:
+                period = Period(key[0], key[1], version, event.at, started_by=event.actor)
+                open_[key] = period
+                found.periods.append(period)
+    found.periods.sort(key=lambda p: (p.kind != "stage", p.label, p.start))
+    return found
+
+
+def last_event(events: Sequence[Event]) -> dict[str, Any] | None:
+    """Who changed what when, for the newest event."""
+    if not events:
+        return None
+    e = events[-1]
+    return {"actor": e.actor, "at": e.at, "change": describe_change(e), "reason": e.reason}
+
+
+def overview(reg: Registry) -> list[dict[str, Any]]:
+    """One row per model: production, staging, aliases, latest, blocked versions, last change, trend."""
+    rows = []
+    for name in reg.models():
+        state = reg.state(name)
+        newest = reg.versions(name, limit=TREND_VERSIONS)[::-1]
+        primary = next(iter(newest[-1].metrics), None) if newest else None
+        trend = [(mv.version, finite(mv.metrics.get(primary))) for mv in newest] if primary else []
+        history = reg.history(name)
+        rows.append(
+            {
+                "name": name,
+                "latest": reg.latest_version(name),
+                "production": state.production,
+                "staging": state.version_in("staging"),
+                "aliases": dict(sorted(state.aliases.items())),
+                "blocked": {v: reasons for v, reasons in sorted(state.blocked.items())},
+                "last": last_event(history),
+                "primary": primary,
+                "trend": trend,
+                "spark": sparkline([value for _, value in trend]),
+            }
+        )
+    return rows
+
+
+def sparkline(values: Sequence[float | None], width: int = 120, height: int = 24) -> str:
+    """SVG polyline points (numbers only) for a small trend; empty when fewer than two values."""
+    known = [(i, v) for i, v in enumerate(values) if v is not None]
+    if len(known) < 2:
+        return ""
+    low, high = min(v for _, v in known), max(v for _, v in known)
+    span = (high - low) or 1.0
+    step = width / max(len(values) - 1, 1)
+    return " ".join(f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}" for i, v in known)
+
+
+def metric_names(versions: Iterable[ModelVersion]) -> list[str]:
+    """Every metric name any of ``versions`` has, sorted."""
+    return sorted({m for mv in versions for m in mv.metrics})
+
+
+def chart_data(versions: Sequence[ModelVersion], metrics: Sequence[str], line: Timeline) -> dict[str, Any]:
+    """The model page's chart: one point per version (oldest first) per chosen metric, production marked."""
+    ordered = sorted(versions, key=lambda mv: mv.version)
+    in_production = line.production_versions()
+    periods = [
+        {"version": p.version, "start": p.start.isoformat(), "end": p.end.isoformat() if p.end else None}
+        for p in line.periods
+        if p.kind == "stage" and p.label == "production"
+    ]
+    return {
+        "versions": [mv.version for mv in ordered],
+        "labels": [f"v{mv.version}" for mv in ordered],
+        "production": [mv.version in in_production for mv in ordered],
+        "periods": periods,
+        "series": [{"metric": m, "values": [finite(mv.metrics.get(m)) for mv in ordered]} for m in metrics],
+    }
+
+
+def audit_page(
+    events: Sequence[Event], page: int, *, event_type: str | None = None, actor: str | None = None
+) -> tuple[list[Event], int, int]:
+    """Events newest first, filtered, one page of them: (rows, page, pages)."""
+    chosen = [
+        e for e in reversed(events) if (not event_type or e.type == event_type) and (not actor or e.actor == actor)
+    ]
+    pages = max(1, math.ceil(len(chosen) / PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    return chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], page, pages
+
+
+def diff(one: ModelVersion, other: ModelVersion) -> dict[str, list[dict[str, Any]]]:
+    """What differs between two versions: metrics (with the change), params, tags, description, lineage."""
+
+    def rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+        found = []
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                x, y = finite(a.get(key)), finite(b.get(key))
+                delta = x - y if x is not None and y is not None else None
+                found.append({"key": key, "this": a.get(key), "other": b.get(key), "delta": delta})
+        return found
+
+    lineage_a = one.lineage.model_dump(mode="json", exclude={"packages"})
+    lineage_b = other.lineage.model_dump(mode="json", exclude={"packages"})
+    return {
+        "metrics": rows(dict(one.metrics), dict(other.metrics)),
+        "params": rows(dict(one.params), dict(other.params)),
+        "tags": rows(dict(one.tags), dict(other.tags)),
+        "description": rows({"description": one.description}, {"description": other.description}),
+        "lineage": rows(lineage_a, lineage_b),
+        "packages": rows(dict(one.lineage.packages), dict(other.lineage.packages)),
+    }

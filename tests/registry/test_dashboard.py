@@ -1,0 +1,367 @@
+"""``pmr ui``: the read-only dashboard's pages against registries on both backends, built through the Registry API."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+from starlette.testclient import TestClient
+
+from prefect_model_registry.registry import Registry, VersionInfo
+from prefect_model_registry.registry.cli import main
+from prefect_model_registry.registry.dashboard import views
+from prefect_model_registry.registry.dashboard.app import allowed_hosts, create_app, host_allowed
+from prefect_model_registry.registry.dashboard.render import script_json
+
+EVIL = "</script><img src=x onerror=alert(1)>"
+#: How the dashboard writes EVIL in HTML text and in its embedded JSON.
+EVIL_HTML = html.escape(EVIL, quote=True)
+EVIL_JSON = json.dumps(EVIL).replace("<", "\\u003c").replace(">", "\\u003e").strip('"')
+PORT = 8765
+#: Screenshots of the dashboard's pages (git-ignored, as the approval-dialog tests' screenshots).
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "dashboard"
+BASE = f"http://127.0.0.1:{PORT}"
+
+
+def build(reg: Registry) -> None:
+    """churn v1..v4 and fraud v1: promotions, a rollback, a rejection, an alias move, a failed gate, EVIL everywhere."""
+    evil_info = VersionInfo(
+        metrics={"auc": 0.80, "f1": 0.70, EVIL: 0.5},
+        params={"C": 1.0, EVIL: EVIL},
+        tags={"team": "risk", EVIL: EVIL},
+        description=EVIL,
+    )
+    reg.register("churn", b"model-1", evil_info, fmt="bytes", actor=EVIL)
+    reg.register("churn", b"model-2", VersionInfo(metrics={"auc": 0.85, "f1": 0.72}, params={"C": 0.5}), fmt="bytes")
+    reg.register("churn", b"model-3", VersionInfo(metrics={"auc": 0.83, "f1": 0.71}), fmt="bytes", actor="carol")
+    reg.register("churn", b"model-4", VersionInfo(metrics={"auc": 0.90, "f1": 0.75}), fmt="bytes", actor="dave")
+    reg.promote("churn", 1, "production", actor=EVIL, reason=EVIL, through_staging=True)
+    reg.set_alias("churn", "champion", 1, actor="alice", reason="first champion")
+    reg.promote("churn", 2, "production", actor="alice", reason="better auc", through_staging=True)
+    reg.set_alias("churn", "champion", 2, actor="alice", reason=EVIL)
+    reg.rollback("churn", actor="bob", reason="latency regression")
+    reg.promote("churn", 3, "staging", actor="carol", reason="candidate")
+    reg.record_decision("churn", 3, approved=False, reviewer="erin", comment=EVIL)
+    report = {"columns": {"age": {"psi": 0.41, "threshold": 0.2, "drifted": True}}, "summary": EVIL}
+    reg.record_report("churn", 4, "drift", report, passed=False, actor="ci")
+    reg.register("fraud", b"fraud-1", VersionInfo(metrics={"recall": 0.6}), fmt="bytes")
+    reg.describe("fraud", 1, "recall first", actor=EVIL)
+
+
+@pytest.fixture
+def built(location: str) -> str:
+    build(Registry.open(location))
+    return location
+
+
+@pytest.fixture
+def client(built: str) -> Iterator[TestClient]:
+    with TestClient(create_app(built, bound_host="127.0.0.1", port=PORT), base_url=BASE) as c:
+        yield c
+
+
+def get(client: TestClient, url: str, status: int = 200) -> str:
+    response = client.get(url)
+    assert response.status_code == status, response.text[:2000]
+    return response.text
+
+
+def chart(page: str) -> dict[str, Any]:
+    found = re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', page, re.S)
+    assert found is not None
+    return json.loads(found.group(1))
+
+
+def text(page: str) -> str:
+    """The page's visible text, roughly: tags dropped, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def test_overview_lists_every_model_with_its_stages_aliases_and_last_change(client: TestClient) -> None:
+    page = get(client, "/")
+    rows = text(page)
+    assert 'href="/models/churn"' in page and 'href="/models/fraud"' in page
+    assert "champion→v2" in rows
+    churn = rows[rows.index("churn") : rows.index("fraud")]
+    assert "v1" in churn and "v3" in churn  # production v1 after the rollback, v3 in staging
+    assert "v3: rejected" in churn and "v4: gate:drift" in churn
+    assert "by ci" in churn  # the last change: the failed drift report
+    assert page.count('<svg class="spark"') == 1  # churn's auc trend; fraud has one version
+    assert 'id="filter"' in page and "/static/dashboard.js" in page
+
+
+def test_model_page_versions_chart_timeline_and_audit_log(client: TestClient) -> None:
+    page = get(client, "/models/churn?metric=auc&metric=f1")
+    data = chart(page)
+    assert data["versions"] == [1, 2, 3, 4]
+    assert data["production"] == [True, True, False, False]
+    assert [s["metric"] for s in data["series"]] == ["auc", "f1"]
+    assert data["series"][0]["values"] == [0.8, 0.85, 0.83, 0.9]
+    assert [p["version"] for p in data["periods"]] == [1, 2, 1]
+    assert data["periods"][-1]["end"] is None and all(p["end"] for p in data["periods"][:-1])
+    # one column per metric, every version a row
+    header = page[page.index('id="versions-table"') :]
+    header = header[: header.index("</thead>")]
+    for metric in ("auc", "f1", EVIL_HTML):
+        assert f"<th>{metric}</th>" in header
+    assert [int(v) for v in re.findall(r'<td data-sort="(\d+)"><a href="/models/churn/versions/', page)] == [4, 3, 2, 1]
+    timeline = text(page[page.index('id="timeline-table"') : page.index("Approval policy")])
+    assert re.search(r"production v1 .* production v2 .* production v1 .* now", timeline)
+    assert re.search(r"champion v1 .* champion v2 .* now", timeline)
+    assert re.search(r"staging v3 .* now", timeline)
+    audit = text(page[page.index('id="audit-table"') :])
+    seqs = [int(s) for s in re.findall(r"<tr>\s*<td>(\d+)</td>", page[page.index('id="audit-table"') :])]
+    assert seqs == sorted(seqs, reverse=True) and len(seqs) >= 10
+    assert "rolled back" in audit and "latency regression" in audit
+
+
+def test_model_page_sorts_and_filters_as_pmr_versions(client: TestClient) -> None:
+    page = get(client, "/models/churn?where=auc>=0.84&sort=-auc")
+    table = page[page.index('id="versions-table"') : page.index('id="timeline-table"')]
+    assert re.findall(r'href="/models/churn/versions/(\d+)"', table) == ["4", "2"]
+    page = get(client, "/models/churn?where=auc>>1")
+    assert 'class="error"' in page
+
+
+def test_audit_log_is_paginated_newest_first(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(views, "PAGE_SIZE", 4)
+    first = get(client, "/models/churn")
+    second = get(client, "/models/churn?page=2")
+    seqs = [re.findall(r"<tr>\s*<td>(\d+)</td>", p[p.index('id="audit-table"') :]) for p in (first, second)]
+    assert len(seqs[0]) == 4 and int(seqs[0][-1]) == int(seqs[1][0]) + 1
+    assert "Page 2 of" in second and "?page=1" in second and "?page=3" in second
+    only = get(client, "/models/churn?type=rolled_back")
+    assert re.findall(r"<td>(rolled_back|stage_changed|registered)</td>", only) == ["rolled_back"]
+
+
+def test_version_page_metrics_params_lineage_reports_and_diff(client: TestClient) -> None:
+    page = get(client, "/models/churn/versions/4?against=2")
+    shown = text(page)
+    assert "churn v4" in shown and "auc 0.9" in shown
+    report = text(page[page.index("Gate reports") : page.index("Scoring runs")])
+    assert "drift: failed" in report and "psi 0.41" in report and "threshold 0.2" in report
+    assert "blocked: gate:drift" in shown
+    diff = text(page[page.index('id="diff-table"') :])
+    assert "metrics auc 0.9 0.85 +0.05" in diff and "metrics f1 0.75 0.72 +0.03" in diff
+    assert "python_version" in shown and "parents" in shown
+    rejected = text(get(client, "/models/churn/versions/3"))
+    assert "blocked: rejected" in rejected and "staging" in rejected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/models/nope",
+        "/models/churn/versions/99",
+        "/models/churn/versions/abc",
+        "/models/churn/versions/0",
+        "/models/churn/versions/1?against=42",
+        "/models/Bad%20Name",
+        "/no/such/page",
+    ],
+)
+def test_unknown_model_or_version_is_a_404_page(client: TestClient, url: str) -> None:
+    page = get(client, url, 404)
+    assert "<title>Not found" in page and 'href="/"' in page
+
+
+def test_a_foreign_host_header_is_refused(client: TestClient) -> None:
+    for host in ("evil.example:8765", "127.0.0.1:9999", "localhost.evil.example:8765", ""):
+        response = client.get("/", headers={"host": host})
+        assert response.status_code == 400 and "Host" in response.text
+    assert client.get("/", headers={"host": "localhost:8765"}).status_code == 200
+    response = client.get("/static/chart.umd.min.js", headers={"host": "rebind.example:8765"})
+    assert response.status_code == 400
+
+
+def test_no_route_changes_anything(client: TestClient, built: str) -> None:
+    before = Registry.open(built).history("churn")
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        assert client.request(method, "/models/churn").status_code == 405
+    assert len(Registry.open(built).history("churn")) == len(before)
+
+
+def test_every_free_text_field_is_escaped_in_html_and_chart_json(client: TestClient) -> None:
+    pages = {
+        "overview": get(client, "/"),
+        "model": get(client, "/models/churn?metric=" + EVIL.replace("<", "%3C").replace(">", "%3E")),
+        "model, audit by actor": get(client, "/models/churn?actor=" + EVIL.replace("<", "%3C").replace(">", "%3E")),
+        "version": get(client, "/models/churn/versions/1"),
+        "diff": get(client, "/models/churn/versions/2?against=1"),
+    }
+    for what, page in pages.items():
+        assert EVIL not in page, what
+        assert "<img" not in page, what
+        assert "onerror=alert(1)>" not in page, what
+    assert EVIL_HTML in pages["overview"]  # fraud's last change: its actor
+    for what in ("model", "version", "diff"):
+        assert EVIL_HTML in pages[what], what
+    data = chart(pages["model"])
+    assert [s["metric"] for s in data["series"]] == [EVIL]  # parsed back to the same text
+    assert EVIL_JSON in pages["model"]
+    assert "\\u003c/script\\u003e\\u003cimg" in pages["model"]
+    version = pages["version"]
+    # description, tag, param name and value, metric name, actor: each shown as text
+    assert version.count(EVIL_HTML) >= 5
+    assert pages["model"].count(EVIL_HTML) >= 4  # metric column, reason, actor, comment, alias-move reason
+
+
+def test_script_json_escapes_markup_characters() -> None:
+    out = str(script_json({"a": "</script><b>&\u2028"}))
+    assert "<" not in out and ">" not in out and "&" not in out and "\u2028" not in out
+    assert json.loads(out) == {"a": "</script><b>&\u2028"}
+
+
+def test_a_promotion_appears_on_the_next_load(client: TestClient, built: str) -> None:
+    assert chart(get(client, "/models/churn"))["production"] == [True, True, False, False]
+    reg = Registry.open(built)
+    reg.register("churn", b"model-5", VersionInfo(metrics={"auc": 0.95, "f1": 0.8}), fmt="bytes")
+    reg.promote("churn", 5, "production", actor="frank", reason="drift waived", through_staging=True)
+    page = get(client, "/models/churn")
+    assert chart(page)["production"] == [True, True, False, False, True]
+    assert [p["version"] for p in chart(page)["periods"]] == [1, 2, 1, 5]
+    assert "drift waived" in page
+    overview = text(get(client, "/"))
+    assert "by frank" in overview
+
+
+def test_security_headers_and_static_chart_library(client: TestClient) -> None:
+    response = client.get("/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    lib = client.get("/static/chart.umd.min.js")
+    assert lib.status_code == 200 and "Chart.js v4" in lib.text[:200]
+    assert client.get("/static/chart.js.LICENSE.md").status_code == 200
+
+
+def test_dataset_download_is_off_unless_allowed(tmp_path: Path) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("a,b\n1,2\n")
+    location = str(tmp_path / "registry")
+    from prefect_model_registry.registry import Lineage
+
+    reg = Registry.open(location)
+    reg.register("m", b"x", VersionInfo(lineage=Lineage(dataset_uri=str(data))), fmt="bytes")
+    with TestClient(create_app(location, bound_host="127.0.0.1", port=PORT), base_url=BASE) as off:
+        assert "--allow-data-download" in get(off, "/models/m/versions/1")
+        assert off.get("/models/m/versions/1/dataset").status_code == 403
+    app = create_app(location, bound_host="127.0.0.1", port=PORT, allow_data_download=True)
+    with TestClient(app, base_url=BASE) as on:
+        assert 'href="/models/m/versions/1/dataset"' in get(on, "/models/m/versions/1")
+        assert on.get("/models/m/versions/1/dataset").content == b"a,b\n1,2\n"
+
+
+def test_allowed_hosts() -> None:
+    assert allowed_hosts("127.0.0.1", 80) == {"127.0.0.1:80", "localhost:80"}
+    assert allowed_hosts("::1", 80) == {"[::1]:80", "localhost:80"}
+    assert allowed_hosts("10.0.0.5", 80) == {"10.0.0.5:80"}
+    assert allowed_hosts("0.0.0.0", 80) is None
+    wildcard = allowed_hosts("0.0.0.0", 80)
+    assert host_allowed("10.1.2.3:80", wildcard, 80) and host_allowed("[fe80::1]:80", wildcard, 80)
+    assert not host_allowed("evil.example:80", wildcard, 80) and not host_allowed("10.1.2.3:81", wildcard, 80)
+
+
+def pmr(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return int(info.value.code or 0), captured.out, captured.err
+
+
+def test_pmr_ui_busy_port_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    location = str(tmp_path / "registry")
+    Registry.open(location).register("m", b"x", fmt="bytes")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code, _, err = pmr(capsys, "--registry", location, "ui", "--port", str(port))
+    assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_pmr_ui_unreachable_registry_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = pmr(capsys, "--registry", "s3://no-such-bucket-pmr/x", "ui", "--port", "0")
+    assert code == 1 and "cannot open the registry" in err and len(err.strip().splitlines()) == 1
+
+
+def test_pmr_ui_in_chromium_draws_one_point_per_version_and_runs_no_injected_script(
+    tmp_path: Path,
+) -> None:
+    from tests.conftest import skip_unless_ci
+    from tests.ui.conftest import CHROMIUM_ARGS, chromium_path
+
+    path = chromium_path()
+    if path is None:
+        skip_unless_ci("no Chromium on this machine: `.ci/system-deps` installs Debian's `chromium`")
+    from playwright.sync_api import sync_playwright
+
+    location = str(tmp_path / "registry")
+    build(Registry.open(location))
+    code = "import sys; from prefect_model_registry.registry.cli import main; main(sys.argv[1:])"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-c", code, "--registry", location, "ui", "--port", "0"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)/", line)
+        assert found, line + (proc.stdout.read() if proc.poll() is not None else "")
+        base = found.group(1)
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        outside: list[str] = []
+        dialogs: list[str] = []
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+            try:
+                context = browser.new_context(viewport={"width": 1280, "height": 1400})
+
+                def only_loopback(route: Any) -> None:
+                    host = urlsplit(route.request.url).hostname
+                    if host == "127.0.0.1":
+                        route.continue_()
+                    else:
+                        outside.append(route.request.url)
+                        route.abort()
+
+                context.route("**/*", only_loopback)
+                page = context.new_page()
+                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+                page.goto(base + "/")
+                page.screenshot(path=str(OUTPUT / "overview.png"), full_page=True)
+                page.fill("#filter", "fraud")
+                assert page.locator("#models-table tbody tr:visible").count() == 1
+                page.goto(base + "/models/churn?metric=auc&metric=f1")
+                page.wait_for_function("document.getElementById('metrics-chart').dataset.points !== undefined")
+                points = page.evaluate(
+                    "() => window.pmrChart.data.datasets.map(d => window.pmrChart.getDatasetMeta("
+                    "window.pmrChart.data.datasets.indexOf(d)).data.length)"
+                )
+                assert points == [4, 4]  # one point per version, for each chosen metric
+                radius = page.evaluate("() => window.pmrChart.data.datasets[0].pointRadius")
+                assert radius == [7, 7, 3, 3]  # v1 and v2 held production
+                page.screenshot(path=str(OUTPUT / "model.png"), full_page=True)
+                page.click("#versions-table thead th:text-is('auc')")  # ascending
+                order = page.locator("#versions-table tbody tr td:first-child").all_inner_texts()
+                assert order == ["v1", "v3", "v2", "v4"]
+                page.goto(base + "/models/churn/versions/1?against=4")
+                assert EVIL in page.locator(".description").inner_text()
+                page.screenshot(path=str(OUTPUT / "version.png"), full_page=True)
+                page.goto(base + "/models/churn?metric=" + quote(EVIL))
+                page.wait_for_function("window.pmrChart !== undefined")
+                assert page.evaluate("() => window.pmrChart.data.datasets[0].label") == EVIL
+            finally:
+                browser.close()
+        assert not dialogs and not outside
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
