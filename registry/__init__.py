@@ -16,6 +16,7 @@ from __future__ import annotations
 from prefect_model_registry.registry import errors
 from prefect_model_registry.registry.core.identity import default_actor
 from prefect_model_registry.registry.core.policy import ApprovalRules
+from prefect_model_registry.registry.core.waiting import GateVerdict, PausedRun, WaitingVersion
 from prefect_model_registry.registry.errors import *  # noqa: F403 - the error hierarchy is part of the public API
 from prefect_model_registry.registry.events import EventType
 from prefect_model_registry.registry.models import Event, Lineage, ModelState, ModelVersion, VersionInfo
@@ -33,12 +34,15 @@ __all__ = [
     "ApprovalRules",
     "Event",
     "EventType",
+    "GateVerdict",
     "Lineage",
     "ModelRef",
     "ModelState",
     "ModelVersion",
+    "PausedRun",
     "Registry",
     "VersionInfo",
+    "WaitingVersion",
     "default_actor",
     "load_model",
     "parse_model_uri",

@@ -46,6 +46,7 @@ CI_DEPLOYMENT = "PMR_CI_DEPLOYMENT"
 MULTIPART_THRESHOLD = "PMR_MULTIPART_THRESHOLD"
 MULTIPART_CHUNK = "PMR_MULTIPART_CHUNK"
 TRANSFER_CONCURRENCY = "PMR_TRANSFER_CONCURRENCY"
+PREFECT_UI_URL = "PMR_PREFECT_UI_URL"
 
 #: The value of :attr:`Settings.cache_dir` when ``PMR_CACHE_DIR`` turns the cache off.
 CACHE_OFF = "off"
@@ -125,6 +126,16 @@ def _mlflow_cap(name: str, raw: str, default: int) -> int:
 
 def _optional_text(name: str, raw: str, default: str | None) -> str | None:
     return raw or default
+
+
+def _web_address(name: str, raw: str, default: str | None) -> str | None:
+    """An http(s) address (its trailing slashes dropped)."""
+    text = raw.strip()
+    if not text:
+        return default
+    if not text.startswith(("http://", "https://")) or any(c.isspace() for c in text):
+        raise InvalidMetadata(f"{name} must be an http:// or https:// address, got {text!r}")
+    return text.rstrip("/")
 
 
 def _cache_dir(name: str, raw: str, default: str | None) -> str | None:
@@ -233,6 +244,14 @@ class Settings:
     #: Parts in flight at once; bytes held in memory are at most this many parts.
     transfer_concurrency: int = _var(
         TRANSFER_CONCURRENCY, 4, _positive_whole, "parts of one transfer in flight at once"
+    )
+    #: The Prefect UI's address (e.g. ``http://127.0.0.1:4200``): links to a paused run's page, where its Resume
+    #: button is, in ``pmr pending`` and the dashboard. Unset: Prefect's own UI address, when it has one.
+    prefect_ui_url: str | None = _var(
+        PREFECT_UI_URL,
+        None,
+        _web_address,
+        "the Prefect UI's address, for links to a paused run's page (default: Prefect's PREFECT_UI_URL)",
     )
 
 

@@ -1,10 +1,14 @@
 """Reviewing from the terminal: which versions wait for a decision, and deciding on the run that waits.
 
-``pmr pending`` lists the retraining runs paused for a reviewer (from the Prefect API) and the staged versions
-that need an approval no run waits for (from the registry). ``pmr approve``/``pmr reject`` hand a decision to the
-run that waits for it (:func:`route_decision`, registered with ``hooks``): the run is resumed with the
-same input the UI form sends, so the same rules apply and the same audit events are written; the command then
-waits for the run's answer, and a refusal (four-eyes, not an allowed reviewer) is an error with the reason.
+``pmr pending`` lists what waits for a reviewer, as :meth:`Registry.waiting` defines it (the dashboard's waiting page
+reads the same): the retraining runs paused for a reviewer (from the Prefect API) and the staged versions that need
+an approval no run waits for (from the registry), never a rejected or gate-blocked version, each with its evidence
+(gate verdicts, metric deltas against production, the run's page, the ``pmr approve`` line).
+
+``pmr approve``/``pmr reject`` hand a decision to the run that waits for it (:func:`route_decision`, registered
+with ``hooks``): the run is resumed with the same input the UI form sends, so the same rules apply and the same
+audit events are written; the command then waits for the run's answer, and a refusal (four-eyes, not an allowed
+reviewer) is an error with the reason.
 Without a configured Prefect API nothing is imported from Prefect and the registry records the decision itself.
 """
 
@@ -18,8 +22,9 @@ import typer
 
 from prefect_model_registry.flows.core.events import api_configured
 from prefect_model_registry.registry.cli.context import app, emit, open_registry
-from prefect_model_registry.registry.core.lifecycle import approval_needed
+from prefect_model_registry.registry.core.waiting import PausedRun, WaitingVersion, run_link
 from prefect_model_registry.registry.errors import ApprovalRefused, InvalidMetadata
+from prefect_model_registry.registry.settings import settings
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -41,6 +46,7 @@ def waiting_runs(name: str | None = None) -> list[dict[str, Any]]:
     from prefect.utilities.urls import url_for
 
     paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+    ui_url = settings().prefect_ui_url  # the address reviewers reach the UI at, when set; else Prefect's own
     found = []
     with get_client(sync_client=True) as client:
         for run in client.read_flow_runs(flow_run_filter=paused, limit=200):
@@ -56,7 +62,7 @@ def waiting_runs(name: str | None = None) -> list[dict[str, Any]]:
                     "run_id": str(run.id),
                     "run": run.name,
                     "since": run.state.timestamp.isoformat() if run.state else None,
-                    "url": url_for(run),
+                    "url": run_link(str(run.id), ui_url) or url_for(run),
                 }
             )
     return found
@@ -136,39 +142,65 @@ def _accepted(client: SyncPrefectClient, flow_run_id: UUID) -> bool:
     return any(m.startswith("decision accepted") for m in _logs(client, flow_run_id))
 
 
+def _evidence(w: WaitingVersion) -> list[str]:
+    """The lines under a waiting version: gates, metrics against production, where to decide."""
+    gates = "; ".join(f"{'✓' if g.passed else '✗'} {g.gate}: {g.summary}" for g in w.gates) or "none recorded"
+    lines = [f"    gates: {gates}"]
+    if w.deltas is None:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(w.metrics.items()))
+        lines.append(f"    metrics: {shown or '-'} (no production version to compare with)")
+    else:
+        prod = w.production_metrics or {}
+        shown = ", ".join(
+            f"{k}={v:.4g} (production {prod[k]:.4g}, {w.deltas[k]:+.4g})" if k in w.deltas else f"{k}={v:.4g}"
+            for k, v in sorted(w.metrics.items())
+        )
+        lines.append(f"    metrics vs production v{w.production}: {shown or '-'}")
+        missing = sorted(set(prod) - set(w.metrics))
+        if missing:
+            lines.append(f"    not measured (production has them): {', '.join(missing)}")
+    if w.run is not None:
+        lines.append(f"    resume in the Prefect UI: {w.run.url or 'run id ' + w.run.run_id}")
+    lines.append(f"    {w.approve}" + ("" if w.run is not None else "   (then pmr promote)"))
+    return lines
+
+
+def _row(w: WaitingVersion) -> dict[str, Any]:
+    """A waiting version as ``--json`` gives it: the whole entry, the paused run's fields at the top level."""
+    data = w.model_dump(mode="json")
+    run = data.pop("run") or {}
+    return data | {k: run.get(k) for k in ("run_id", "run", "since", "url")} if run else data
+
+
 @app.command()
 def pending(name: Annotated[str | None, typer.Argument(help="Only this model.")] = None) -> None:
-    """List the versions waiting for a reviewer.
+    """List the versions waiting for a reviewer, with their evidence; never a rejected or gate-blocked version.
 
-    Paused runs (decide with pmr approve/reject) and staged versions that need an approval no run waits for
-    (pmr approve, then pmr promote).
+    Paused runs (decide with pmr approve/reject: the run resumes) and staged versions that need an approval no run
+    waits for (pmr approve, then pmr promote). Each shows its gates' verdicts, its metrics against the production
+    version's, the run's page in the Prefect UI (PMR_PREFECT_UI_URL) and the pmr approve line.
     """
     reg = open_registry()
-    rows: list[dict[str, Any]] = [r | {"waiting": "run"} for r in waiting_runs(name)]
-    waiting = {(r["model"], r["version"]) for r in rows}
+    runs = [PausedRun.model_validate({k: r[k] for k in PausedRun.model_fields}) for r in waiting_runs(name)]
+    found = reg.waiting(name, paused=runs)
+    rows: list[dict[str, Any]] = [_row(w) for w in found]
+    lines: list[str] = []
+    for w in found:
+        where = (
+            f"run {w.run.run or w.run.run_id} paused since {(w.run.since or '?')[:19]}"
+            if w.run is not None
+            else f"{w.current_stage}, needs an approval (no run waits)"
+        )
+        lines += [f"{w.model} v{w.version} -> {w.stage}: {where}", *_evidence(w)]
     for model in [name] if name else reg.models():
-        state = reg.state(model)
-        for version in state.version_in("staging"):
-            if (model, version) not in waiting and approval_needed(state, version, "production"):
-                rows.append({"model": model, "version": version, "stage": "production", "waiting": "registry"})
-        if state.policy_proposal is not None:  # a loosening waits for a second person
-            proposal = state.policy_proposal
+        proposal = reg.state(model).policy_proposal
+        if proposal is not None:  # a loosening waits for a second person
             rows.append(
                 {"model": model, "proposal": proposal["seq"], "by": proposal["by"], "rules": proposal["rules"]}
                 | {"waiting": "policy"}
             )
-    lines = [
-        (
-            f"{r['model']} policy change #{r['proposal']} proposed by {r['by']}: needs another person "
-            f"(pmr policy approve {r['model']} --proposal {r['proposal']})"
-        )
-        if r["waiting"] == "policy"
-        else f"{r['model']} v{r['version']} -> {r['stage']}: "
-        + (
-            f"run {r['run']} paused since {r['since'][:19]} ({r['url'] or r['run_id']})"
-            if r["waiting"] == "run"
-            else "staged, needs an approval (no run waits: pmr approve, then pmr promote)"
-        )
-        for r in rows
-    ]
+            lines.append(
+                f"{model} policy change #{proposal['seq']} proposed by {proposal['by']}: needs another person "
+                f"(pmr policy approve {model} --proposal {proposal['seq']})"
+            )
     emit(rows, lines or "nothing waits for a decision")

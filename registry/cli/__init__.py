@@ -136,14 +136,29 @@ def models() -> None:
     rows = open_registry().overview()
     table = SafeTable("model", "latest", "production", "staging", "aliases")
     for r in rows:
+        production = [r["production"]] if r["production"] else []
         table.add_row(
             r["name"],
             str(r["latest"]) + (" (deleted)" if r["deleted"] else ""),
-            str(r["production"] or "-"),
-            ", ".join(map(str, r["staging"])) or "-",
+            _marked(production, r["blocked"]),
+            _marked(r["staging"], r["blocked"]),
             ", ".join(f"{a}→v{v}" for a, v in r["aliases"].items()) or "-",
         )
     emit(rows, table)
+
+
+def _marked(versions: list[int], blocked: dict[int, list[str]]) -> Text:
+    """Versions as ``2, 3 (blocked: rejected)``: one that may not be promoted says so, and why."""
+    if not versions:
+        return Text("-")
+    parts = []
+    for v in versions:
+        reasons = blocked.get(v)
+        part = Text(str(v))
+        if reasons:
+            part.append(" ").append(visible(f"(blocked: {', '.join(reasons)})"), "red")
+        parts.append(part)
+    return Text(", ").join(parts)
 
 
 @app.command()

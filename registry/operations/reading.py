@@ -22,17 +22,20 @@ from prefect_model_registry.registry.core import (
     versions,
 )
 from prefect_model_registry.registry.core import search as finder
+from prefect_model_registry.registry.core import waiting as waits
 from prefect_model_registry.registry.core.lifecycle import (
     check_not_deleted,
     rules_of,
 )
-from prefect_model_registry.registry.core.policy import ApprovalRules
+from prefect_model_registry.registry.core.policy import ApprovalRules, Subject
 from prefect_model_registry.registry.core.transfer import ProgressCallback
 from prefect_model_registry.registry.errors import (
     AliasNotFound,
     IntegrityError,
     InvalidURI,
+    ModelNotFound,
     ObjectNotFound,
+    VersionNotFound,
 )
 from prefect_model_registry.registry.events import EventType
 from prefect_model_registry.registry.models import (
@@ -45,6 +48,7 @@ from prefect_model_registry.registry.operations.base import (
     RegistryBase,
     current_view,
 )
+from prefect_model_registry.registry.settings import settings
 
 #: Artifacts up to this size are loaded from memory (one read); larger ones through a verified file.
 LOAD_IN_MEMORY = 64 * 1024 * 1024
@@ -58,22 +62,88 @@ class Reading(RegistryBase):
         return [n for n in self.store.list_children(keys.MODELS) if self.store.exists(self.manifest_key(n, 1))]
 
     def overview(self) -> list[dict[str, Any]]:
-        """One plain row per model: latest version, production, staging versions, aliases, last change."""
+        """One plain row per model: latest version, production, staging versions, aliases, last change.
+
+        ``blocked`` names the production and staging versions that may not be promoted, with why (``rejected``,
+        ``gate:NAME``): a rejected version in staging is not a candidate.
+        """
         rows = []
         for name in self.models():
             state = self._log(name).state()
+            staged = [*state.version_in("production"), *state.version_in("staging")]
             rows.append(
                 {
                     "name": name,
                     "latest": self.latest_version(name),
                     "production": state.production,
                     "staging": state.version_in("staging"),
+                    "blocked": {v: waits.blocked(state, v) for v in staged if state.blocked.get(v)},
                     "aliases": dict(sorted(state.aliases.items())),
                     "updated_at": state.updated_at,
                     "deleted": bool(state.deleted) and len(state.deleted) >= state.registered,
                 }
             )
         return rows
+
+    def waiting(self, name: str | None = None, *, paused: Iterable[waits.PausedRun] = ()) -> list[waits.WaitingVersion]:
+        """The versions waiting for a reviewer, with their evidence: the one definition ``pmr pending`` uses.
+
+        A staged version the model's policy still needs an approval for production for, and each version a paused
+        run waits for a decision on (``paused``: the flows read those from Prefect); never a rejected, gate-blocked
+        or deleted version, whatever waits for it. Each entry has the gates' verdicts, the metrics and their deltas
+        against the production version's, the paused run's page (``PMR_PREFECT_UI_URL`` builds it when the run
+        came without one) and the ``pmr approve`` line. Sorted by model and version.
+
+        Args:
+            name: only this model.
+            paused: runs paused for a decision (model, version, stage, run id); a run for another model than
+                ``name`` is left out, one for a model or version this registry does not hold is kept without evidence.
+
+        Raises:
+            ModelNotFound: ``name`` is not registered here.
+            IntegrityError: a gate report is missing or altered.
+
+        """
+        runs = [r for r in paused if name is None or r.model == name]
+        ui_url = settings().prefect_ui_url
+        runs = [r if r.url else r.model_copy(update={"url": waits.run_link(r.run_id, ui_url)}) for r in runs]
+        models = [check_model_name(name)] if name is not None else self.models()
+        found: list[waits.WaitingVersion] = []
+        for model in sorted({*models, *(r.model for r in runs)}):
+            try:
+                state = self.state(model)
+            except ModelNotFound:
+                if model == name:
+                    raise
+                state = ModelState(name=model)
+            found += self._waiting_of(state, [r for r in runs if r.model == model])
+        return sorted(found, key=lambda w: (w.model, w.version, w.stage))
+
+    def _waiting_of(self, state: ModelState, runs: list[waits.PausedRun]) -> list[waits.WaitingVersion]:
+        name = state.name
+        held = {(r.version, r.stage) for r in runs}
+        chosen: list[tuple[int, str, waits.PausedRun | None]] = [
+            (r.version, r.stage, r) for r in runs if waits.may_wait(state, r.version)
+        ]
+        for version in state.version_in("staging"):
+            if (version, "production") not in held and waits.may_wait(state, version):
+                chosen.append((version, "production", None))
+        if not chosen:
+            return []
+        production = self.get_version(name, state.production) if state.production is not None else None
+        found = []
+        for version, stage, run in chosen:
+            try:
+                mv: ModelVersion | None = self.get_version(name, version) if state.registered else None
+            except VersionNotFound:
+                mv = None
+            if run is None and (
+                mv is None or not waits.waits_in_registry(state, version, Subject(mv.created_by, mv.artifact.sha256))
+            ):
+                continue
+            reports = self.reports(name, version) if mv is not None else {}
+            found.append(waits.entry(state, mv, stage, reports, production, run))
+        return found
 
     def latest_version(self, name: str) -> int:
         """The highest version number of ``name``, found from the manifests."""

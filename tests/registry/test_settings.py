@@ -146,6 +146,7 @@ def test_defaults_are_kept() -> None:
         "PMR_MULTIPART_THRESHOLD": 64 * 1024**2,
         "PMR_MULTIPART_CHUNK": 8 * 1024**2,
         "PMR_TRANSFER_CONCURRENCY": 4,
+        "PMR_PREFECT_UI_URL": None,
     }
     assert {name: var.default for name, var in VARIABLES.items()} == expected
     assert settings({}) == Settings()
@@ -163,7 +164,9 @@ def test_values_are_parsed_and_read_at_each_call(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PMR_S3_DIRECT", "0")
     monkeypatch.setenv("PMR_CACHE_DIR", "Off")
     monkeypatch.setenv("PMR_ACTOR", "ana@example.com")
+    monkeypatch.setenv("PMR_PREFECT_UI_URL", " http://127.0.0.1:4200/ ")
     now = settings()
+    assert now.prefect_ui_url == "http://127.0.0.1:4200"
     assert (now.max_entries, now.skops_max_compression_ratio) == (5, 12.5)
     assert now.trainer_modules == ("team.train", "team.hgb")
     assert now.s3_direct is False and now.cache_dir == settings_module.CACHE_OFF and now.actor == "ana@example.com"
@@ -188,6 +191,7 @@ def test_values_are_parsed_and_read_at_each_call(monkeypatch: pytest.MonkeyPatch
         ("PMR_SKOPS_MAX_COMPRESSION_RATIO", "-2", "PMR_SKOPS_MAX_COMPRESSION_RATIO must be a positive number"),
         ("PMR_MLFLOW_MAX_VERSION_BYTES", "2GiB", "PMR_MLFLOW_MAX_VERSION_BYTES must be a whole number of bytes or"),
         ("PMR_MLFLOW_MAX_VERSION_FILES", "-1", "PMR_MLFLOW_MAX_VERSION_FILES must not be negative, got -1"),
+        ("PMR_PREFECT_UI_URL", "localhost:4200", "PMR_PREFECT_UI_URL must be an http:// or https:// address"),
     ],
 )
 def test_a_bad_value_is_a_typed_error_naming_the_variable(
