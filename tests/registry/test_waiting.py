@@ -127,8 +127,8 @@ def test_pmr_pending_lists_the_same_with_the_evidence(location: str, capsys, mon
     code, out = _pmr(capsys, "--registry", location, "pending")
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0] == "m v2 -> production: staging, needs an approval (no run waits)"
     assert not [line for line in lines if line.startswith(("m v3", "m v4", "m v5", "m v6"))], out
+    assert lines[0] == "m v2 -> production: staging, needs an approval (no run waits)"
     assert "✓ data_quality: passed (1 check)" in out and "✗ drift: FAILED: 1 of 2 checks" in out
     assert (
         "metrics vs production v1: accuracy=0.88 (production 0.85, +0.03), roc_auc=0.93 (production 0.9, +0.03)" in out
@@ -151,14 +151,15 @@ def test_pmr_pending_drops_a_paused_run_the_registry_blocks(location: str, capsy
     reg = Registry.open(location)
     _build(reg)
     runs = [
-        {"model": "m", "version": v, "stage": "production", "run_id": f"id-{v}", "run": f"run-{v}", "since": None}
+        {"model": "m", "version": v, "stage": "production", "run_id": f"id-{v}", "run": f"run-{v}"}
+        | {"since": "2026-12-06T07:00:00+00:00"}
         | {"url": f"http://prefect.example/runs/flow-run/id-{v}"}
         for v in (2, 3, 4)
     ]
     monkeypatch.setattr(reviews, "waiting_runs", lambda name=None: runs)
     code, out = _pmr(capsys, "--registry", location, "pending")
     assert code == 0 and "run-3" not in out and "run-4" not in out and "m v3" not in out and "m v4" not in out, out
-    assert out.splitlines()[0] == "m v2 -> production: run run-2 paused since ?"
+    assert out.splitlines()[0] == "m v2 -> production: run run-2 paused since 2026-12-06T07:00:00"
     assert "resume in the Prefect UI: http://prefect.example/runs/flow-run/id-2" in out
     code, out = _pmr(capsys, "--registry", location, "--json", "pending")
     (row,) = json.loads(out)
