@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
@@ -19,6 +20,8 @@ from prefect_model_registry.registry.errors import (
     RegistryError,
     VersionNotFound,
 )
+from prefect_model_registry.registry.events import EventType
+from prefect_model_registry.registry.models import Event
 from prefect_model_registry.registry.registry import Registry
 
 #: Sent with every response: no script or style from anywhere but the app itself, no framing, no referrer.
@@ -187,6 +190,55 @@ def create_app(location: str, *, bound_host: str, port: int, allow_data_download
             other=other,
             diff=views.diff(mv, other) if other is not None else None,
             allow_data_download=allow_data_download,
+        )
+
+    def audit_query(request: Request) -> tuple[dict[str, str], list[Event], str]:
+        q = request.query_params
+        filters = {k: (q.get(k) or "").strip() for k in ("model", "actor", "type", "since", "until")}
+        try:
+            since = views.parse_time(filters["since"], "since")
+            until = views.parse_time(filters["until"], "until")
+        except InvalidMetadata as exc:
+            return filters, [], str(exc)
+        if filters["model"]:
+            reg.state(filters["model"])  # an unknown model is a 404
+        found = views.audit(
+            reg,
+            model=filters["model"] or None,
+            actor=filters["actor"] or None,
+            event_type=filters["type"] or None,
+            since=since,
+            until=until,
+        )
+        return filters, found, ""
+
+    @app.get("/audit", response_class=HTMLResponse)
+    def audit_page(request: Request) -> HTMLResponse:
+        filters, found, error = audit_query(request)
+        events, number, pages = views.paginate(found, _int(request.query_params.get("page"), 1))
+        return page(
+            "audit.html",
+            title="Audit log",
+            filters=filters,
+            events=events,
+            total=len(found),
+            page=number,
+            pages=pages,
+            models=reg.models(),
+            event_types=sorted(EventType),
+            error=error,
+            query=urlencode({k: v for k, v in filters.items() if v}),
+        )
+
+    @app.get("/audit.csv")
+    def audit_csv(request: Request) -> Response:
+        _, found, error = audit_query(request)
+        if error:
+            return PlainTextResponse(error, 400)
+        return Response(
+            views.audit_csv(found),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="pmr-audit.csv"'},
         )
 
     @app.get("/models/{name}/versions/{version}/dataset")

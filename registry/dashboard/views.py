@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect_model_registry.registry.core.replay import apply_event
+from prefect_model_registry.registry.errors import InvalidMetadata
 from prefect_model_registry.registry.events import EventType, describe_change
 from prefect_model_registry.registry.models import Event, ModelState, ModelVersion
 from prefect_model_registry.registry.registry import Registry
@@ -145,6 +148,13 @@ def chart_data(versions: Sequence[ModelVersion], metrics: Sequence[str], line: T
     }
 
 
+def paginate(rows: Sequence[Any], page: int) -> tuple[list[Any], int, int]:
+    """One page of ``rows`` (``PAGE_SIZE`` a page; ``page`` clamped to the pages there are): (rows, page, pages)."""
+    pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    return list(rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]), page, pages
+
+
 def audit_page(
     events: Sequence[Event], page: int, *, event_type: str | None = None, actor: str | None = None
 ) -> tuple[list[Event], int, int]:
@@ -152,9 +162,70 @@ def audit_page(
     chosen = [
         e for e in reversed(events) if (not event_type or e.type == event_type) and (not actor or e.actor == actor)
     ]
-    pages = max(1, math.ceil(len(chosen) / PAGE_SIZE))
-    page = min(max(page, 1), pages)
-    return chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], page, pages
+    return paginate(chosen, page)
+
+
+def parse_time(text: str | None, what: str) -> datetime | None:
+    """A ``since``/``until`` filter: an ISO date or time (UTC unless it names a zone); ``None`` when empty.
+
+    Raises:
+        InvalidMetadata: not an ISO date or time.
+
+    """
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidMetadata(
+            f"{what} must be an ISO date or time (2026-01-31 or 2026-01-31T12:00), got {text!r}"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def audit(
+    reg: Registry,
+    *,
+    model: str | None = None,
+    actor: str | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Event]:
+    """Every model's events (or one model's), filtered, newest first."""
+    names = [model] if model else reg.models()
+    found = [
+        e
+        for name in names
+        for e in reg.history(name)
+        if (not actor or e.actor == actor)
+        and (not event_type or e.type == event_type)
+        and (since is None or e.at >= since)
+        and (until is None or e.at <= until)
+    ]
+    found.sort(key=lambda e: (e.at, e.model, e.seq), reverse=True)
+    return found
+
+
+#: Cells a spreadsheet would run as a formula start with one of these: such a cell is written with a leading '.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell a spreadsheet shows as text (a leading ``'`` before a would-be formula)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def audit_csv(events: Iterable[Event]) -> str:
+    """Events as CSV: model, seq, at, actor, type, version, change, reason."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["model", "seq", "at", "actor", "type", "version", "change", "reason"])
+    for e in events:
+        row = [e.model, e.seq, e.at.isoformat(), e.actor, e.type, e.version, describe_change(e), e.reason]
+        writer.writerow([csv_cell(v) for v in row])
+    return out.getvalue()
 
 
 def diff(one: ModelVersion, other: ModelVersion) -> dict[str, list[dict[str, Any]]]:

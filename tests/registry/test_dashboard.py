@@ -349,6 +349,8 @@ def test_pmr_ui_in_chromium_draws_one_point_per_version_and_runs_no_injected_scr
                 assert points == [4, 4]  # one point per version, for each chosen metric
                 radius = page.evaluate("() => window.pmrChart.data.datasets[0].pointRadius")
                 assert radius == [7, 7, 3, 3]  # v1 and v2 held production
+                bands = page.locator("#metrics-chart").get_attribute("data-production-bands")
+                assert bands == "2"  # their columns shaded
                 page.screenshot(path=str(OUTPUT / "model.png"), full_page=True)
                 page.click("#versions-table thead th:text-is('auc')")  # ascending
                 order = page.locator("#versions-table tbody tr td:first-child").all_inner_texts()
@@ -356,6 +358,8 @@ def test_pmr_ui_in_chromium_draws_one_point_per_version_and_runs_no_injected_scr
                 page.goto(base + "/models/churn/versions/1?against=4")
                 assert EVIL in page.locator(".description").inner_text()
                 page.screenshot(path=str(OUTPUT / "version.png"), full_page=True)
+                page.goto(base + "/audit")
+                page.screenshot(path=str(OUTPUT / "audit.png"), full_page=True)
                 page.goto(base + "/models/churn?metric=" + quote(EVIL))
                 page.wait_for_function("window.pmrChart !== undefined")
                 assert page.evaluate("() => window.pmrChart.data.datasets[0].label") == EVIL
@@ -365,3 +369,59 @@ def test_pmr_ui_in_chromium_draws_one_point_per_version_and_runs_no_injected_scr
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_pmr_ui_beyond_loopback_warns_there_is_no_login(tmp_path: Path) -> None:
+    location = str(tmp_path / "registry")
+    Registry.open(location).register("m", b"x", fmt="bytes")
+    code = "import sys; from prefect_model_registry.registry.cli import main; main(sys.argv[1:])"
+    args = [sys.executable, "-c", code, "--registry", location, "ui", "--host", "0.0.0.0", "--port", "0"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        warning = proc.stderr.readline()
+        assert "beyond this machine" in warning and "no login" in warning
+        found = re.search(r"on http://0\.0\.0\.0:(\d+)/", proc.stdout.readline())
+        assert found
+        port = int(found.group(1))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+            assert conn.recv(64).startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(f"GET / HTTP/1.1\r\nHost: rebind.example:{port}\r\nConnection: close\r\n\r\n".encode())
+            assert conn.recv(64).startswith(b"HTTP/1.1 400")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_audit_page_lists_every_model_filtered_paginated_with_csv(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = get(client, "/audit")
+    rows = page[page.index('id="audit-table"') :]
+    assert 'href="/models/churn"' in rows and 'href="/models/fraud"' in rows
+    assert EVIL not in page and EVIL_HTML in page
+    only = get(client, "/audit?model=churn&type=alias_set")
+    assert re.findall(r"<td>(alias_set|registered|described)</td>", only) == ["alias_set", "alias_set"]
+    by = get(client, "/audit?actor=erin")
+    assert re.findall(r'<td class="actor">([^<]*)</td>', by) == ["erin"]
+    assert "0 event(s)" in get(client, "/audit?since=2999-01-01")
+    assert "2 event(s)" in get(client, "/audit?model=churn&type=alias_set&until=2999-01-01T00:00:00%2B00:00")
+    assert 'class="error"' in get(client, "/audit?since=yesterday")
+    get(client, "/audit?model=nope", 404)
+    monkeypatch.setattr(views, "PAGE_SIZE", 3)
+    second = get(client, "/audit?model=churn&page=2")
+    assert "Page 2 of 4" in second and "?model=churn&amp;page=3" in second
+    response = client.get("/audit.csv?model=churn&type=rejected")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    lines = response.text.splitlines()
+    assert lines[0] == "model,seq,at,actor,type,version,change,reason"
+    assert len(lines) == 2 and lines[1].startswith("churn,11,") and lines[1].endswith(EVIL)
+    assert client.get("/audit.csv?since=nope").status_code == 400
+
+
+def test_csv_cells_that_look_like_formulas_stay_text() -> None:
+    assert views.csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and views.csv_cell("-1+1") == "'-1+1"
+    assert views.csv_cell("plain") == "plain" and views.csv_cell(None) == ""

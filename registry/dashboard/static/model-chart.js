@@ -23,7 +23,29 @@
   data.periods.forEach(function (p) {
     (periods[p.version] = periods[p.version] || []).push(p.start + " → " + (p.end || "now"));
   });
+  // Shades the column of every version that was in production (behind the lines), so the periods read at a glance.
+  const productionBands = {
+    id: "pmrProductionBands",
+    beforeDatasetsDraw: function (chart) {
+      const x = chart.scales.x, area = chart.chartArea, ctx = chart.ctx;
+      const n = data.versions.length;
+      let drawn = 0;
+      ctx.save();
+      ctx.fillStyle = "rgba(19, 115, 51, 0.12)";
+      data.production.forEach(function (held, i) {
+        if (!held) return;
+        const here = x.getPixelForValue(i);
+        const left = i > 0 ? (here + x.getPixelForValue(i - 1)) / 2 : area.left;
+        const right = i < n - 1 ? (here + x.getPixelForValue(i + 1)) / 2 : area.right;
+        ctx.fillRect(left, area.top, right - left, area.bottom - area.top);
+        drawn += 1;
+      });
+      ctx.restore();
+      canvas.dataset.productionBands = String(drawn);
+    },
+  };
   const chart = new Chart(canvas, {
+    plugins: [productionBands],
     type: "line",
     data: { labels: data.labels, datasets: datasets },
     options: {
