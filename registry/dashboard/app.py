@@ -212,6 +212,10 @@ def create_app(location: str, *, bound_host: str, port: int, allow_data_download
         )
         return filters, found, ""
 
+    @app.get("/waiting", response_class=HTMLResponse)
+    def waiting_page() -> HTMLResponse:
+        return page("waiting.html", title="Waiting for review", entries=reg.waiting())
+
     @app.get("/audit", response_class=HTMLResponse)
     def audit_page(request: Request) -> HTMLResponse:
         filters, found, error = audit_query(request)

@@ -89,8 +89,11 @@ def last_event(events: Sequence[Event]) -> dict[str, Any] | None:
 
 
 def overview(reg: Registry) -> list[dict[str, Any]]:
-    """One row per model: production, staging, aliases, latest, blocked versions, last change, trend."""
+    """One row per model: production, staging, aliases, latest, waiting and blocked versions, last change, trend."""
     rows = []
+    waiting: dict[str, list[int]] = {}
+    for entry in reg.waiting():
+        waiting.setdefault(entry.model, []).append(entry.version)
     for name in reg.models():
         state = reg.state(name)
         newest = reg.versions(name, limit=TREND_VERSIONS)[::-1]
@@ -104,7 +107,8 @@ def overview(reg: Registry) -> list[dict[str, Any]]:
                 "production": state.production,
                 "staging": state.version_in("staging"),
                 "aliases": dict(sorted(state.aliases.items())),
-                "blocked": {v: reasons for v, reasons in sorted(state.blocked.items())},
+                "blocked": {v: reasons for v, reasons in sorted(state.blocked.items()) if v not in state.deleted},
+                "waiting": waiting.get(name, []),
                 "last": last_event(history),
                 "primary": primary,
                 "trend": trend,

@@ -425,3 +425,27 @@ def test_audit_page_lists_every_model_filtered_paginated_with_csv(
 def test_csv_cells_that_look_like_formulas_stay_text() -> None:
     assert views.csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and views.csv_cell("-1+1") == "'-1+1"
     assert views.csv_cell("plain") == "plain" and views.csv_cell(None) == ""
+
+
+def test_waiting_page_lists_staged_versions_needing_an_approval_never_rejected_or_blocked(
+    client: TestClient, built: str
+) -> None:
+    from prefect_model_registry.registry import ApprovalRules
+
+    assert "No version is waiting for a reviewer." in get(client, "/waiting")  # churn has no policy
+    reg = Registry.open(built)
+    for n in (1, 2, 3, 4):
+        reg.register("loans", f"loans-{n}".encode(), VersionInfo(metrics={"auc": 0.7 + n / 100}), fmt="bytes")
+    reg.set_policy("loans", ApprovalRules(stages=["production"]), actor="lead")
+    reg.promote("loans", 1, "production", actor="lead", break_glass=True, through_staging=True, reason="first")
+    for n in (2, 3, 4):
+        reg.promote("loans", n, "staging", actor="dev")
+    reg.record_decision("loans", 3, approved=False, reviewer="erin", comment="no")
+    reg.record_report("loans", 4, "data_quality", {"success": False, "note": EVIL}, passed=False, actor="ci")
+    page = get(client, "/waiting")
+    assert re.findall(r'<section class="waiting" id="([^"]+)"', page) == ["loans-v2"]
+    assert "pmr approve loans 2" in page and "against production v1" in page and "+0.01" in page
+    overview = get(client, "/")
+    row = overview[overview.index('href="/models/loans"') :]
+    assert 'href="/waiting#loans-v2"' in row[: row.index("</tr>")]
+    assert "v3: rejected" in text(row[: row.index("</tr>")]) and "v4: gate:data_quality" in text(row)
