@@ -449,3 +449,26 @@ def test_waiting_page_lists_staged_versions_needing_an_approval_never_rejected_o
     row = overview[overview.index('href="/models/loans"') :]
     assert 'href="/waiting#loans-v2"' in row[: row.index("</tr>")]
     assert "v3: rejected" in text(row[: row.index("</tr>")]) and "v4: gate:data_quality" in text(row)
+
+
+def test_a_gate_report_reads_as_failed_checks_first_with_observed_values(client: TestClient, built: str) -> None:
+    from prefect_model_registry.validations.report import CheckResult, GateReport
+
+    report = GateReport(
+        gate="data_quality",
+        passed=False,
+        checks=(
+            CheckResult("not_null(age)", False, "no nulls", "3 nulls (1.5%)", samples=(None, EVIL), details={"n": 3}),
+            CheckResult("between(income, 0, 1e7)", True, "0 <= income <= 1e7", "all 200 in range"),
+            CheckResult(EVIL, False, EVIL, EVIL),
+        ),
+        summary={"evaluated": 3, "failed": 2, "dataset": EVIL},
+    )
+    Registry.open(built).record_report("churn", 2, "data_quality", report.to_dict(), passed=False, actor="ci")
+    page = get(client, "/models/churn/versions/2")
+    section = page[page.index("Gate reports") : page.index("Scoring runs")]
+    assert "2 of 3 check(s) failed." in section
+    failed = text(section[section.index("failed-checks") : section.index("passed-checks")])
+    assert "not_null(age) no nulls 3 nulls (1.5%)" in failed and "details n 3" in failed
+    assert "1 passed check(s)" in section and "all 200 in range" in section
+    assert EVIL not in page and section.count(EVIL_HTML) >= 4
