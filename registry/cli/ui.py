@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,15 +49,30 @@ def ui(
     allow_data_download: Annotated[
         bool, typer.Option("--allow-data-download", help="Let the pages download each version's training data.")
     ] = False,
+    export: Annotated[
+        Path | None,
+        typer.Option("--export", help="Write the pages as static HTML into this directory instead of serving them."),
+    ] = None,
+    versions: Annotated[int, typer.Option("--versions", min=1, help="With --export: version pages per model.")] = 50,
+    all_versions: Annotated[bool, typer.Option("--all-versions", help="With --export: every version's page.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="With --export: write into a non-empty directory.")] = False,
 ) -> None:
     """Serve a read-only web dashboard of the registry: models, metrics across versions, stages, audit log."""
+    from prefect_model_registry.registry.store import default_location
+
+    location = current().registry or default_location()
+    if export is not None:
+        from prefect_model_registry.registry.dashboard.export import export as write_pages
+
+        done = write_pages(str(location), export, versions=0 if all_versions else versions, force=force)
+        echo(f"wrote {len(done.pages)} page(s) to {export}: open {export / 'index.html'} (no server, no network)")
+        return
+
     import uvicorn
 
     from prefect_model_registry.registry.dashboard.app import create_app
     from prefect_model_registry.registry.errors import RegistryError
-    from prefect_model_registry.registry.store import default_location
 
-    location = current().registry or default_location()
     try:
         sock = _bind(host, port)
     except OSError as exc:

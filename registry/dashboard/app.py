@@ -130,7 +130,7 @@ def create_app(location: str, *, bound_host: str, port: int, allow_data_download
             shown = reg.search(name)
         every = shown if not error and not q.getlist("where") else reg.search(name)
         names = views.metric_names(every)
-        chosen = [m for m in q.getlist("metric") if m in names] or names[: views.DEFAULT_CHART_METRICS]
+        chosen = [m for m in q.getlist("metric") if m in names] or views.default_metrics(every)
         history = reg.history(name)
         line = views.timeline(history)
         events, number, pages = views.audit_page(

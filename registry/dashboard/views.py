@@ -134,6 +134,15 @@ def metric_names(versions: Iterable[ModelVersion]) -> list[str]:
     return sorted({m for mv in versions for m in mv.metrics})
 
 
+def default_metrics(versions: Iterable[ModelVersion], count: int = DEFAULT_CHART_METRICS) -> list[str]:
+    """The metrics a chart shows when none are picked: those most versions have (then by name)."""
+    seen: dict[str, int] = {}
+    for mv in versions:
+        for m in mv.metrics:
+            seen[m] = seen.get(m, 0) + 1
+    return sorted(seen, key=lambda m: (-seen[m], m))[:count]
+
+
 def chart_data(versions: Sequence[ModelVersion], metrics: Sequence[str], line: Timeline) -> dict[str, Any]:
     """The model page's chart: one point per version (oldest first) per chosen metric, production marked."""
     ordered = sorted(versions, key=lambda mv: mv.version)

@@ -472,3 +472,99 @@ def test_a_gate_report_reads_as_failed_checks_first_with_observed_values(client:
     assert "not_null(age) no nulls 3 nulls (1.5%)" in failed and "details n 3" in failed
     assert "1 passed check(s)" in section and "all 200 in range" in section
     assert EVIL not in page and section.count(EVIL_HTML) >= 4
+
+
+def test_export_writes_static_pages_with_relative_links(built: str, tmp_path: Path) -> None:
+    from prefect_model_registry.registry.dashboard.export import export
+
+    out = tmp_path / "site"
+    done = export(built, out, versions=2)
+    assert sorted(done.pages) == [
+        "index.html",
+        "models/churn/index.html",
+        "models/churn/versions/3.html",
+        "models/churn/versions/4.html",
+        "models/fraud/index.html",
+        "models/fraud/versions/1.html",
+        "waiting.html",
+    ]
+    assert (out / "static" / "chart.umd.min.js").is_file() and (out / "static" / "chart.js.LICENSE.md").is_file()
+    for page in done.pages:
+        body = (out / page).read_text()
+        assert not re.search(r'(href|src)="/', body), page
+        assert EVIL not in body, page
+    model = (out / "models/churn/index.html").read_text()
+    assert 'href="versions/4.html"' in model and 'src="../../static/chart.umd.min.js"' in model
+    assert 'href="../../index.html"' in model
+    assert "data-not-exported" in model  # v1, v2: only the newest 2 version pages were written
+    assert '<form hidden method="get"' in model and 'id="chart-data"' in model
+    assert chart(model)["versions"] == [1, 2, 3, 4]
+    assert 'href="models/churn/index.html"' in (out / "index.html").read_text()
+
+
+def test_pmr_ui_export_refuses_a_non_empty_directory_without_force(
+    built: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, _, err = pmr(capsys, "--registry", built, "ui", "--export", str(out))
+    assert code == 2 and "not empty" in err and "--force" in err and not (out / "index.html").exists()
+    code, stdout, _ = pmr(capsys, "--registry", built, "ui", "--export", str(out), "--force", "--all-versions")
+    assert code == 0 and "wrote 9 page(s)" in stdout
+    assert (out / "models/churn/versions/1.html").is_file() and (out / "keep.txt").read_text() == "mine"
+
+
+def test_the_export_opens_from_disk_in_chromium_with_no_network(tmp_path: Path) -> None:
+    from tests.conftest import skip_unless_ci
+    from tests.ui.conftest import CHROMIUM_ARGS, chromium_path
+
+    path = chromium_path()
+    if path is None:
+        skip_unless_ci("no Chromium on this machine: `.ci/system-deps` installs Debian's `chromium`")
+    from playwright.sync_api import sync_playwright
+
+    from prefect_model_registry.registry.dashboard.export import export
+
+    location = str(tmp_path / "registry")
+    build(Registry.open(location))
+    out = tmp_path / "site"
+    export(location, out)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    asked: list[str] = []
+    dialogs: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1400})
+
+            def files_only(route: Any) -> None:
+                if route.request.url.startswith("file://"):
+                    route.continue_()
+                else:
+                    asked.append(route.request.url)
+                    route.abort()
+
+            context.route("**/*", files_only)
+            page = context.new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto((out / "index.html").as_uri())
+            page.fill("#filter", "churn")
+            assert page.locator("#models-table tbody tr:visible").count() == 1
+            page.click("text=churn")
+            page.wait_for_function("window.pmrChart !== undefined")
+            labels = page.evaluate("() => window.pmrChart.data.datasets.map(d => d.label)")
+            assert labels == ["auc", "f1", EVIL]  # by default the metrics most versions have
+            points = page.evaluate("() => window.pmrChart.getDatasetMeta(0).data.length")
+            assert points == 4
+            assert not page.locator("form").first.is_visible()  # forms that ask the server are hidden
+            page.click("#versions-table thead th:text-is('auc')")
+            order = page.locator("#versions-table tbody tr td:first-child").all_inner_texts()
+            assert order == ["v1", "v3", "v2", "v4"]
+            page.screenshot(path=str(OUTPUT / "export-model.png"), full_page=True)
+            page.click("#versions-table >> text=v4")
+            assert page.url.endswith("/models/churn/versions/4.html")
+            assert "gate:drift" in page.inner_text("body")
+        finally:
+            browser.close()
+    assert not dialogs and not asked
