@@ -10,14 +10,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from prefect_model_registry.registry.core import keys
 from prefect_model_registry.registry.core.replay import apply_event
-from prefect_model_registry.registry.errors import InvalidMetadata
+from prefect_model_registry.registry.errors import InvalidMetadata, ObjectNotFound
 from prefect_model_registry.registry.events import EventType, describe_change
-from prefect_model_registry.registry.models import Event, ModelState, ModelVersion
+from prefect_model_registry.registry.models import Event, ModelState, ModelVersion, sha256
 from prefect_model_registry.registry.registry import Registry
 
 #: Audit-log rows per page of the model page.
 PAGE_SIZE = 50
+#: Rows of the model page's versions table (newest first, or the first matches of --where/--sort) unless ?rows=all.
+VERSION_ROWS = 200
 #: Versions the overview's trend of the primary metric covers (the newest ones).
 TREND_VERSIONS = 20
 #: Metrics the model page's chart shows when none are picked.
@@ -80,12 +83,25 @@ def timeline(events: Iterable[Event]) -> Timeline:
     return found
 
 
-def last_event(events: Sequence[Event]) -> dict[str, Any] | None:
-    """Who changed what when, for the newest event."""
-    if not events:
+def newest_event(reg: Registry, name: str, state: ModelState) -> Event | None:
+    """The model's newest event, read alone: the one whose hash is the state's head (else the whole history)."""
+    if state.seq == 0:
         return None
-    e = events[-1]
-    return {"actor": e.actor, "at": e.at, "change": describe_change(e), "reason": e.reason}
+    try:
+        raw = reg.store.get(keys.event_key(name, state.seq)).data
+    except ObjectNotFound:
+        raw = b""
+    if raw and sha256(raw) == state.head_hash:
+        return Event.model_validate_json(raw)
+    history = reg.history(name)  # checked from the first event: an altered log is refused here
+    return history[-1] if history else None
+
+
+def last_event(event: Event | None) -> dict[str, Any] | None:
+    """Who changed what when, for one event."""
+    if event is None:
+        return None
+    return {"actor": event.actor, "at": event.at, "change": describe_change(event), "reason": event.reason}
 
 
 def overview(reg: Registry) -> list[dict[str, Any]]:
@@ -99,7 +115,6 @@ def overview(reg: Registry) -> list[dict[str, Any]]:
         newest = reg.versions(name, limit=TREND_VERSIONS)[::-1]
         primary = next(iter(newest[-1].metrics), None) if newest else None
         trend = [(mv.version, finite(mv.metrics.get(primary))) for mv in newest] if primary else []
-        history = reg.history(name)
         rows.append(
             {
                 "name": name,
@@ -109,7 +124,7 @@ def overview(reg: Registry) -> list[dict[str, Any]]:
                 "aliases": dict(sorted(state.aliases.items())),
                 "blocked": {v: reasons for v, reasons in sorted(state.blocked.items()) if v not in state.deleted},
                 "waiting": waiting.get(name, []),
-                "last": last_event(history),
+                "last": last_event(newest_event(reg, name, state)),
                 "primary": primary,
                 "trend": trend,
                 "spark": sparkline([value for _, value in trend]),

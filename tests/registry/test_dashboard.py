@@ -568,3 +568,23 @@ def test_the_export_opens_from_disk_in_chromium_with_no_network(tmp_path: Path) 
         finally:
             browser.close()
     assert not dialogs and not asked
+
+
+def test_the_versions_table_shows_the_newest_rows_then_every_version_on_demand(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "VERSION_ROWS", 2)
+    page = get(client, "/models/churn?metric=auc")
+    table = page[page.index('id="versions-table"') : page.index('id="timeline-table"')]
+    assert re.findall(r'<td data-sort="(\d+)">', table) == ["4", "3"]
+    assert "Showing 2 of 4 versions." in table and 'href="?metric=auc&amp;rows=all"' in table
+    assert chart(page)["versions"] == [1, 2, 3, 4]  # the chart keeps every version
+    every = get(client, "/models/churn?metric=auc&rows=all")
+    table = every[every.index('id="versions-table"') : every.index('id="timeline-table"')]
+    assert re.findall(r'<td data-sort="(\d+)">', table) == ["4", "3", "2", "1"] and "Showing" not in table
+
+
+def test_the_last_change_is_the_newest_event_read_alone(built: str) -> None:
+    reg = Registry.open(built)
+    for name in reg.models():
+        assert views.newest_event(reg, name, reg.state(name)) == reg.history(name)[-1]
