@@ -100,6 +100,14 @@ def _positive_number(name: str, raw: str, default: float) -> float:
     return value
 
 
+def _part_size(name: str, raw: str, default: int) -> int:
+    """A multipart part size: at least S3's smallest part, 5 MiB (a smaller one is refused at completion)."""
+    value = _positive_whole(name, raw, default)
+    if value < 5 * 1024**2:
+        raise InvalidMetadata(f"{name} must be at least 5 MiB (5242880 bytes), S3's smallest part; got {value}")
+    return value
+
+
 def _byte_count(name: str, raw: str, default: int) -> int:
     """A size in bytes, 0 or more, written with ASCII digits only."""
     text = raw.strip()
@@ -239,7 +247,7 @@ class Settings:
     )
     #: The size of one part of a multipart transfer (at least 5 MiB on S3; raised when a file needs > 10,000).
     multipart_chunk: int = _var(
-        MULTIPART_CHUNK, 8 * 1024**2, _positive_whole, "the size of one part of a multipart transfer (bytes)"
+        MULTIPART_CHUNK, 8 * 1024**2, _part_size, "the size of one part of a multipart transfer (bytes, >= 5 MiB)"
     )
     #: Parts in flight at once; bytes held in memory are at most this many parts.
     transfer_concurrency: int = _var(

@@ -192,6 +192,8 @@ def test_values_are_parsed_and_read_at_each_call(monkeypatch: pytest.MonkeyPatch
         ("PMR_MLFLOW_MAX_VERSION_BYTES", "2GiB", "PMR_MLFLOW_MAX_VERSION_BYTES must be a whole number of bytes or"),
         ("PMR_MLFLOW_MAX_VERSION_FILES", "-1", "PMR_MLFLOW_MAX_VERSION_FILES must not be negative, got -1"),
         ("PMR_PREFECT_UI_URL", "localhost:4200", "PMR_PREFECT_UI_URL must be an http:// or https:// address"),
+        ("PMR_MULTIPART_CHUNK", "1048576", "PMR_MULTIPART_CHUNK must be at least 5 MiB (5242880 bytes)"),
+        ("PMR_TRANSFER_CONCURRENCY", "0", "PMR_TRANSFER_CONCURRENCY must be a positive number"),
     ],
 )
 def test_a_bad_value_is_a_typed_error_naming_the_variable(
