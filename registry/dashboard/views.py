@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect_model_registry.registry.core import keys
 from prefect_model_registry.registry.core.replay import apply_event
-from prefect_model_registry.registry.errors import InvalidMetadata, ObjectNotFound
+from prefect_model_registry.registry.errors import IntegrityError, InvalidMetadata, ObjectNotFound
 from prefect_model_registry.registry.events import EventType, describe_change
 from prefect_model_registry.registry.models import Event, ModelState, ModelVersion, sha256
 from prefect_model_registry.registry.registry import Registry
@@ -84,17 +84,23 @@ def timeline(events: Iterable[Event]) -> Timeline:
 
 
 def newest_event(reg: Registry, name: str, state: ModelState) -> Event | None:
-    """The model's newest event, read alone: the one whose hash is the state's head (else the whole history)."""
+    """The model's newest event, read alone and checked against the head hash the model's state holds.
+
+    Raises:
+        IntegrityError: the event is missing or is not the one the state follows (altered since).
+
+    """
     if state.seq == 0:
         return None
     try:
         raw = reg.store.get(keys.event_key(name, state.seq)).data
     except ObjectNotFound:
         raw = b""
-    if raw and sha256(raw) == state.head_hash:
-        return Event.model_validate_json(raw)
-    history = reg.history(name)  # checked from the first event: an altered log is refused here
-    return history[-1] if history else None
+    if not raw or sha256(raw) != state.head_hash:
+        raise IntegrityError(
+            f"event {state.seq} of {name} is missing or not the one its state follows (altered?): run `pmr verify`"
+        )
+    return Event.model_validate_json(raw)
 
 
 def last_event(event: Event | None) -> dict[str, Any] | None:

@@ -588,3 +588,14 @@ def test_the_last_change_is_the_newest_event_read_alone(built: str) -> None:
     reg = Registry.open(built)
     for name in reg.models():
         assert views.newest_event(reg, name, reg.state(name)) == reg.history(name)[-1]
+
+
+def test_a_newest_event_that_is_not_the_one_the_state_follows_is_refused(built: str) -> None:
+    from prefect_model_registry.registry import IntegrityError
+
+    reg = Registry.open(built)
+    state = reg.state("churn")
+    with pytest.raises(IntegrityError, match=r"event 12 of churn .* `pmr verify`"):
+        views.newest_event(reg, "churn", state.model_copy(update={"head_hash": "0" * 64}))
+    with pytest.raises(IntegrityError, match="event 13 of churn"):
+        views.newest_event(reg, "churn", state.model_copy(update={"seq": 13}))
