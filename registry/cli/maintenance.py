@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,7 @@ from rich.text import Text
 
 from prefect_model_registry.registry.cli.context import SafeTable, app, current, echo, emit, open_registry, stdout
 from prefect_model_registry.registry.cli.progress import transfer_bar
-from prefect_model_registry.registry.core import retention
+from prefect_model_registry.registry.core import keys, retention
 from prefect_model_registry.registry.errors import InvalidMetadata
 from prefect_model_registry.registry.interop import copy as transfer
 from prefect_model_registry.registry.interop import mlflow_import
@@ -174,11 +175,16 @@ def verify(
     repair: Annotated[bool, typer.Option("--repair", help="List what is safe to clean (a dry run).")] = False,
     apply: Annotated[bool, typer.Option("--apply", help="With --repair: do it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with each model's head).")] = False,
+    save: Annotated[
+        bool, typer.Option("--save", help="Store the result and its time in the registry (the dashboard shows it).")
+    ] = False,
 ) -> None:
     """Check integrity: blobs, manifests, hash chains, snapshots, reports, claims. Exit 1 on any error.
 
     --json includes each model's head (last event and its SHA-256): keep it outside the bucket and pass it
-    back with --against to detect a rewrite of the newest events. --repair cleans only what is safe (temporary
+    back with --against to detect a rewrite of the newest events. --save stores the --json result with its time
+    under maintenance/verify.json in the registry (overwriting the last one) for `pmr ui`'s audit page; it is the
+    only thing verify writes, and only after a check of every model. --repair cleans only what is safe (temporary
     files and orphan blobs older than an hour, stale claims, an unusable hint, lost claims) and never history.
     """
     from prefect_model_registry.registry.maintenance.repair import repair as run_repair
@@ -188,6 +194,8 @@ def verify(
     reg = open_registry()
     if apply and not repair:
         raise InvalidMetadata("--apply goes with --repair")
+    if save and (repair or name is not None):
+        raise InvalidMetadata("--save records a check of every model: drop --repair and NAME")
     if repair:
         actions = run_repair(reg, apply=apply)
         table = SafeTable("action", "key", "why")
@@ -212,11 +220,16 @@ def verify(
         f"{'OK' if report.ok else 'PROBLEMS FOUND'}: {report.models} models, {report.versions} versions, "
         f"{report.events} events, {report.blobs} blobs checked"
     )
+    if save:
+        saved = {"saved_at": datetime.now(UTC).isoformat(), "against": str(against) if against else None}
+        reg.store.put(keys.VERIFY_RESULT, json.dumps({**saved, "report": report.to_dict()}, indent=1).encode())
     if current().json:
         emit(report.to_dict())
     else:
         if report.findings:
             stdout().print(table)
         stdout().print(Text(summary))
+        if save:
+            stdout().print(Text(f"saved to {keys.VERIFY_RESULT} (pmr ui's audit page shows it)"))
     if not report.ok:
         raise typer.Exit(1)

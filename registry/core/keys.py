@@ -11,6 +11,8 @@ Layout (one bucket prefix or directory)::
     models/<name>/idempotency/<sha256(key)>.json   claim on an operation key (see registry.idempotency)
     models/<name>/reports/<n:010d>/<gate>.json     gate reports recorded by older releases (read only)
     models/<name>/index/<first:010d>.json          listing index segments and tail (see registry.index)
+    maintenance/verify.json                        the last `pmr verify --save` report and its time (the dashboard
+                                                   shows it; outside blobs/ and models/, so verify never checks it)
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import hashlib
 
 BLOBS = "blobs/sha256/"
 MODELS = "models/"
+#: The last ``pmr verify --save`` result: a plain overwrite, read by the dashboard's audit page.
+VERIFY_RESULT = "maintenance/verify.json"
 
 
 def blob_key(digest: str) -> str:

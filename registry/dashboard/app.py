@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,11 +14,13 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from prefect_model_registry.registry.core import keys
 from prefect_model_registry.registry.dashboard import views
 from prefect_model_registry.registry.dashboard.render import STATIC, environment
 from prefect_model_registry.registry.errors import (
     InvalidMetadata,
     InvalidName,
+    ObjectNotFound,
     RegistryError,
     VersionNotFound,
 )
@@ -234,6 +238,7 @@ def create_app(location: str, *, bound_host: str, port: int, allow_data_download
             event_types=sorted(EventType),
             error=error,
             query=urlencode({k: v for k, v in filters.items() if v}),
+            verify=saved_verify(reg),
         )
 
     @app.get("/audit.csv")
@@ -267,6 +272,39 @@ def create_app(location: str, *, bound_host: str, port: int, allow_data_download
     return app
 
 
+def saved_verify(reg: Registry) -> dict[str, Any] | None:
+    """The last ``pmr verify --save`` result (one GET; a page load never runs verify), None when none was saved.
+
+    Its ``report`` is what ``pmr verify --json`` printed; ``saved_at`` is a datetime (None if unreadable);
+    ``problem`` names an unreadable record instead of failing the page.
+    """
+    try:
+        raw = reg.store.get(keys.VERIFY_RESULT).data
+    except ObjectNotFound:
+        return None
+    try:
+        record = json.loads(raw)
+        report = record["report"]
+        findings = report["findings"]
+        if not isinstance(findings, list) or not all(isinstance(f, dict) for f in findings):
+            raise TypeError("findings is not a list of objects")
+        at = datetime.fromisoformat(record["saved_at"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return {"problem": f"{keys.VERIFY_RESULT} is unreadable ({type(exc).__name__}): run pmr verify --save again"}
+    fields = ("severity", "kind", "model", "key", "problem")
+    findings = [{k: str(f.get(k, "")) for k in fields} for f in findings]
+    errors = sum(1 for f in findings if f["severity"] == "error")
+    return {
+        "problem": "",
+        "saved_at": at,
+        "ok": report.get("ok") is True,
+        "errors": errors,
+        "warnings": len(findings) - errors,
+        "report": report,
+        "findings": findings,
+    }
+
+
 def _int(value: str | None, default: int) -> int:
     try:
         return int(value) if value is not None else default
@@ -280,4 +318,4 @@ def _version(value: str) -> int:
     return int(value)
 
 
-__all__ = ["allowed_hosts", "create_app", "host_allowed"]
+__all__ = ["allowed_hosts", "create_app", "host_allowed", "saved_verify"]

@@ -599,3 +599,54 @@ def test_a_newest_event_that_is_not_the_one_the_state_follows_is_refused(built: 
         views.newest_event(reg, "churn", state.model_copy(update={"head_hash": "0" * 64}))
     with pytest.raises(IntegrityError, match="event 13 of churn"):
         views.newest_event(reg, "churn", state.model_copy(update={"seq": 13}))
+
+
+def test_the_audit_page_shows_the_last_saved_verify_and_never_runs_verify(
+    client: TestClient, built: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect_model_registry.registry.core import keys
+    from prefect_model_registry.registry.maintenance import verify as verify_module
+
+    assert "No saved check: run pmr verify --save" in text(get(client, "/audit"))
+    code, out, _ = pmr(capsys, "--registry", built, "verify", "--save", "--json")
+    assert code == 0, out
+    store = Registry.open(built).store
+    saved = json.loads(store.get(keys.VERIFY_RESULT).data)
+    assert saved["report"] == json.loads(out) and saved["report"]["ok"] is True
+    # verify ignores its own record: a second check finds nothing about it
+    code, out, _ = pmr(capsys, "--registry", built, "verify", "--json")
+    assert code == 0 and "maintenance/" not in out
+
+    def no_verify(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a page load ran verify")
+
+    monkeypatch.setattr(verify_module, "verify", no_verify)
+    monkeypatch.setattr(verify_module._Model, "run", no_verify)
+    shown = text(get(client, "/audit"))
+    assert "Last integrity check OK : 0 error(s), 0 warning(s); 2 models, 5 versions" in shown
+    assert saved["saved_at"][:10] in shown and "not re-run on this page" in shown
+    # findings (free text from a tampered or hand-written record) are text, folded in a <details>
+    finding = {"severity": "error", "kind": EVIL, "model": EVIL, "key": EVIL, "problem": EVIL}
+    warning = {**finding, "severity": "warning"}
+    record = {**saved, "report": {**saved["report"], "ok": False, "findings": [finding, warning]}}
+    store.put(keys.VERIFY_RESULT, json.dumps(record).encode())
+    page = get(client, "/audit")
+    section = page[page.index('<section id="verify-result">') : page.index("</section>")]
+    assert EVIL not in section and section.count(EVIL_HTML) == 8
+    assert "PROBLEMS FOUND : 1 error(s), 1 warning(s)" in text(section)
+    assert re.search(r"<details><summary>2 finding\(s\)</summary>\s*<table id=\"verify-findings\">", page)
+    store.put(keys.VERIFY_RESULT, b"{not json")
+    assert "maintenance/verify.json is unreadable (JSONDecodeError): run pmr verify --save again" in text(
+        get(client, "/audit")
+    )
+
+
+def test_pmr_verify_save_is_for_a_check_of_every_model(built: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from prefect_model_registry.registry.core import keys
+
+    for args in (["churn"], ["--repair"]):
+        code, _, err = pmr(capsys, "--registry", built, "verify", "--save", *args)
+        assert code != 0 and "--save records a check of every model" in err
+    assert not Registry.open(built).store.exists(keys.VERIFY_RESULT)
+    code, out, _ = pmr(capsys, "--registry", built, "verify", "--save")
+    assert code == 0 and "saved to maintenance/verify.json" in out
