@@ -47,6 +47,7 @@ MULTIPART_THRESHOLD = "PMR_MULTIPART_THRESHOLD"
 MULTIPART_CHUNK = "PMR_MULTIPART_CHUNK"
 TRANSFER_CONCURRENCY = "PMR_TRANSFER_CONCURRENCY"
 PREFECT_UI_URL = "PMR_PREFECT_UI_URL"
+DASHBOARD_URL = "PMR_DASHBOARD_URL"
 
 #: The value of :attr:`Settings.cache_dir` when ``PMR_CACHE_DIR`` turns the cache off.
 CACHE_OFF = "off"
@@ -260,6 +261,14 @@ class Settings:
         None,
         _web_address,
         "the Prefect UI's address, for links to a paused run's page (default: Prefect's PREFECT_UI_URL)",
+    )
+    #: The ``pmr ui`` dashboard's address (e.g. ``http://127.0.0.1:8000``): the model card and the approval dialog
+    #: in Prefect link to the version's page there (``/models/NAME/versions/V``). Unset: no such link.
+    dashboard_url: str | None = _var(
+        DASHBOARD_URL,
+        None,
+        _web_address,
+        "the pmr ui dashboard's address, for links from the model card and the approval dialog (default: no link)",
     )
 
 

@@ -70,7 +70,8 @@ def _profile_api_url() -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _in_prefect_run() -> bool:
+def in_prefect_run() -> bool:
+    """Whether this code runs inside a Prefect flow or task run."""
     if "prefect" not in sys.modules:  # a flow or task run always has Prefect imported
         return False
     from prefect.context import FlowRunContext, TaskRunContext
@@ -91,7 +92,7 @@ def api_configured() -> bool:
 
 def send(event: Event) -> None:
     """Emit the Prefect events for ``event`` when in a Prefect run or a Prefect API is configured."""
-    if not (_in_prefect_run() or api_configured()):
+    if not (in_prefect_run() or api_configured()):
         return
     from prefect.events import emit_event
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from prefect_model_registry.registry import ModelVersion, Registry
 from prefect_model_registry.registry.core.display import markdown, markdown_code
+from prefect_model_registry.registry.settings import settings
 from prefect_model_registry.validations.report import GateReport, format_value
 
 _GATE_ORDER = ("data_quality", "drift", "metrics", "thresholds", "champion_challenger")
@@ -23,6 +26,18 @@ _NOT_GATES = ("sweep", "drift_reference")
 def artifact_key(*parts: object) -> str:
     """A Prefect artifact key (lowercase letters, digits and dashes only) from ``parts``."""
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", "-".join(map(str, parts)).lower())).strip("-")
+
+
+def dashboard_link(name: str, version: int) -> str | None:
+    """The version's page in the ``pmr ui`` dashboard (``PMR_DASHBOARD_URL``), None when no address is set.
+
+    The name is URL-quoted, and so are parentheses in the address: the link is a Markdown link destination.
+    """
+    base = settings().dashboard_url
+    if not base:
+        return None
+    base = base.replace("(", "%28").replace(")", "%29")
+    return f"{base}/models/{quote(name, safe='')}/versions/{version}"
 
 
 def _verdict(report: GateReport | None) -> str:
@@ -113,10 +128,12 @@ def model_card(mv: ModelVersion, reports: Mapping[str, GateReport], stage: str) 
     """A Markdown model card: what it is, how it scores, its gates and where it came from."""
     metrics = "\n".join(f"| {markdown(k)} | {markdown(format_value(v))} |" for k, v in sorted(mv.metrics.items()))
     params = "\n".join(f"| {markdown(k)} | {markdown_code(v)} |" for k, v in sorted(mv.params.items()))
+    page = dashboard_link(mv.name, mv.version)
     return "\n\n".join(
         [
             f"# Model card: {markdown(mv.name)} v{mv.version}",
             f"**Stage:** {markdown(stage)}  \n**URI:** {markdown_code(mv.uri)}"
+            + (f"  \n**Dashboard:** [{markdown(mv.name)} v{mv.version}]({page})" if page else "")
             + (f"  \n{markdown(mv.description)}" if mv.description else ""),
             "## Holdout metrics\n\n| Metric | Value |\n|---|---|\n" + metrics,
             "## Gates\n\n" + gate_summary(reports),
@@ -200,7 +217,11 @@ def approval_description(
     else:
         compared = champion_markdown(comparison)
     failed = {g: r for g, r in reports.items() if not r.passed}
+    page = dashboard_link(mv.name, mv.version)
+    if page and "Dashboard" not in links:
+        links = {"Dashboard": page, **links}
     what = {
+        "Dashboard": "the version's page in pmr ui: every report, the diff, the model's history",
         "Model card": "metrics, parameters and every gate",
         "Lineage": "data, code, environment and the run",
         "Champion vs. challenger": "the table above as an artifact",
@@ -222,7 +243,19 @@ def approval_description(
 
 def overview_rows(reg: Registry) -> list[dict[str, Any]]:
     """The registry overview as display rows: latest, production and staging versions, aliases."""
-    return [
+    return overview_table(reg)[0]
+
+
+def overview_table(reg: Registry) -> tuple[list[dict[str, Any]], int, datetime | None]:
+    """The overview's display rows, as of which event and when.
+
+    Returns:
+        The rows (one per model: latest, production and staging versions, aliases, its last change and ``events``,
+        the length of its audit log), N and T: N the events of every model's log added up (each log counts its
+        own; any event anywhere raises N), T the newest event's time (None for an empty registry).
+    """
+    found = reg.overview()
+    rows = [
         {
             "model": r["name"],
             "latest": r["latest"],
@@ -230,9 +263,17 @@ def overview_rows(reg: Registry) -> list[dict[str, Any]]:
             "staging": ", ".join(f"v{v}" for v in r["staging"]) or "-",
             "aliases": ", ".join(f"{a}→v{v}" for a, v in r["aliases"].items()) or "-",
             "last change": r["updated_at"].isoformat(timespec="seconds") if r["updated_at"] else "-",
+            "events": r["seq"],
         }
-        for r in reg.overview()
+        for r in found
     ]
+    times = [r["updated_at"] for r in found if r["updated_at"] is not None]
+    return rows, sum(r["seq"] for r in found), max(times) if times else None
+
+
+def as_of(events: int, newest: datetime | None) -> str:
+    """``as of event N, time T``: how fresh an overview is."""
+    return f"as of event {events}, time {newest.isoformat(timespec='seconds') if newest else '-'}"
 
 
 def object_links(reg: Registry, mv: ModelVersion) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import threading
 import time
@@ -19,7 +20,8 @@ from prefect.artifacts import (
 )
 from prefect.events import emit_event
 
-from prefect_model_registry.flows.core import evidence
+from prefect_model_registry.flows.core import evidence, freshness
+from prefect_model_registry.flows.core.events import in_prefect_run
 from prefect_model_registry.registry import ModelVersion, Registry
 from prefect_model_registry.validations.report import GateReport
 
@@ -35,10 +37,35 @@ def emit(kind: str, model: str, version: int | None, **payload: Any) -> None:
     emit_event(event=f"model.{kind}", resource=resource, payload={"model": model, "version": version, **payload})
 
 
-def overview(reg: Registry) -> None:
-    """Publish the registry overview table (all models, production and staging versions)."""
-    rows = evidence.overview_rows(reg)
-    create_table_artifact(rows, key=OVERVIEW_KEY, description=f"Models in {reg.store.uri}")
+def overview(reg: Registry, *, skip_unchanged: bool = False) -> None:
+    """Publish the registry overview table (all models, production and staging versions).
+
+    Its description says how fresh it is: "as of event N, time T", N the events of every model's log added up,
+    T the newest one's time (see :func:`evidence.overview_table`). Besides the flows' own calls, the overview is
+    republished in the background after every registry event this process sees (:mod:`freshness`).
+
+    Args:
+        reg: the registry.
+        skip_unchanged: publish nothing when this process last published this registry's overview as of the same
+            event (the background refresh after a flow's own call).
+    """
+    rows, events, newest = evidence.overview_table(reg)
+    if skip_unchanged and freshness.already_published(reg.store.uri, (events, newest)):
+        return
+    description = f"Models in {reg.store.uri}, {evidence.as_of(events, newest)}"
+    if in_prefect_run():
+        create_table_artifact(rows, key=OVERVIEW_KEY, description=description)
+    else:
+        # The background refresh, outside any run: straight to the API. Prefect's helper warns there, and its
+        # client queues a prefect.artifact.created event that a `pmr` command, exiting just after, would leave to
+        # Prefect's exit-time drain (which warns on stderr about the items it still holds).
+        from prefect import get_client
+        from prefect.client.schemas.actions import ArtifactCreate
+
+        artifact = ArtifactCreate(type="table", key=OVERVIEW_KEY, description=description, data=json.dumps(rows))
+        with get_client(sync_client=True) as client:
+            client.request("POST", "/artifacts/", json=artifact.model_dump(mode="json", exclude_unset=True))
+    freshness.published(reg.store.uri, (events, newest))
 
 
 def data_quality(model: str, report: GateReport) -> None:

@@ -364,7 +364,7 @@ class ModelLog:
             state = apply_event(state, event, sha256(raw))
             self._remember(state, stored_seq, etag, True)
             self._refresh_later()
-            hooks.notify(event)
+            hooks.notify(event, self.store)
             return event, state
 
     def _start_append(

@@ -64,6 +64,8 @@ class Reading(RegistryBase):
     def overview(self) -> list[dict[str, Any]]:
         """One plain row per model: latest version, production, staging versions, aliases, last change.
 
+        ``seq`` is the model's last event (its log's length), ``updated_at`` that event's time.
+
         ``blocked`` names the production and staging versions that may not be promoted, with why (``rejected``,
         ``gate:NAME``): a rejected version in staging is not a candidate.
         """
@@ -80,6 +82,7 @@ class Reading(RegistryBase):
                     "blocked": {v: waits.blocked(state, v) for v in staged if state.blocked.get(v)},
                     "aliases": dict(sorted(state.aliases.items())),
                     "updated_at": state.updated_at,
+                    "seq": state.seq,
                     "deleted": bool(state.deleted) and len(state.deleted) >= state.registered,
                 }
             )

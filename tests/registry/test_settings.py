@@ -147,6 +147,7 @@ def test_defaults_are_kept() -> None:
         "PMR_MULTIPART_CHUNK": 8 * 1024**2,
         "PMR_TRANSFER_CONCURRENCY": 4,
         "PMR_PREFECT_UI_URL": None,
+        "PMR_DASHBOARD_URL": None,
     }
     assert {name: var.default for name, var in VARIABLES.items()} == expected
     assert settings({}) == Settings()
@@ -165,8 +166,10 @@ def test_values_are_parsed_and_read_at_each_call(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PMR_CACHE_DIR", "Off")
     monkeypatch.setenv("PMR_ACTOR", "ana@example.com")
     monkeypatch.setenv("PMR_PREFECT_UI_URL", " http://127.0.0.1:4200/ ")
+    monkeypatch.setenv("PMR_DASHBOARD_URL", "https://pmr.example/team/")
     now = settings()
     assert now.prefect_ui_url == "http://127.0.0.1:4200"
+    assert now.dashboard_url == "https://pmr.example/team"
     assert (now.max_entries, now.skops_max_compression_ratio) == (5, 12.5)
     assert now.trainer_modules == ("team.train", "team.hgb")
     assert now.s3_direct is False and now.cache_dir == settings_module.CACHE_OFF and now.actor == "ana@example.com"
@@ -192,6 +195,8 @@ def test_values_are_parsed_and_read_at_each_call(monkeypatch: pytest.MonkeyPatch
         ("PMR_MLFLOW_MAX_VERSION_BYTES", "2GiB", "PMR_MLFLOW_MAX_VERSION_BYTES must be a whole number of bytes or"),
         ("PMR_MLFLOW_MAX_VERSION_FILES", "-1", "PMR_MLFLOW_MAX_VERSION_FILES must not be negative, got -1"),
         ("PMR_PREFECT_UI_URL", "localhost:4200", "PMR_PREFECT_UI_URL must be an http:// or https:// address"),
+        ("PMR_DASHBOARD_URL", "127.0.0.1:8000", "PMR_DASHBOARD_URL must be an http:// or https:// address"),
+        ("PMR_DASHBOARD_URL", "http://a b", "PMR_DASHBOARD_URL must be an http:// or https:// address"),
         ("PMR_MULTIPART_CHUNK", "1048576", "PMR_MULTIPART_CHUNK must be at least 5 MiB (5242880 bytes)"),
         ("PMR_TRANSFER_CONCURRENCY", "0", "PMR_TRANSFER_CONCURRENCY must be a positive number"),
     ],
