@@ -178,6 +178,11 @@ class ModelState(BaseModel):
     approved_by: dict[int, list[dict[str, Any]]] = Field(default_factory=dict)
     # A proposed policy change (loosening) waiting for a second person: its seq, proposer and rules.
     policy_proposal: dict[str, Any] | None = None
+    # Every change of who holds a stage (other than ``archived``) or an alias, oldest first: one entry per event
+    # that changed any, ``{"seq", "at" (ISO), "actor", "type", "version", "reason", "start": [[kind, label,
+    # version], ...], "end": [...]}`` (kind ``stage`` or ``alias``). Kept with the snapshot so that a reader has
+    # the whole stage/alias history without reading old events; entries are never changed once appended.
+    timeline: list[dict[str, Any]] = Field(default_factory=list)
 
     def stage_of(self, version: int) -> str:
         """The stage of ``version`` (``none`` when never staged)."""

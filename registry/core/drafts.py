@@ -64,7 +64,8 @@ def current_snapshot(raw: bytes) -> bool:
     """Whether snapshot bytes come from a release that tracks everything replay does.
 
     That is gate reports, deletions, every version ever in production and the approval records (the first production
-    version, who approved what under which policy): an older snapshot is replayed instead.
+    version, who approved what under which policy) and the
+    timeline of stages and aliases: an older snapshot is replayed instead.
     """
     return (
         b'"reports"' in raw
@@ -72,6 +73,7 @@ def current_snapshot(raw: bytes) -> bool:
         and b'"ever_in_production"' in raw
         and b'"first_production"' in raw
         and b'"approved_by"' in raw
+        and b'"timeline"' in raw
     )
 
 

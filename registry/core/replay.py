@@ -6,6 +6,7 @@ change against a state with ``lifecycle`` and append its event, readers apply it
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -174,15 +175,52 @@ _APPLY: dict[EventType, Callable[[ModelState, ModelState, Event, Any], None]] = 
 }
 
 
+def held(state: ModelState) -> set[tuple[str, str, int]]:
+    """Who holds what: ``("stage", stage, version)`` for every stage but ``archived``, ``("alias", alias, version)``."""
+    found = {("stage", stage, v) for v, stage in state.stages.items() if stage != "archived"}
+    found.update(("alias", alias, v) for alias, v in state.aliases.items())
+    return found
+
+
+def _record_change(new: ModelState, old: ModelState, event: Event) -> None:
+    """Append the timeline entry for ``event`` if it changed who holds a stage or an alias."""
+    if new.stages == old.stages and new.aliases == old.aliases:
+        return
+    before, after = held(old), held(new)
+    if before == after:
+        return
+    new.timeline.append(
+        {
+            "seq": event.seq,
+            "at": event.at.isoformat(),
+            "actor": event.actor,
+            "type": event.type,
+            "version": event.version,
+            "reason": event.reason,
+            "start": [list(x) for x in sorted(after - before)],
+            "end": [list(x) for x in sorted(before - after)],
+        }
+    )
+
+
+def _copy(state: ModelState) -> ModelState:
+    """A deep copy of ``state`` whose timeline list is new but shares its entries (never changed once appended).
+
+    Copying every entry on every event would make a replay quadratic in the model's stage and alias changes.
+    """
+    return copy.deepcopy(state, {id(state.timeline): list(state.timeline)})
+
+
 def apply_event(state: ModelState, event: Event, event_hash: str) -> ModelState:
     """Return the state after ``event`` (a new object; ``state`` is not changed)."""
-    new = state.model_copy(deep=True)
+    new = _copy(state)
     spec = spec_of(event.type)
     # A type about one version changes nothing without one (the shape check refuses such an event on read).
     if spec is not None and spec.type in _APPLY and (event.version is not None or not spec.names_version):
         _APPLY[spec.type](new, state, event, event.version)
     for alias in event.data.get("removed_aliases", []):  # a protected alias leaves a rejected or blocked version
         new.aliases.pop(alias, None)
+    _record_change(new, state, event)
     new.seq = event.seq
     new.head_hash = event_hash
     new.updated_at = event.at

@@ -135,10 +135,8 @@ def create_app(location: str, *, bound_host: str, port: int, allow_data_download
         every = shown if not error and not q.getlist("where") else reg.search(name)
         names = views.metric_names(every)
         chosen = [m for m in q.getlist("metric") if m in names] or views.default_metrics(every)
-        history = reg.history(name)
-        line = views.timeline(history)
-        events, number, pages = views.audit_page(
-            history, _int(q.get("page"), 1), event_type=q.get("type") or None, actor=q.get("actor") or None
+        line, events, number, pages, event_types = views.model_log(
+            reg, name, state, _int(q.get("page"), 1), event_type=q.get("type") or None, actor=q.get("actor") or None
         )
         policy = reg.policy(name)
         return page(
@@ -156,7 +154,7 @@ def create_app(location: str, *, bound_host: str, port: int, allow_data_download
             events=events,
             page=number,
             pages=pages,
-            event_types=sorted({e.type for e in history}),
+            event_types=event_types,
             filters={"type": q.get("type") or "", "actor": q.get("actor") or ""},
             where=q.getlist("where"),
             sort=q.get("sort") or "",

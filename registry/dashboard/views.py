@@ -6,12 +6,13 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect_model_registry.registry.core import keys
-from prefect_model_registry.registry.core.replay import apply_event
+from prefect_model_registry.registry.core import keys, parallel
+from prefect_model_registry.registry.core.replay import apply_event, held
 from prefect_model_registry.registry.errors import IntegrityError, InvalidMetadata, ObjectNotFound
 from prefect_model_registry.registry.events import EventType, describe_change
 from prefect_model_registry.registry.models import Event, ModelState, ModelVersion, sha256
@@ -25,6 +26,8 @@ VERSION_ROWS = 200
 TREND_VERSIONS = 20
 #: Metrics the model page's chart shows when none are picked.
 DEFAULT_CHART_METRICS = 3
+#: Models the overview reads at once.
+OVERVIEW_WORKERS = 16
 #: Events that change no stage or alias: skipped while the timeline is replayed (keeps the replayed state small).
 _NO_STAGE_CHANGE = {EventType.REGISTERED, EventType.SCORED, EventType.DESCRIBED, EventType.TAGGED}
 
@@ -63,24 +66,131 @@ def timeline(events: Iterable[Event]) -> Timeline:
     """Stage and alias periods from ``events`` (oldest first), replayed with the registry's own rules."""
     state = ModelState(name="")
     found = Timeline()
-    open_: dict[tuple[str, str], Period] = {}
+    open_: dict[tuple[str, str, int], Period] = {}
     for event in events:
         if event.type in _NO_STAGE_CHANGE and not event.data.get("removed_aliases"):
             continue
         state = apply_event(state, event, "")
-        held: dict[tuple[str, str], int] = {("stage", s): v for v, s in state.stages.items() if s != "archived"}
-        held.update({("alias", a): v for a, v in state.aliases.items()})
+        now = held(state)
         for key, period in list(open_.items()):
-            if held.get(key) != period.version:
+            if key not in now:
                 period.end = event.at
                 del open_[key]
-        for key, version in held.items():
-            if key not in open_:
-                period = Period(key[0], key[1], version, event.at, started_by=event.actor)
-                open_[key] = period
-                found.periods.append(period)
+        for key in sorted(now - set(open_)):
+            period = Period(key[0], key[1], key[2], event.at, started_by=event.actor)
+            open_[key] = period
+            found.periods.append(period)
     found.periods.sort(key=lambda p: (p.kind != "stage", p.label, p.start))
     return found
+
+
+def state_timeline(state: ModelState) -> Timeline | None:
+    """The periods from the timeline the state keeps (see ``ModelState.timeline``); None when it does not add up.
+
+    It adds up when its entries are in log order, within the state, each ends only what was held, and what is
+    held at its end is exactly what the state's stages and aliases say. The caller has checked that the state
+    follows the log's newest event; ``pmr verify`` compares the whole timeline with a full replay.
+    """
+    found = Timeline()
+    open_: dict[tuple[str, str, int], Period] = {}
+    last = 0
+    try:
+        for entry in state.timeline:
+            seq, at, actor = entry["seq"], datetime.fromisoformat(entry["at"]), str(entry["actor"])
+            if not isinstance(seq, int) or not last < seq <= state.seq:
+                return None
+            last = seq
+            for kind, label, version in entry["end"]:
+                period = open_.pop((kind, label, version), None)
+                if period is None:
+                    return None
+                period.end = at
+            for kind, label, version in entry["start"]:
+                if (kind, label, version) in open_ or kind not in ("stage", "alias"):
+                    return None
+                period = Period(kind, str(label), int(version), at, started_by=actor)
+                open_[(kind, label, version)] = period
+                found.periods.append(period)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if set(open_) != held(state):
+        return None
+    found.periods.sort(key=lambda p: (p.kind != "stage", p.label, p.start))
+    return found
+
+
+def _head_checked(reg: Registry, name: str, state: ModelState) -> bool:
+    try:
+        newest_event(reg, name, state)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _read_raw(reg: Registry, name: str, seq: int) -> bytes | None:
+    try:
+        return reg.store.get(keys.event_key(name, seq)).data
+    except ObjectNotFound:
+        return None
+
+
+def newest_page(reg: Registry, name: str, state: ModelState, page: int) -> tuple[list[Event], int, int] | None:
+    """One page of the model's events, newest first, read alone (``PAGE_SIZE`` objects, in parallel).
+
+    The page's events are chained to each other and to the event after the page (the newest to the head hash
+    the state holds). None when they are not (the caller reads the whole log, which says what is wrong).
+    """
+    pages = max(1, math.ceil(state.seq / PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    if state.seq == 0:
+        return [], page, pages
+    high = state.seq - (page - 1) * PAGE_SIZE
+    low = max(1, high - PAGE_SIZE + 1)
+    futures = [parallel.submit(_read_raw, reg, name, seq) for seq in range(low, min(high + 1, state.seq) + 1)]
+    raws = [raw for raw in (f.result() for f in futures) if raw]
+    if len(raws) != len(futures):  # missing or empty: the whole log says what is wrong
+        return None
+    after = state.head_hash
+    if high < state.seq:  # the event after the page: only its link back is used
+        try:
+            after = Event.model_validate_json(raws.pop()).prev_hash
+        except ValueError:
+            return None
+    events: list[Event] = []
+    prev = None
+    for seq, raw in zip(range(low, high + 1), raws, strict=True):
+        try:
+            event = Event.model_validate_json(raw)
+        except ValueError:
+            return None
+        if event.seq != seq or event.model != name or (prev is not None and event.prev_hash != prev):
+            return None
+        prev = sha256(raw)
+        events.append(event)
+    if prev != after:
+        return None
+    return events[::-1], page, pages
+
+
+def model_log(
+    reg: Registry, name: str, state: ModelState, page: int, *, event_type: str | None, actor: str | None
+) -> tuple[Timeline, list[Event], int, int, list[str]]:
+    """The model page's timeline and audit-log page: (timeline, events, page, pages, event types to filter by).
+
+    The timeline comes from the one the state keeps when the state follows the log's newest event and the
+    timeline adds up; the audit page, unfiltered, is read alone. Otherwise (a filter, a state that does not
+    match the log) the whole log is read and replayed.
+    """
+    trusted = _head_checked(reg, name, state)
+    line = state_timeline(state) if trusted else None
+    shown = newest_page(reg, name, state, page) if trusted and not event_type and not actor else None
+    if line is not None and shown is not None:
+        return line, *shown, [str(t) for t in EventType]
+    history = reg.history(name)
+    if line is None:
+        line = timeline(history)
+    events, number, pages = audit_page(history, page, event_type=event_type, actor=actor)
+    return line, events, number, pages, sorted({e.type for e in history})
 
 
 def newest_event(reg: Registry, name: str, state: ModelState) -> Event | None:
@@ -112,30 +222,32 @@ def last_event(event: Event | None) -> dict[str, Any] | None:
 
 def overview(reg: Registry) -> list[dict[str, Any]]:
     """One row per model: production, staging, aliases, latest, waiting and blocked versions, last change, trend."""
-    rows = []
-    waiting: dict[str, list[int]] = {}
-    for entry in reg.waiting():
-        waiting.setdefault(entry.model, []).append(entry.version)
-    for name in reg.models():
+    rows: list[dict[str, Any]] = []
+
+    def row(name: str) -> dict[str, Any]:
         state = reg.state(name)
+        # With no paused runs to add, only a staged version can be waiting: most models need no second look.
+        waiting = [entry.version for entry in reg.waiting(name)] if state.version_in("staging") else []
         newest = reg.versions(name, limit=TREND_VERSIONS)[::-1]
         primary = next(iter(newest[-1].metrics), None) if newest else None
         trend = [(mv.version, finite(mv.metrics.get(primary))) for mv in newest] if primary else []
-        rows.append(
-            {
-                "name": name,
-                "latest": reg.latest_version(name),
-                "production": state.production,
-                "staging": state.version_in("staging"),
-                "aliases": dict(sorted(state.aliases.items())),
-                "blocked": {v: reasons for v, reasons in sorted(state.blocked.items()) if v not in state.deleted},
-                "waiting": waiting.get(name, []),
-                "last": last_event(newest_event(reg, name, state)),
-                "primary": primary,
-                "trend": trend,
-                "spark": sparkline([value for _, value in trend]),
-            }
-        )
+        return {
+            "name": name,
+            "latest": newest[-1].version if newest else reg.latest_version(name),
+            "production": state.production,
+            "staging": state.version_in("staging"),
+            "aliases": dict(sorted(state.aliases.items())),
+            "blocked": {v: reasons for v, reasons in sorted(state.blocked.items()) if v not in state.deleted},
+            "waiting": waiting,
+            "last": last_event(newest_event(reg, name, state)),
+            "primary": primary,
+            "trend": trend,
+            "spark": sparkline([value for _, value in trend]),
+        }
+
+    # Each model's reads wait on the store, not the CPU: models in parallel (rows stay in the models' order).
+    with ThreadPoolExecutor(max_workers=OVERVIEW_WORKERS) as pool:
+        rows.extend(pool.map(row, reg.models()))
     return rows
 
 

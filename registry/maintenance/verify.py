@@ -218,6 +218,13 @@ class _Model:
             )
         elif replayed is None:
             self.bad(key, f"snapshot claims event {snap.seq}, beyond the verified log", "snapshot_ahead")
+        elif snap.timeline != replayed.model_dump(mode="json", include={"timeline"})["timeline"]:
+            # The stage/alias timeline the dashboard reads from the snapshot instead of the old events.
+            self.bad(
+                key,
+                "snapshot's timeline of stages and aliases differs from the replayed log (altered)",
+                "snapshot_altered",
+            )
         elif snap.model_dump(exclude={"updated_at"}) != replayed.model_dump(exclude={"updated_at"}):
             self.bad(key, "snapshot differs from the replayed log (altered)", "snapshot_altered")
 
