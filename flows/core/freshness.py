@@ -13,7 +13,8 @@ in the environment, the active profile or Prefect's settings, or inside a flow o
 - as the process exits, waits at most :data:`EXIT_WAIT_S` seconds for a refresh still due or running (so a
   ``pmr rollback`` refreshes the artifact before it returns to the shell, and never hangs on an unreachable API).
 
-A refresh that fails is logged once at warning level (later ones at debug): the artifact is a courtesy. With no
+A refresh that fails is logged once at warning level (later ones, and any as the process exits, at debug): the
+artifact is a courtesy. With no
 Prefect API configured the listener returns at once and Prefect is never imported.
 """
 
@@ -105,6 +106,7 @@ class OverviewRefresher:
         self._last = float("-inf")
         self._warned = False
         self._exit_hooks = 0
+        self._exiting = False
         #: Refreshes done (each registry counts), for tests and diagnostics.
         self.refreshes = 0
 
@@ -162,6 +164,7 @@ class OverviewRefresher:
             atexit.register(self._at_exit)
 
     def _at_exit(self) -> None:
+        self._exiting = True  # a failure now is logged at debug: stderr may be closed, and nobody can act on it
         self.flush(EXIT_WAIT_S)
 
     def _run(self) -> None:
@@ -201,7 +204,7 @@ class OverviewRefresher:
                 self._publish(reg)
             self.refreshes += 1
         except Exception as exc:  # a courtesy: never an error of the write that caused it
-            level = logging.DEBUG if self._warned else logging.WARNING
+            level = logging.DEBUG if self._warned or self._exiting else logging.WARNING
             self._warned = True
             log.log(level, "the registry-overview artifact of %s was not refreshed: %s", uri, exc)
 
