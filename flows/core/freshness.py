@@ -42,22 +42,6 @@ INTERVAL_S = 5.0
 #: How long a process that is exiting waits for a refresh still due or running (seconds).
 EXIT_WAIT_S = 5.0
 
-#: What the overview artifact last showed, by registry: (N, T) of "as of event N, time T".
-_published: dict[str, tuple[int, Any]] = {}
-_published_lock = threading.Lock()
-
-
-def published(uri: str, as_of: tuple[int, Any]) -> None:
-    """Note that the overview of the registry at ``uri`` was just published ``as_of`` (N, T)."""
-    with _published_lock:
-        _published[uri] = as_of
-
-
-def already_published(uri: str, as_of: tuple[int, Any]) -> bool:
-    """Whether the overview of ``uri`` was last published as of this very event."""
-    with _published_lock:
-        return _published.get(uri) == as_of
-
 
 def _publish(reg: Registry) -> None:
     from prefect_model_registry.flows.core import publish

@@ -20,13 +20,30 @@ from prefect.artifacts import (
 )
 from prefect.events import emit_event
 
-from prefect_model_registry.flows.core import evidence, freshness
+from prefect_model_registry.flows.core import evidence
 from prefect_model_registry.flows.core.events import in_prefect_run
 from prefect_model_registry.registry import ModelVersion, Registry
 from prefect_model_registry.validations.report import GateReport
 
 #: Fixed key: every run adds a version to the same artifact, so its history shows in the UI.
 OVERVIEW_KEY = "registry-overview"
+
+
+#: What the overview artifact last showed, by registry: (N, T) of "as of event N, time T".
+_published: dict[str, tuple[int, Any]] = {}
+_published_lock = threading.Lock()
+
+
+def published(uri: str, as_of: tuple[int, Any]) -> None:
+    """Note that the overview of the registry at ``uri`` was just published ``as_of`` (N, T)."""
+    with _published_lock:
+        _published[uri] = as_of
+
+
+def already_published(uri: str, as_of: tuple[int, Any]) -> bool:
+    """Whether the overview of ``uri`` was last published as of this very event."""
+    with _published_lock:
+        return _published.get(uri) == as_of
 
 
 def emit(kind: str, model: str, version: int | None, **payload: Any) -> None:
@@ -42,7 +59,7 @@ def overview(reg: Registry, *, skip_unchanged: bool = False) -> None:
 
     Its description says how fresh it is: "as of event N, time T", N the events of every model's log added up,
     T the newest one's time (see :func:`evidence.overview_table`). Besides the flows' own calls, the overview is
-    republished in the background after every registry event this process sees (:mod:`freshness`).
+    republished in the background after every registry event this process sees (``freshness``).
 
     Args:
         reg: the registry.
@@ -50,7 +67,7 @@ def overview(reg: Registry, *, skip_unchanged: bool = False) -> None:
             event (the background refresh after a flow's own call).
     """
     rows, events, newest = evidence.overview_table(reg)
-    if skip_unchanged and freshness.already_published(reg.store.uri, (events, newest)):
+    if skip_unchanged and already_published(reg.store.uri, (events, newest)):
         return
     description = f"Models in {reg.store.uri}, {evidence.as_of(events, newest)}"
     if in_prefect_run():
@@ -65,7 +82,7 @@ def overview(reg: Registry, *, skip_unchanged: bool = False) -> None:
         artifact = ArtifactCreate(type="table", key=OVERVIEW_KEY, description=description, data=json.dumps(rows))
         with get_client(sync_client=True) as client:
             client.request("POST", "/artifacts/", json=artifact.model_dump(mode="json", exclude_unset=True))
-    freshness.published(reg.store.uri, (events, newest))
+    published(reg.store.uri, (events, newest))
 
 
 def data_quality(model: str, report: GateReport) -> None:
