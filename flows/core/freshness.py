@@ -82,7 +82,6 @@ class OverviewRefresher:
         self._wanted = wanted or (lambda: events.in_prefect_run() or events.api_configured())
         self._cond = threading.Condition()
         self._pending: dict[str, ObjectStore] = {}
-        self._registries: dict[str, Registry] = {}
         self._settings: Any = None
         self._thread: threading.Thread | None = None
         self._busy = False
@@ -176,9 +175,9 @@ class OverviewRefresher:
 
     def _refresh(self, uri: str, store: ObjectStore, context: Any) -> None:
         try:
-            reg = self._registries.get(uri)
-            if reg is None or reg.store is not store:
-                reg = self._registries[uri] = Registry(store)
+            # Made for this refresh and dropped after it: a registry kept per location would keep each store's
+            # connections open in this thread and the pool's, one more set for every registry the process writes.
+            reg = Registry(store)
             if context is not None:
                 from prefect.context import SettingsContext
 

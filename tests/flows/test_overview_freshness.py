@@ -3,11 +3,13 @@ the model card and the approval dialog link to the version's dashboard page when
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from prefect_model_registry.flows.core.evidence import approval_description, as_
 from prefect_model_registry.flows.core.publish import OVERVIEW_KEY
 from prefect_model_registry.registry import Registry, hooks
 from prefect_model_registry.registry.models import ArtifactRef, ModelVersion
+from tests.conftest import BUCKET
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -181,3 +184,31 @@ def test_pmr_rollback_from_a_terminal_refreshes_it_before_exiting(tmp_path: Path
     assert f"'{model_name}', 'latest': 2, 'production': 'v1'" in str(artifact.data) or '"production": "v1"' in str(
         artifact.data
     )
+
+
+def test_refreshes_of_many_registries_leave_no_connection_open(s3_server: Any) -> None:
+    """A process writing to many S3 registries (a test session, a multi-tenant service) keeps no socket per one.
+
+    A refresher that kept a registry per location held each store's connections open in its threads: a test
+    session ran out of file descriptors below select()'s 1024 after a few hundred registries.
+    """
+
+    def publish(reg: Registry) -> None:
+        reg.overview()  # reads through the writer's store, in the refresher's thread and the read pool's
+
+    ref = freshness.OverviewRefresher(interval_s=0.0, publish=publish, wanted=lambda: True)
+    hooks.add_store_listener(ref)
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(40):
+            reg = Registry.open(f"s3://{BUCKET}/{uuid.uuid4().hex}")
+            reg.register("m", b"bytes", fmt="bytes")
+            reg.flush()
+            assert ref.flush(10)
+            del reg
+        gc.collect()
+        after = len(os.listdir("/proc/self/fd"))
+    finally:
+        hooks.remove_store_listener(ref)
+    assert ref.refreshes >= 40
+    assert after - before < 20, (before, after)
