@@ -99,6 +99,26 @@ def fingerprint_frame(frame: Any) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def dataset_location(uri: str) -> Path | tuple[Any, str, str]:
+    """Where a dataset URI points: a local :class:`Path`, or ``(boto3 client, bucket, key)`` for ``s3://``.
+
+    Raises:
+        DatasetUnavailable: an ``s3://`` URI without bucket and key, or a scheme other than ``file://``/``s3://``.
+
+    """
+    if uri.startswith("s3://"):
+        import boto3
+
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        if not bucket or not key:
+            raise DatasetUnavailable(f"dataset URI {uri!r} names no bucket and key")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        return boto3.session.Session().client("s3", endpoint_url=endpoint), bucket, key
+    if "://" in uri and not uri.startswith("file://"):
+        raise DatasetUnavailable(f"cannot read dataset {uri}: use a local path, file:// or s3://")
+    return Path(uri.removeprefix("file://"))
+
+
 def read_dataset_bytes(uri: str) -> bytes:
     """The bytes of a dataset at a local path, ``file://`` URI or ``s3://bucket/key``.
 
@@ -106,24 +126,17 @@ def read_dataset_bytes(uri: str) -> bytes:
         DatasetUnavailable: it cannot be read.
 
     """
-    if uri.startswith("s3://"):
-        import boto3
+    where = dataset_location(uri)
+    if not isinstance(where, Path):
         from botocore.exceptions import BotoCoreError, ClientError
 
-        bucket, _, key = uri[len("s3://") :].partition("/")
-        if not bucket or not key:
-            raise DatasetUnavailable(f"dataset URI {uri!r} names no bucket and key")
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+        client, bucket, key = where
         try:
             return client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except (BotoCoreError, ClientError) as exc:
             raise DatasetUnavailable(f"cannot read dataset {uri}: {exc}") from None
-    if "://" in uri and not uri.startswith("file://"):
-        raise DatasetUnavailable(f"cannot read dataset {uri}: use a local path, file:// or s3://")
-    path = Path(uri.removeprefix("file://"))
     try:
-        return path.read_bytes()
+        return where.read_bytes()
     except OSError as exc:
         raise DatasetUnavailable(f"cannot read dataset {uri}: {exc.strerror or exc}") from None
 

@@ -361,17 +361,14 @@ def open_dataset(uri: str) -> Source:
         DatasetUnavailable: it cannot be read.
 
     """
+    from prefect_model_registry.registry.core.lineage import dataset_location
     from prefect_model_registry.registry.errors import DatasetUnavailable
 
-    if uri.startswith("s3://"):
-        import boto3
+    where = dataset_location(uri)
+    if not isinstance(where, Path):
         from botocore.exceptions import BotoCoreError, ClientError
 
-        bucket, _, key = uri[len("s3://") :].partition("/")
-        if not bucket or not key:
-            raise DatasetUnavailable(f"dataset URI {uri!r} names no bucket and key")
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+        client, bucket, key = where
         fd, name = tempfile.mkstemp(prefix="pmr-dataset-")
         try:
             with os.fdopen(fd, "r+b") as out:
@@ -382,12 +379,9 @@ def open_dataset(uri: str) -> Source:
             Path(name).unlink(missing_ok=True)
             raise DatasetUnavailable(f"cannot read dataset {uri}: {exc}") from None
         return Source(digest, size, path=Path(name), identity=identity, _cleanup=[Path(name)])
-    if "://" in uri and not uri.startswith("file://"):
-        raise DatasetUnavailable(f"cannot read dataset {uri}: use a local path, file:// or s3://")
-    path = Path(uri.removeprefix("file://"))
     try:
-        identity = _identity(path)
-        digest, size = hash_file(path)
+        identity = _identity(where)
+        digest, size = hash_file(where)
     except OSError as exc:
         raise DatasetUnavailable(f"cannot read dataset {uri}: {exc.strerror or exc}") from None
-    return Source(digest, size, path=path, identity=identity)
+    return Source(digest, size, path=where, identity=identity)
