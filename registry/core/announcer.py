@@ -15,6 +15,11 @@ In this process nothing can see the log without the events it handed here: :func
 read or append of a log (:class:`prefect_model_registry.registry.core.log.ModelLog`), at interpreter exit, and when a
 ``multiprocessing`` child ends (it leaves with ``os._exit``, which skips ``atexit``). A forked child starts
 with nothing pending.
+
+At exit the flush runs among threading's own exit callbacks, not ``atexit``'s: those run after
+``concurrent.futures`` has stopped taking work, so an announcement still running then could not read the log
+(``cannot schedule new futures``) and was lost until the next registration. It waits at most
+:data:`EXIT_WAIT_S` and says so on stderr (through this module's logger) when the log is not complete.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from prefect_model_registry.registry.core.parallel import Pool
@@ -41,11 +48,15 @@ _pending: dict[Hashable, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
 _failed: dict[Hashable, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
 _inside = threading.local()
 _hooked_pid: int | None = None
+#: Exit callbacks registered in this process (at the first submit, and after the first announcement ran).
+_exit_hooks = 0
+#: How long an exiting process waits for its announcements (seconds).
+EXIT_WAIT_S = 30.0
 
 
 def _reset_after_fork() -> None:
-    global _lock, _last, _pending, _failed, _hooked_pid
-    _lock, _last, _pending, _failed, _hooked_pid = threading.Lock(), None, {}, {}, None
+    global _lock, _last, _pending, _failed, _hooked_pid, _exit_hooks
+    _lock, _last, _pending, _failed, _hooked_pid, _exit_hooks = threading.Lock(), None, {}, {}, None, 0
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -88,6 +99,10 @@ def _run(key: Hashable) -> None:
     fn, (_, *args) = job
     try:
         fn(*args)
+        if _exit_hooks == 1:
+            # An announcement may start services with exit callbacks of their own (a Prefect event sink's
+            # worker): registered again after them, this flush runs first at exit, while they still take work.
+            _register_exit()
     except Exception as exc:  # the manifest is the record: the log catches up on the next try
         _log.warning("registered event not logged yet (%s: %s); the log catches up later", type(exc).__name__, exc)
         with _lock:
@@ -97,29 +112,37 @@ def _run(key: Hashable) -> None:
             _failed[key] = job
 
 
-def flush() -> None:
+def flush(timeout: float | None = None) -> bool:
     """Wait until every announcement handed over so far ran; those that failed are tried once more.
 
     Never raises: an announcement that still fails is left to the log's catch-up (see the module docs) and
     tried again by the next submit or flush. A no-op on the worker thread itself (an announcement reads the
     log too).
+
+    Returns:
+        False if ``timeout`` (seconds) passed first.
     """
     global _last
     if getattr(_inside, "active", False):
-        return
+        return True
+    deadline = None if timeout is None else time.monotonic() + timeout
     for attempt in range(2):
         with _lock:
             if attempt:
                 if not _failed:
-                    return
+                    return True
                 try:
                     _requeue_failed()
                 except RuntimeError:  # interpreter shutdown: no new threads; the log catches up later
-                    return
+                    return True
             last = _last
         if last is None:
-            return
-        last.result()
+            return True
+        try:
+            last.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            return False
+    return True
 
 
 def _hook_exit() -> None:
@@ -128,9 +151,47 @@ def _hook_exit() -> None:
     if _hooked_pid == os.getpid():
         return
     _hooked_pid = os.getpid()
-    atexit.register(flush)
+    _register_exit()
     mp = sys.modules.get("multiprocessing")
     if mp is not None and mp.parent_process() is not None:
         import multiprocessing.util
 
         multiprocessing.util.Finalize(None, flush, exitpriority=100)
+
+
+def _register_exit() -> None:
+    global _exit_hooks
+    _exit_hooks += 1
+    run_at_exit(_at_exit)
+
+
+def run_at_exit(fn: Callable[[], None]) -> None:
+    """Run ``fn`` among threading's exit callbacks: newest first, all before ``concurrent.futures`` stops.
+
+    ``atexit`` callbacks run after that, when a background write could no longer use a thread pool; a Python
+    without the hook (or a process already exiting) falls back to ``atexit``.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is None:
+            raise RuntimeError("no threading exit hook")
+        register(fn)
+    except RuntimeError:
+        atexit.register(fn)
+
+
+def _at_exit() -> None:
+    if _pending_count() and not flush(EXIT_WAIT_S):
+        _log.warning(
+            "%d registered event(s) still not logged after %gs at exit; the log catches up (the model's next "
+            "registration, or pmr verify --repair)",
+            _pending_count(),
+            EXIT_WAIT_S,
+        )
+
+
+def _pending_count() -> int:
+    """Announcements not run yet, or failed (a running one counts once its future is not done)."""
+    with _lock:
+        running = _last is not None and not _last.done()
+        return max(len(_pending) + len(_failed), int(running))
