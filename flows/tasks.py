@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -11,7 +12,7 @@ from prefect.runtime import deployment, flow_run
 from prefect_model_registry.flows.core import publish, training, trust
 from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.registry import Lineage, ModelVersion, Registry, VersionInfo
-from prefect_model_registry.registry.core.lineage import complete_lineage
+from prefect_model_registry.registry.core.lineage import complete_lineage, config_sha256, file_sha256, trainer_code
 from prefect_model_registry.registry.errors import AliasNotFound, ModelNotFound
 from prefect_model_registry.registry.settings import settings
 from prefect_model_registry.validations import champion, data_quality, drift, metrics, policy, thresholds
@@ -66,8 +67,24 @@ def registration_key(name: str, info: VersionInfo, actor: str) -> str:
     return f"{flow_run.id or 'local'}:{name}:register:{sha256(bound)[:32]}"
 
 
-def lineage_for(dataset: training.Dataset, parent: int | None) -> Lineage:
-    """Lineage of a version trained in this flow run (completed like every registration's)."""
+def lineage_for(dataset: training.Dataset, parent: int | None, config: RetrainConfig | None = None) -> Lineage:
+    """Lineage of a version trained in this flow run (completed like every registration's).
+
+    With the run's ``config``: the trainer's code (:func:`trainer_code`: file hash, distribution, its own git
+    repository's commit and dirty flag), the suite and thresholds it named with their files' SHA-256, and the
+    SHA-256 of the whole configuration.
+    """
+    code: dict[str, Any] = {}
+    if config is not None:
+        code = trainer_code(config.trainer) if config.trainer else {}
+        for field, ref, locate in (
+            ("suite", config.suite_ref, data_quality.suite_path),
+            ("thresholds", config.thresholds_ref, thresholds.thresholds_path),
+        ):
+            # The file the run's loaders read: a bundled name resolves as they resolve it.
+            path = locate(ref) if trust.is_bundled_name(ref) else Path(ref)
+            code |= {field: ref, f"{field}_sha256": file_sha256(path)}
+        code["config_sha256"] = config_sha256(config.model_dump(mode="json"))
     return complete_lineage(
         Lineage(
             dataset_uri=dataset.uri,
@@ -76,6 +93,7 @@ def lineage_for(dataset: training.Dataset, parent: int | None) -> Lineage:
             flow_run_id=flow_run.id,
             deployment=deployment.name,
             parent_version=parent,
+            **code,
         )
     )
 
@@ -89,7 +107,7 @@ def load_dataset(uri: str) -> training.Dataset:
 @task(cache_policy=NO_CACHE)
 def check_data_quality(dataset: training.Dataset, suite: str) -> GateReport:
     """Run the dataset's Great Expectations suite (a fresh GX context each time)."""
-    return data_quality.validate_dataframe(dataset.frame, suite, dataset=suite)
+    return data_quality.validate_dataframe(dataset.frame, suite, dataset=dataset.uri)  # the data, not the suite
 
 
 @task(cache_policy=NO_CACHE)

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from prefect_model_registry.registry.events import describe
 
@@ -54,6 +54,46 @@ class Lineage(_Record):
     parent_version: int | None = None
     # Where this version came from when it was copied or imported (``pmr copy``, ``pmr import-mlflow``).
     copied_from: str | None = None
+    # The team's training code: the trainer ``module:function``, its module file's SHA-256, the distribution that
+    # provides it (when installed) and the git state of the repository the file lives in (untracked files count).
+    trainer: str | None = None
+    trainer_sha256: str | None = None
+    trainer_distribution: str | None = None
+    trainer_distribution_version: str | None = None
+    trainer_commit: str | None = None
+    trainer_dirty: bool | None = None
+    # The checks the run used: suite and thresholds (path or bundled name) with their files' SHA-256, and the
+    # SHA-256 of the run's whole configuration (canonical JSON, defaults filled in).
+    suite: str | None = None
+    suite_sha256: str | None = None
+    thresholds: str | None = None
+    thresholds_sha256: str | None = None
+    config_sha256: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unrecorded_code(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A manifest written before these fields existed serialises to the very bytes it was stored as (its
+        # ``registered`` event holds their hash): an unrecorded one is left out rather than written as null.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if not (v is None and k in CODE_AND_CHECKS_FIELDS)}
+
+
+#: Lineage fields added for the team's code and checks: written only when recorded.
+CODE_AND_CHECKS_FIELDS = frozenset(
+    {
+        "trainer",
+        "trainer_sha256",
+        "trainer_distribution",
+        "trainer_distribution_version",
+        "trainer_commit",
+        "trainer_dirty",
+        "suite",
+        "suite_sha256",
+        "thresholds",
+        "thresholds_sha256",
+        "config_sha256",
+    }
+)
 
 
 class VersionInfo(_Record):

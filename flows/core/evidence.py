@@ -100,11 +100,15 @@ def lineage_markdown(mv: ModelVersion) -> str:
         ("Dataset", markdown(lin.dataset_uri) if lin.dataset_uri else None),
         ("Dataset fingerprint", markdown(lin.dataset_fingerprint) if lin.dataset_fingerprint else None),
         (
-            "Code version",
+            "Code version (the run's directory)",
             f"{markdown(lin.code_version)}{' (uncommitted changes)' if lin.code_dirty else ''}"
             if lin.code_version
             else None,
         ),
+        ("Trainer", trainer_markdown(mv) or None),
+        ("Suite", _check_markdown(lin.suite, lin.suite_sha256)),
+        ("Thresholds", _check_markdown(lin.thresholds, lin.thresholds_sha256)),
+        ("Run config", f"sha256 {markdown_code(lin.config_sha256)}" if lin.config_sha256 else None),
         (
             "Produced by",
             f"flow {markdown_code(lin.flow_name)} run {markdown_code(lin.flow_run_id)}" if lin.flow_run_id else None,
@@ -122,6 +126,33 @@ def lineage_markdown(mv: ModelVersion) -> str:
         ("Registered by", f"{markdown(mv.created_by)} at {mv.created_at.isoformat(timespec='seconds')}"),
     ]
     return "\n".join(f"- **{k}:** {v}" for k, v in items if v)
+
+
+def trainer_markdown(mv: ModelVersion) -> str:
+    """The trainer's code in one line: spec, file hash, distribution, its repository's commit; ``""`` if none."""
+    lin = mv.lineage
+    if not lin.trainer:
+        return ""
+    parts = [markdown_code(lin.trainer)]
+    if lin.trainer_sha256:
+        parts.append(f"file sha256 {markdown_code(lin.trainer_sha256)}")
+    if lin.trainer_distribution:
+        version = markdown(lin.trainer_distribution_version or "?")
+        parts.append(f"from {markdown_code(lin.trainer_distribution)} {version}")
+    if lin.trainer_commit:
+        state = "uncommitted or untracked changes" if lin.trainer_dirty else "clean"
+        parts.append(f"git commit {markdown_code(lin.trainer_commit)} ({state})")
+    else:
+        parts.append("not in a git repository")
+    return ", ".join(parts)
+
+
+def _check_markdown(ref: str | None, digest: str | None) -> str | None:
+    if not ref and not digest:
+        return None
+    return ", ".join(
+        ([markdown_code(ref)] if ref else []) + ([f"sha256 {markdown_code(digest)}"] if digest else ["not read"])
+    )
 
 
 def model_card(mv: ModelVersion, reports: Mapping[str, GateReport], stage: str) -> str:

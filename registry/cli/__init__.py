@@ -279,11 +279,17 @@ def predictions(
 
 @app.command()
 def lineage(name: str, version: int) -> None:
-    """Show where a version came from, and its ancestors through parent versions."""
+    """Show where a version came from, and its ancestors through parent versions.
+
+    Besides the data and the run: the trainer's code (file hash, distribution, its repository's commit, ``dirty``
+    with uncommitted or untracked files) and the SHA-256 of the suite, thresholds and config the run used.
+    """
     chain = open_registry().lineage(name, version)
     data = [
         {
             "version": mv.version,
+            # Every field, null when not recorded (manifests leave an unrecorded trainer or check out).
+            **dict.fromkeys(Lineage.model_fields),
             **mv.lineage.model_dump(mode="json"),
             "metrics": mv.metrics,
             "params": mv.params,
@@ -292,7 +298,7 @@ def lineage(name: str, version: int) -> None:
         }
         for mv in chain
     ]
-    table = SafeTable("version", "dataset", "fingerprint", "code", "flow run", "parent", "metrics")
+    table = SafeTable("version", "dataset", "fingerprint", "code", "flow run", "parent", "trainer", "checks", "metrics")
     for mv, d in zip(chain, data, strict=True):
         table.add_row(
             str(mv.version),
@@ -301,9 +307,38 @@ def lineage(name: str, version: int) -> None:
             str(d["code_version"] or "-")[:12],
             str(d["flow_run_id"] or "-"),
             str(d["parent_version"] or "-"),
+            _lines(trainer_lines(mv.lineage)),
+            _lines(checks_lines(mv.lineage)),
             ", ".join(f"{k}={v:.4g}" for k, v in mv.metrics.items()),
         )
     emit(data, table)
+
+
+def trainer_lines(lin: Lineage) -> list[str]:
+    """The trainer's code in a few short lines: spec, file hash, distribution, commit (hashes cut to 12)."""
+    if not lin.trainer:
+        return []
+    lines = [lin.trainer]
+    if lin.trainer_sha256:
+        lines.append(f"sha256 {lin.trainer_sha256[:12]}")
+    if lin.trainer_distribution:
+        lines.append(f"{lin.trainer_distribution} {lin.trainer_distribution_version or '?'}")
+    if lin.trainer_commit:
+        lines.append(f"commit {lin.trainer_commit[:12]}" + (" dirty" if lin.trainer_dirty else ""))
+    else:
+        lines.append("not in a git repository")
+    return lines
+
+
+def checks_lines(lin: Lineage) -> list[str]:
+    """The suite, thresholds and config hashes the run used, one line each (cut to 12)."""
+    found = (("suite", lin.suite_sha256), ("thresholds", lin.thresholds_sha256), ("config", lin.config_sha256))
+    return [f"{what} {digest[:12]}" for what, digest in found if digest]
+
+
+def _lines(lines: list[str]) -> Text:
+    # Each line shown as typed (stored text never starts a line of its own), joined by this package's newlines.
+    return Text("\n").join(Text(visible(line)) for line in lines) if lines else Text("-")
 
 
 @app.command()

@@ -20,7 +20,7 @@ from prefect_model_registry.registry.cli.context import (
     open_registry,
     pairs,
 )
-from prefect_model_registry.registry.models import ModelVersion
+from prefect_model_registry.registry.models import Lineage, ModelVersion
 
 
 @app.command()
@@ -82,11 +82,30 @@ def _lineage(mv: ModelVersion) -> dict[str, Any]:
         "dataset fingerprint": lin.dataset_fingerprint,
         "code commit": lin.code_version,
         "code dirty": lin.code_dirty,
+        **_code_and_checks(lin),
         "python": lin.python_version,
         **{f"package {k}": v for k, v in sorted(lin.packages.items())},
         "flow run": lin.flow_run_id,
         "parent version": lin.parent_version,
     }
+
+
+def _code_and_checks(lin: Lineage) -> dict[str, Any]:
+    """The trainer's code and the checks' hashes, in full; only those recorded (older versions have none)."""
+    distribution = lin.trainer_distribution and f"{lin.trainer_distribution} {lin.trainer_distribution_version or '?'}"
+    found = {
+        "trainer": lin.trainer,
+        "trainer sha256": lin.trainer_sha256,
+        "trainer distribution": distribution,
+        "trainer commit": lin.trainer_commit,
+        "trainer dirty": lin.trainer_dirty,
+        "suite": lin.suite,
+        "suite sha256": lin.suite_sha256,
+        "thresholds": lin.thresholds,
+        "thresholds sha256": lin.thresholds_sha256,
+        "config sha256": lin.config_sha256,
+    }
+    return {field: value for field, value in found.items() if value is not None}
 
 
 def compare(a: ModelVersion, b: ModelVersion) -> dict[str, list[dict[str, Any]]]:

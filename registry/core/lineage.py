@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
+import json
 import os
 import platform
 import subprocess
+import sys
 import time
 import warnings
 from importlib import metadata
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect_model_registry.registry.errors import DatasetUnavailable
-from prefect_model_registry.registry.models import Lineage
+from prefect_model_registry.registry.models import Lineage, canonical_json
 
 #: Distributions whose versions every manifest records.
 TRACKED_PACKAGES = (
@@ -39,32 +42,102 @@ _code_cache: dict[str, tuple[float, tuple[str | None, bool | None]]] = {}
 
 
 def code_version(cwd: Path | None = None) -> tuple[str | None, bool | None]:
-    """The git commit of ``cwd`` and whether the work tree has uncommitted changes (``None`` outside git)."""
+    """The git commit of ``cwd`` and whether its work tree has changes (``None`` outside git): :func:`git_state`."""
     where = str(cwd or Path.cwd())
     cached = _code_cache.get(where)
     if cached and time.monotonic() - cached[0] < _CODE_VERSION_TTL_S:
         return cached[1]
-    found = _git_version(cwd)
+    found = git_state(Path(where))
     _code_cache[where] = (time.monotonic(), found)
     return found
 
 
-def _git_version(cwd: Path | None) -> tuple[str | None, bool | None]:
+def git_state(directory: Path) -> tuple[str | None, bool | None]:
+    """The commit checked out in the git work tree holding ``directory``, and whether that tree has changes.
+
+    Changes are anything ``git status`` lists: modified, staged, deleted and untracked files (ignored ones are
+    not), except Python's byte code (``__pycache__/``, ``*.pyc``), which importing the code itself leaves behind.
+    ``(None, None)`` outside a work tree, without git, or when git fails.
+    """
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "-z", "--untracked-files=all"],
+            cwd=directory,
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
-        ).stdout.strip()
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None, None
-    return commit or None, bool(dirty)
+    return commit or None, any(_is_change(entry) for entry in status.split("\0") if entry)
+
+
+def _is_change(entry: str) -> bool:
+    # ``-z`` entries are "XY path" (a rename's source follows as an entry of its own, also a change).
+    path = entry[3:] if entry[2:3] == " " else entry
+    return not (entry.startswith("??") and ("__pycache__/" in f"/{path}" or path.endswith((".pyc", ".pyo"))))
+
+
+def file_sha256(path: Path) -> str | None:
+    """Hex SHA-256 of the file at ``path``, or ``None`` when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def config_sha256(config: Any) -> str:
+    """Hex SHA-256 of a configuration mapping as canonical JSON (sorted keys, no spaces): its content, not its file."""
+    try:
+        data = canonical_json(config)
+    except ValueError:  # a NaN or infinity somewhere: still a hash of the content, just not canonical JSON's
+        data = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def trainer_code(spec: str) -> dict[str, Any]:
+    """What identifies the code of a trainer ``module:function``, as :class:`Lineage` fields.
+
+    ``trainer`` (the spec), ``trainer_sha256`` (the module's file), ``trainer_distribution`` and
+    ``trainer_distribution_version`` (the installed distribution providing its top-level package, if any), and
+    ``trainer_commit`` / ``trainer_dirty`` (:func:`git_state` of the file's directory, not of the current one).
+    The module already imported in this process is used; one not yet imported is located without running it
+    (a parent package's ``__init__`` may run). What cannot be found stays ``None``.
+    """
+    module_name = spec.partition(":")[0]
+    fields: dict[str, Any] = dict.fromkeys(
+        ("trainer_sha256", "trainer_distribution", "trainer_distribution_version", "trainer_commit", "trainer_dirty")
+    )
+    fields["trainer"] = spec
+    path = _module_file(module_name)
+    if path is not None:
+        fields["trainer_sha256"] = file_sha256(path)
+        fields["trainer_commit"], fields["trainer_dirty"] = git_state(path.parent)
+    top = module_name.partition(".")[0]
+    for dist in sorted(metadata.packages_distributions().get(top, [])):
+        try:
+            fields["trainer_distribution_version"] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        fields["trainer_distribution"] = dist
+        break
+    return fields
+
+
+def _module_file(module_name: str) -> Path | None:
+    module = sys.modules.get(module_name)
+    where = getattr(module, "__file__", None) if module is not None else None
+    if where is None:
+        try:
+            spec = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):
+            return None
+        where = spec.origin if spec is not None and spec.has_location else None
+    return Path(where) if where else None
 
 
 def environment() -> dict[str, Any]:
@@ -163,6 +236,7 @@ def complete_lineage(
     """
     fields: dict[str, Any] = {}
     if lineage.code_version is None:
+        # The directory the registering process runs in; a flow's trainer has its own (``trainer_code``).
         fields["code_version"], fields["code_dirty"] = code_version()
     if lineage.python_version is None or not lineage.packages:
         env = environment()
