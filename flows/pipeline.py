@@ -73,7 +73,7 @@ def retrain(config: RetrainConfig) -> dict[str, Any]:
         params={"trainer" if cfg.trainer else "estimator": cfg.trainer or cfg.estimator, **_recorded(cfg), **params},
         description=f"retrained on {cfg.dataset_uri}",
         tags={"pmr.registrant": known_as},
-        lineage=lineage_for(data, champ_mv.version if champ_mv else None),
+        lineage=lineage_for(data, champ_mv.version if champ_mv else None, cfg),  # with the code and checks used
         # Every verdict of the run lands with the version: no crash or retry can separate them.
         reports=policy.manifest_reports(gates, reports),
         signature=training.signature(split.X_train),  # what scoring checks its input against
