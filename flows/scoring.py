@@ -5,11 +5,16 @@ carries ``pmr_model``, ``pmr_version``, ``pmr_artifact_sha256``, ``pmr_scoring_r
 run leaves a small record under the model in the registry (input fingerprint, output location, row count), so
 ``pmr predictions NAME`` lists which runs used which version, and ``pmr explain-prediction FILE`` goes from an
 output file back to the version's lineage and its restored training data.
+
+Beside ``prediction``, a classifier with ``predict_proba`` writes one probability column per class,
+``proba_<label>`` (:func:`proba_column`), in the order of its ``classes_``; a binary one also keeps
+``prediction_score``, the positive class's probability.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +33,52 @@ from prefect_model_registry.registry.models import utcnow
 
 #: The stamp columns every scored row carries.
 STAMPS = ("pmr_model", "pmr_version", "pmr_artifact_sha256", "pmr_scoring_run", "pmr_scored_at")
+#: The prefix of a class probability column: ``proba_<label>``.
+PROBA_PREFIX = "proba_"
+_UNSAFE = re.compile(r"[^0-9A-Za-z_]")
 
 
 class ScoringInputError(DatasetError):
     """The input's columns do not match the model's input signature (missing and extra columns named)."""
+
+
+class ScoringColumnClash(ScoringInputError):
+    """A class probability column would overwrite an input column, or two classes would share one column."""
+
+
+def proba_column(label: object) -> str:
+    """The output column holding the probability of class ``label``: ``proba_`` and the label as text.
+
+    Every character of ``str(label)`` other than an ASCII letter, digit or ``_`` becomes ``_``, so the name is
+    safe in SQL, Parquet and pandas attribute access: ``"Iris setosa"`` -> ``proba_Iris_setosa``, ``1`` ->
+    ``proba_1``, ``"é/x"`` -> ``proba___x`` (one ``_`` per character). Case is kept.
+    """
+    return PROBA_PREFIX + _UNSAFE.sub("_", str(label))
+
+
+def proba_columns(classes: Any, columns: Any) -> list[str]:
+    """The probability column of each class in ``classes`` (in order), checked against the input's ``columns``.
+
+    Raises:
+        ScoringColumnClash: a name is already an input column, or two labels sanitise to the same name (named).
+
+    """
+    names = [proba_column(label) for label in classes]
+    seen: dict[str, object] = {}
+    for label, name in zip(classes, names, strict=True):
+        if name in seen:
+            raise ScoringColumnClash(
+                f"classes {seen[name]!r} and {label!r} would both be written to column {name!r} "
+                f"(see proba_column for the naming rule); nothing was scored"
+            )
+        seen[name] = label
+    taken = [name for name in names if name in {str(c) for c in columns}]
+    if taken:
+        raise ScoringColumnClash(
+            f"the class probability column(s) {taken} would overwrite the input column(s) of the same name: "
+            "rename them in the input; nothing was scored"
+        )
+    return names
 
 
 @dataclass(frozen=True)
@@ -63,14 +110,29 @@ def check_columns(mv: ModelVersion, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_frame(reg: Registry, model_uri: str, frame: pd.DataFrame, run_id: str | None = None) -> Scored:
-    """Predict every row of ``frame`` with the model at ``model_uri`` and stamp each row with who scored it."""
+    """Predict every row of ``frame`` with the model at ``model_uri`` and stamp each row with who scored it.
+
+    A classifier with ``predict_proba`` adds ``proba_<label>`` per class (and ``prediction_score`` when binary).
+
+    Raises:
+        ScoringInputError: the columns do not match the model's signature.
+        ScoringColumnClash: a probability column would overwrite an input column or another class's column.
+
+    """
     mv = reg.resolve(model_uri)
     features = check_columns(mv, frame)
     model = reg.load(mv.uri)
+    classes = getattr(model, "classes_", None) if hasattr(model, "predict_proba") else None
+    # Refused before a row is predicted, so nothing is written for a clash.
+    names = proba_columns(list(classes), frame.columns) if classes is not None else []
     out = frame.copy()
     out["prediction"] = model.predict(features)
-    if hasattr(model, "predict_proba") and len(getattr(model, "classes_", [])) == 2:
-        out["prediction_score"] = model.predict_proba(features)[:, 1]
+    if names:
+        proba = model.predict_proba(features)
+        if len(names) == 2:
+            out["prediction_score"] = proba[:, 1]  # kept for binary models: the positive class's probability
+        for i, name in enumerate(names):
+            out[name] = proba[:, i]
     run = run_id or f"local-{uuid.uuid4().hex[:12]}"
     stamps = (mv.name, mv.version, mv.artifact.sha256, run, utcnow().isoformat())
     for column, value in zip(STAMPS, stamps, strict=True):
@@ -110,7 +172,8 @@ def score_file(
 
     Raises:
         DatasetError: the input cannot be read.
-        ScoringInputError: its columns do not match the model's signature.
+        ScoringInputError: its columns do not match the model's signature, or a class probability column would
+            overwrite one of them (:class:`ScoringColumnClash`); nothing is written.
 
     """
     data = read_dataset(input_uri)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,15 +12,21 @@ from prefect_model_registry.registry.errors import IntegrityError, InvalidMetada
 
 @app.command("explain-prediction")
 def explain_prediction(
-    file: Annotated[Path, typer.Argument(help="A file written by score-batch (CSV or Parquet).")],
+    file: Annotated[
+        str, typer.Argument(help="A file written by score-batch (CSV or Parquet): a path, file:// or s3://.")
+    ],
     row: Annotated[int, typer.Option("--row", help="Which row (0-based).", min=0)] = 0,
 ) -> None:
-    """Which model made this prediction: the version, its artifact (checked), the scoring run, the training data."""
-    import pandas as pd
+    """Which model made this prediction: the version, its artifact (checked), the scoring run, the training data.
 
-    from prefect_model_registry.flows.scoring import STAMPS
+    FILE is read as score-batch wrote it and as the flows read their inputs: a local path, ``file://`` or
+    ``s3://bucket/key`` (the ``AWS_*`` environment names the endpoint and credentials).
+    """
+    from prefect_model_registry.flows.core.training import read_dataset
+    from prefect_model_registry.flows.scoring import PROBA_PREFIX, STAMPS
 
-    frame = pd.read_parquet(file) if file.suffix.lower() in (".parquet", ".pq") else pd.read_csv(file)
+    # The flows' own reader: one way to read a user's file, local or s3:// (a URI is never made a Path).
+    frame = read_dataset(file).frame
     missing = [c for c in STAMPS if c not in frame.columns]
     if missing:
         raise InvalidMetadata(f"{file} has no prediction stamps ({', '.join(missing)} missing): not from score-batch")
@@ -35,7 +40,7 @@ def explain_prediction(
     runs = [e for e in reg.scoring_runs(mv.name, mv.version) if e.run_id == stamp["pmr_scoring_run"]]
     lin = mv.lineage
     data = {
-        "prediction": stamp.get("prediction"),
+        "prediction": _native(stamp.get("prediction")),
         "model": mv.uri,
         "artifact_sha256": mv.artifact.sha256,
         "scoring_run": stamp["pmr_scoring_run"],
@@ -49,9 +54,18 @@ def explain_prediction(
         "flow_run": lin.flow_run_id,
         "parent_version": lin.parent_version,
     }
+    # The class probabilities score-batch wrote beside the prediction (flows/scoring.py, PROBA_PREFIX), if any.
+    probabilities = {c: _native(stamp[c]) for c in frame.columns if str(c).startswith(PROBA_PREFIX)}
+    if probabilities:
+        data["probabilities"] = probabilities
     lines = [
         f"row {row}: prediction {data['prediction']} made by {mv.uri} (artifact sha256 {mv.artifact.sha256[:12]}, "
         "matches the manifest)",
+        *(
+            ["probabilities " + ", ".join(f"{c.removeprefix(PROBA_PREFIX)}={v:.4g}" for c, v in probabilities.items())]
+            if probabilities
+            else []
+        ),
         f"scoring run {data['scoring_run']} at {data['scored_at']}"
         + (f", input {data['input']}" if runs else " (not recorded in the registry)"),
         f"trained on {lin.dataset_uri} ({lin.dataset_fingerprint}), code {lin.code_version}, flow run "
@@ -61,3 +75,9 @@ def explain_prediction(
         else f"training data not kept: {lin.dataset_snapshot_note}",
     ]
     emit(data, lines)
+
+
+def _native(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (JSON shows ``1``, not ``"1"``); anything else unchanged."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
