@@ -71,35 +71,112 @@ def waiting_runs(name: str | None = None) -> list[dict[str, Any]]:
 def resume_and_wait(
     run_id: str | UUID, approve: bool, reviewer: str, comment: str, timeout: float = 120
 ) -> tuple[int, str]:
-    """Resume a paused run with a decision and wait for its answer: ``(OK|REFUSED|BAD_INPUT|NO_ANSWER, why)``."""
+    """Resume a paused run with a decision and wait for its answer: ``(OK|REFUSED|BAD_INPUT|NO_ANSWER, why)``.
+
+    The answer is the one to this decision. The server stores an input on the pause that holds when it arrives,
+    so the pause this decision answered is the one before the state the resume made (checked against the input
+    stored on it); the run logs receiving each pause's input (:data:`approval.RECEIVED`), then whether it refused
+    or accepted it. Another decision's refusal (an earlier one, or one given in the UI) is never taken for this one.
+    """
     from uuid import UUID
 
     from prefect import get_client
+    from prefect.client.schemas.responses import SetStateStatus
     from prefect.exceptions import PrefectHTTPStatusError
-    from prefect.flow_runs import resume_flow_run
 
     flow_run_id = run_id if isinstance(run_id, UUID) else UUID(str(run_id))
+    decision = {"approve": approve, "reviewer": reviewer, "comment": comment}
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run_id)
         if run.state is None or not run.state.is_paused():
             return BAD_INPUT, f"run {run.name!r} is {run.state.name if run.state else 'unknown'}, not waiting"
-        key = run.state.state_details.pause_key
         try:
-            resume_flow_run(flow_run_id, run_input={"approve": approve, "reviewer": reviewer, "comment": comment})
-        except (PrefectHTTPStatusError, RuntimeError, ValueError) as exc:
+            result = client.resume_flow_run(flow_run_id, run_input=decision)
+        except PrefectHTTPStatusError as exc:
             return BAD_INPUT, f"the run refused the input: {exc}"
+        if result.status != SetStateStatus.ACCEPT or result.state is None:
+            why = getattr(result.details, "reason", None) or result.status.value
+            return BAD_INPUT, f"the run refused the input: Cannot resume this run: {why}"
+        key = _answered_pause(client, flow_run_id, result.state.id, decision)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        moved_on: float | None = None  # when the run's state showed it had answered: paused again, or ended
+        while True:
             time.sleep(0.5)
+            outcome = _outcome(client, flow_run_id, key) if key else None
             state = client.read_flow_run(flow_run_id).state
-            if state is None:
+            took = f"run {run.name!r} took the decision ({'approved' if approve else 'rejected'} by {reviewer})"
+            if outcome is not None:
+                refused, line = outcome
+                return (REFUSED, line) if refused else (OK, f"{took}; it is {state.name if state else 'running'}")
+            answered = state is not None and (
+                state.is_final() or (state.is_paused() and state.state_details.pause_key != key)
+            )
+            if not answered:
+                if time.monotonic() > deadline:
+                    return NO_ANSWER, f"the run did not answer within {timeout:g}s"
                 continue
-            if state.is_paused() and state.state_details.pause_key != key:
-                return REFUSED, _refusal(client, flow_run_id) or "the decision was refused"
-            if state.is_final() or (state.is_running() and _accepted(client, flow_run_id)):
-                verdict = "approved" if approve else "rejected"
-                return OK, f"run {run.name!r} took the decision ({verdict} by {reviewer}); it is {state.name}"
-    return NO_ANSWER, f"the run did not answer within {timeout:g}s"
+            moved_on = moved_on or time.monotonic()
+            if time.monotonic() - moved_on < _LOG_LAG_S:
+                continue  # the run's logs reach the server in batches: its answer may lag its state
+            assert state is not None
+            asked = key or run.state.state_details.pause_key  # unidentified: the pause it found (outcome only)
+            if state.is_paused() and _asked_again(asked, state.state_details.pause_key):
+                return REFUSED, "the decision was refused; the run has not logged why yet (pmr history shows it)"
+            return OK, f"{took}; it is {state.name}"
+
+
+#: How long a run's answer may take to reach its logs after its state showed it.
+_LOG_LAG_S = 10.0
+
+
+def _answered_pause(
+    client: SyncPrefectClient, flow_run_id: UUID, resumed: UUID, decision: dict[str, Any]
+) -> str | None:
+    """The pause key the resume that made state ``resumed`` answered, if its stored input is ``decision``."""
+    import json
+
+    from prefect.exceptions import ObjectNotFound
+
+    states = sorted(client.read_flow_run_states(flow_run_id), key=lambda s: s.timestamp)
+    ids = [s.id for s in states]
+    if resumed not in ids:
+        return None
+    paused = next((s for s in reversed(states[: ids.index(resumed)]) if s.is_paused()), None)
+    keyset = paused.state_details.run_input_keyset if paused is not None else None
+    if paused is None or not keyset:
+        return None
+    try:
+        stored = json.loads(client.read_flow_run_input(flow_run_id, keyset["response"]))
+    except (ObjectNotFound, ValueError):
+        return None
+    return paused.state_details.pause_key if stored == decision else None
+
+
+def _outcome(client: SyncPrefectClient, flow_run_id: UUID, key: str) -> tuple[bool, str] | None:
+    """``(refused, the run's line)`` for the input pause ``key`` received, once the run has logged it."""
+    from prefect_model_registry.flows.core.approval import RECEIVED
+
+    lines = _logs(client, flow_run_id, limit=200)[::-1]  # oldest first
+    mine = f"{RECEIVED}{key}:"
+    start = next((i for i, m in enumerate(lines) if m.startswith(mine)), None)
+    if start is None:
+        return None
+    for line in lines[start + 1 :]:
+        if line.startswith(RECEIVED):
+            return None  # the next pause's input: this one's answer was not logged
+        if "REFUSED" in line:
+            return True, line
+        if line.startswith("decision accepted"):
+            return False, line
+    return None
+
+
+def _asked_again(answered: str | None, now: str | None) -> bool:
+    """Whether pause key ``now`` asks again for the decision ``answered`` asked for (a refusal's retry)."""
+    old, new = (_PAUSE_KEY.fullmatch(k or "") for k in (answered, now))
+    if old is None or new is None:
+        return answered is not None and now is not None and answered != now
+    return old.group(1, 2) == new.group(1, 2)
 
 
 def route_decision(name: str, version: int, approved: bool, reviewer: str, comment: str, stage: str) -> str | None:
@@ -121,25 +198,13 @@ def route_decision(name: str, version: int, approved: bool, reviewer: str, comme
     return why
 
 
-def _logs(client: SyncPrefectClient, flow_run_id: UUID) -> list[str]:
+def _logs(client: SyncPrefectClient, flow_run_id: UUID, limit: int = 50) -> list[str]:
+    """The run's newest ``limit`` log messages, newest first."""
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort
 
     log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-    return [log.message for log in client.read_logs(log_filter=log_filter, sort=LogSort.TIMESTAMP_DESC, limit=50)]
-
-
-def _refusal(client: SyncPrefectClient, flow_run_id: UUID) -> str | None:
-    for _ in range(20):  # the run's logs reach the server in batches: its reason may lag the pause
-        found = next((m for m in _logs(client, flow_run_id) if "REFUSED" in m), None)
-        if found:
-            return found
-        time.sleep(0.5)
-    return None
-
-
-def _accepted(client: SyncPrefectClient, flow_run_id: UUID) -> bool:
-    return any(m.startswith("decision accepted") for m in _logs(client, flow_run_id))
+    return [log.message for log in client.read_logs(log_filter=log_filter, sort=LogSort.TIMESTAMP_DESC, limit=limit)]
 
 
 def _evidence(w: WaitingVersion) -> list[str]:

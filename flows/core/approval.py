@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+import re
+import shlex
+from typing import TYPE_CHECKING, Literal
 
 from prefect import get_run_logger
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
@@ -12,6 +15,11 @@ from pydantic.config import JsonDict
 
 from prefect_model_registry.registry.core.policy import ApprovalRules, Subject, needs_approval, production_only
 from prefect_model_registry.registry.models import ModelState
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from prefect.context import FlowRunContext
 
 
 class ApprovalPolicy(BaseModel):
@@ -87,6 +95,10 @@ class ApprovalDecision(RunInput):
         return self
 
 
+#: How the run logs the decision a pause received: this, the pause key, ``:``; then its verdict and reviewer.
+RECEIVED = "decision received for pause "
+
+
 def wait_for_decision(description: str, policy: ApprovalPolicy, key: str) -> ApprovalDecision:
     """Pause (or suspend) the running flow until a reviewer submits the form.
 
@@ -96,7 +108,7 @@ def wait_for_decision(description: str, policy: ApprovalPolicy, key: str) -> App
     # Only the description: initial values passed here would replace the fields (Prefect rebuilds them from the
     # bare type), dropping their titles, hints and the reviewer's pattern from the schema the server checks.
     form = ApprovalDecision.with_initial_data(description=description)
-    get_run_logger().warning("waiting for a reviewer's decision: %s", where_to_decide())
+    get_run_logger().warning("waiting for a reviewer's decision: %s", where_to_decide(key))
     if policy.mode == "suspend":
         decision = suspend_flow_run(wait_for_input=form, timeout=policy.timeout_seconds, key=key)
     else:
@@ -104,14 +116,21 @@ def wait_for_decision(description: str, policy: ApprovalPolicy, key: str) -> App
             wait_for_input=form, timeout=policy.timeout_seconds, poll_interval=policy.poll_interval_seconds, key=key
         )
     assert decision is not None
+    # Ties what the run says next (refused or accepted) to this pause, so whoever gave this input (``pmr approve``
+    # finds its pause in the run's states) reads its own outcome, never the one of an earlier decision.
+    get_run_logger().info(
+        "%s%s: %s by %r", RECEIVED, key, "approve" if decision.approve else "reject", decision.reviewer
+    )
     return decision
 
 
-def where_to_decide() -> str:
-    """Where a reviewer decides on the current paused run: the UI's address, else the API and a command.
+def where_to_decide(key: str | None = None) -> str:
+    """Where a reviewer decides on the current paused run: the UI's address, and the ``pmr`` commands.
 
-    A run started without ``PREFECT_API_URL`` pauses on a temporary API that lives only as long as its process;
-    printing its address is the only way for a person to reach it.
+    ``key`` is the pause's key (``approval-v<version>-<stage>-<attempt>``, as the retraining flow names them): with
+    it and the run's model, the commands are ``pmr approve``/``pmr reject`` of that version; without, ``pmr ci
+    decide`` of the run. A run started without ``PREFECT_API_URL`` pauses on a temporary API that lives only as long
+    as its process; printing its address is the only way for a person to reach it.
     """
     from prefect.context import FlowRunContext
     from prefect.utilities.urls import url_for
@@ -119,11 +138,31 @@ def where_to_decide() -> str:
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None:
         return "no flow run (nothing to decide)"
-    run_id = ctx.flow_run.id
     api = str(ctx.client.api_url).rstrip("/")
     ui = url_for(ctx.flow_run)
-    resume = (
-        f'PREFECT_API_URL={api} python -c "from prefect.flow_runs import resume_flow_run; '
-        f"resume_flow_run('{run_id}', run_input={{'approve': True, 'reviewer': 'YOUR NAME', 'comment': '...'}})\""
-    )
-    return f"Resume in the Prefect UI: {ui}; or from a shell: {resume}" if ui else f"from a shell: {resume}"
+    commands = _commands(ctx, ctx.flow_run.id, key)
+    shell = "; ".join(f"{what}: PREFECT_API_URL={api} {command}" for what, command in commands)
+    return f"Resume in the Prefect UI: {ui}; or from a shell, {shell}" if ui else f"from a shell, {shell}"
+
+
+_PAUSE_KEY = re.compile(r"approval-v(\d+)-(staging|production)-\d+")
+
+
+def _commands(ctx: FlowRunContext, run_id: UUID, key: str | None) -> list[tuple[str, str]]:
+    """``(what, command)`` for approving and rejecting what the run waits for (the reviewer is ``--actor``)."""
+    config = ctx.parameters.get("config") if ctx.parameters else None
+    if isinstance(config, BaseModel):
+        config = config.model_dump()
+    name = config.get("model_name") if isinstance(config, dict) else None
+    match = _PAUSE_KEY.fullmatch(key or "")
+    if not name or match is None:
+        decide = f"pmr ci decide {run_id} --reviewer 'YOUR NAME'"
+        return [("approve", f"{decide} --approve --comment '...'"), ("reject", f"{decide} --reject --comment why")]
+    registry = config.get("registry") if isinstance(config, dict) else None
+    if isinstance(registry, str) and registry and "://" not in registry:
+        registry = os.path.abspath(registry)  # the run's directory: the reviewer's shell may be elsewhere
+    where = f"--registry {shlex.quote(registry)} " if isinstance(registry, str) and registry else ""
+    pmr = f"pmr {where}--actor 'YOUR NAME'"
+    version, stage = match.group(1), match.group(2)
+    target = f"{shlex.quote(str(name))} {version} --stage {stage}"
+    return [("approve", f"{pmr} approve {target} --comment '...'"), ("reject", f"{pmr} reject {target} --comment why")]

@@ -184,7 +184,8 @@ def reject(
     name: str,
     version: int,
     comment: Annotated[str, typer.Option(help="Why (required; kept in the audit log).")],
+    stage: Annotated[str, typer.Option(help="The stage a waiting run asks the decision for.")] = "production",
     key: Annotated[str | None, typer.Option("--key", help=KEY_HELP)] = None,
 ) -> None:
     """Reject VERSION: it can no longer be promoted."""
-    _decide(name, version, False, comment, "production", key)
+    _decide(name, version, False, comment, stage, key)
