@@ -311,7 +311,9 @@ def test_the_model_card_and_dashboard_show_the_code_and_checks(trained: Trained)
 def test_stored_code_and_checks_text_is_shown_as_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Lineage comes from any registrant (the Python API too): its text is escaped wherever it is shown."""
     registry = str(tmp_path / "reg")
-    lineage = Lineage(trainer=EVIL, trainer_distribution=EVIL, suite=EVIL, thresholds=EVIL, trainer_commit=EVIL)
+    lineage = Lineage(
+        trainer=EVIL, trainer_distribution=EVIL, suite=EVIL, thresholds=EVIL, trainer_commit=EVIL, trainer_dirty=True
+    )
     Registry.open(registry).register("m", b"model", VersionInfo(lineage=lineage), fmt="bytes")
     mv = Registry.open(registry).get_version("m", 1)
     card = MarkdownIt("commonmark").enable("table").render(lineage_markdown(mv))
@@ -320,6 +322,7 @@ def test_stored_code_and_checks_text_is_shown_as_text(tmp_path: Path, capsys: py
     with TestClient(create_app(registry, bound_host="127.0.0.1", port=PORT), base_url=BASE) as client:
         page = client.get("/models/m/versions/1").text
     assert EVIL not in page and html.escape(EVIL, quote=True) in page
+    assert '<th>trainer_dirty</th><td>yes <span class="muted">(uncommitted or untracked files)</span>' in page
     code, out = pmr(capsys, "--registry", registry, "lineage", "m", "1")
     assert code == 0 and "onerror" in out  # shown as typed, in the table
 
