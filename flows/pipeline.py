@@ -113,7 +113,7 @@ def _data_quality_gate(cfg: RetrainConfig, data: Any) -> GateReport:
     dq = check_data_quality(data, cfg.suite_ref)
     publish.data_quality(cfg.model_name, dq)
     if not dq.passed:
-        failed = ", ".join(c.name for c in dq.failed_checks[:5])
+        failed = dq.failed_summary()  # names five, counts the rest ("and +2 more")
         publish.emit("gate-failed", cfg.model_name, None, gate="data_quality", failed=failed, dataset=cfg.dataset_uri)
         raise GateFailed("data_quality", f"data-quality gate failed on {cfg.dataset_uri}: {failed}; nothing registered")
     return dq

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prefect_model_registry.validations.errors import EmptyDataError, SuiteError
@@ -112,14 +112,21 @@ def run_suite(df: pd.DataFrame, suite: gx.ExpectationSuite) -> Any:
     return batch_def.get_batch(batch_parameters={"dataframe": df}).validate(private, result_format="SUMMARY")
 
 
-def result_to_checks(result: Any) -> list[CheckResult]:
-    """Convert a GX SUMMARY validation result into checks, in suite order."""
+def result_to_checks(result: Any, columns: Collection[Any] | None = None) -> list[CheckResult]:
+    """Convert a GX SUMMARY validation result into checks, in suite order.
+
+    Args:
+        result: GX's validation result.
+        columns: The validated data's columns. A check on a column not among them fails with
+            "column 'x' is missing from the dataset" instead of whatever GX made of it (it reports
+            ``list index out of range`` for some expectations).
+    """
 
     def order(r: Any) -> int:
         rid = r.expectation_config.id or ""
         return int(rid.rsplit("-", 1)[-1]) if "-" in rid else 0
 
-    return [_to_check(r.to_json_dict()) for r in sorted(result.results, key=order)]
+    return [_to_check(r.to_json_dict(), columns) for r in sorted(result.results, key=order)]
 
 
 def check_name(etype: str, kwargs: Mapping[str, Any]) -> str:
@@ -133,14 +140,27 @@ def check_name(etype: str, kwargs: Mapping[str, Any]) -> str:
     return etype
 
 
-def _to_check(r: Mapping[str, Any]) -> CheckResult:
+def _missing_columns(kwargs: Mapping[str, Any], columns: Collection[Any] | None) -> list[str]:
+    """The columns a per-column or column-pair check names that the data lacks (table checks say it themselves)."""
+    if columns is None:
+        return []
+    named = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+    return [str(c) for c in named if c not in columns]
+
+
+def _to_check(r: Mapping[str, Any], columns: Collection[Any] | None = None) -> CheckResult:
     cfg = r.get("expectation_config") or {}
     etype = cfg.get("type", "?")
     kwargs = {k: v for k, v in (cfg.get("kwargs") or {}).items() if k != "batch_id"}
     res = r.get("result") or {}
     error = _exception_message(r.get("exception_info"))
     samples: list[Any] = []
-    if error:
+    missing = _missing_columns(kwargs, columns)
+    if missing:
+        # GX's own words for this are its internals ("list index out of range", "BatchData"): say what happened.
+        words = " and ".join(f"column {c!r}" for c in missing)
+        observed, error = f"{words} {'is' if len(missing) == 1 else 'are'} missing from the dataset", None
+    elif error:
         observed = f"error: {error.removeprefix('Error: ')}"
     elif "unexpected_count" in res:
         observed, samples = _observed_unexpected(etype, res)
@@ -158,9 +178,11 @@ def _to_check(r: Mapping[str, Any]) -> CheckResult:
         details["unexpected_index_sample"] = jsonable(res["partial_unexpected_index_list"][:MAX_SAMPLES])
     if error:
         details["error"] = error
+    if missing:
+        details["missing_columns"] = missing
     return CheckResult(
         name=check_name(etype, kwargs),
-        passed=bool(r.get("success")),
+        passed=bool(r.get("success")) and not missing,
         expected=describe_expectation(etype, kwargs),
         observed=observed,
         samples=tuple(jsonable(samples[:MAX_SAMPLES])),

@@ -201,7 +201,7 @@ def validate_dataframe(
         if absent:
             raise MissingColumnsError(absent, where=f"the DataFrame validated with suite {gx_suite.name!r}")
     result = run_suite(df, gx_suite)
-    checks = tuple(result_to_checks(result))
+    checks = tuple(result_to_checks(result, columns=frozenset(df.columns)))
     failed = sum(not c.passed for c in checks)
     summary: dict[str, Any] = {
         "dataset": dataset or gx_suite.name,

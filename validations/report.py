@@ -170,6 +170,21 @@ class GateReport:
         """The checks that did not pass, in evaluation order."""
         return tuple(c for c in self.checks if not c.passed)
 
+    def failed_summary(self, limit: int = 5) -> str:
+        """Name the first ``limit`` failed checks and count the rest: ``"a, b, c and +2 more"``.
+
+        Args:
+            limit: How many failed checks to name (at least 1).
+
+        Returns:
+            One line for a log or an error message; ``""`` when no check failed.
+
+        """
+        failed = self.failed_checks
+        named = ", ".join(c.name for c in failed[: max(limit, 1)])
+        rest = len(failed) - max(limit, 1)
+        return f"{named} and +{rest} more" if rest > 0 else named
+
     def check(self, name: str) -> CheckResult:
         """Return the check called ``name``.
 
