@@ -116,7 +116,9 @@ def trainer_code(spec: str) -> dict[str, Any]:
     path = _module_file(module_name)
     if path is not None:
         fields["trainer_sha256"] = file_sha256(path)
-        fields["trainer_commit"], fields["trainer_dirty"] = git_state(path.parent)
+        # A file the repository ignores (an installed copy in a .venv inside the project) is none of its code.
+        if not _ignored_by_git(path):
+            fields["trainer_commit"], fields["trainer_dirty"] = git_state(path.parent)
     top = module_name.partition(".")[0]
     for dist in sorted(metadata.packages_distributions().get(top, [])):
         try:
@@ -126,6 +128,16 @@ def trainer_code(spec: str) -> dict[str, Any]:
         fields["trainer_distribution"] = dist
         break
     return fields
+
+
+def _ignored_by_git(path: Path) -> bool:
+    try:
+        found = subprocess.run(
+            ["git", "check-ignore", "-q", "--", path.name], cwd=path.parent, capture_output=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return found.returncode == 0  # 1: not ignored; 128: not in a work tree (git_state says so)
 
 
 def _module_file(module_name: str) -> Path | None:

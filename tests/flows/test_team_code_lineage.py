@@ -246,6 +246,29 @@ def test_a_trainer_outside_git_records_its_hash_and_no_commit(tmp_path: Path, mo
     assert code["trainer_distribution"] is None
 
 
+def test_a_trainer_the_repository_ignores_is_not_attributed_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed copy in a git-ignored .venv inside the project is not the project's code at its commit."""
+    from prefect_model_registry.registry.core.lineage import trainer_code
+
+    (tmp_path / ".gitignore").write_text(".venv/\n")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "project")
+    package = f"installed_{uuid.uuid4().hex[:8]}"
+    site = tmp_path / ".venv" / "site-packages"
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text("def fit(frame, target, params):\n    return None\n")
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        code = trainer_code(f"{package}:fit")
+    finally:
+        forget(package)
+    assert code["trainer_sha256"] == sha256_of(site / package / "__init__.py")
+    assert code["trainer_commit"] is None and code["trainer_dirty"] is None
+
+
 def test_pmr_lineage_shows_the_trainer_and_checks(
     team_repo: TeamRepo, trained: Trained, capsys: pytest.CaptureFixture[str]
 ) -> None:
