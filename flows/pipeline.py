@@ -14,6 +14,7 @@ from prefect_model_registry.flows.core import evidence, publish, training, trust
 from prefect_model_registry.flows.core.approval import ApprovalPolicy, wait_for_decision
 from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.core.opkeys import operation_key
+from prefect_model_registry.flows.core.sweep import choose, secondary_for
 from prefect_model_registry.flows.core.training import Split
 from prefect_model_registry.flows.errors import ApprovalRejected, ApprovalTimedOut, ConfigError, GateFailed
 from prefect_model_registry.flows.lifecycle import promote_version
@@ -178,6 +179,9 @@ def _train(
 ) -> tuple[Any, dict[str, float], dict[str, Any], GateReport | None]:
     """Train the one candidate, or sweep ``cfg.candidates`` on the selected task runner and keep the best.
 
+    The best on the primary metric wins; candidates tied on it within ``cfg.tie_tolerance`` are decided by
+    ``cfg.secondary_metric`` (default log_loss for a model with ``predict_proba``), then by candidate order.
+
     ``modules`` is the trainer allow-list the flow resolved: a Dask worker has no run context to resolve it.
     """
     if not cfg.candidates:
@@ -189,8 +193,11 @@ def _train(
         futures = runner.map(train_candidate, arguments | {"trainer_modules": unmapped(modules)})
         results = [f.result() for f in futures]
     scored = [(params, metrics) for params, (_, metrics) in zip(candidates, results, strict=True)]
-    best, report = policy.sweep_report(scored, policy.primary_metric(gates=cfg.gates, model=results[0][0]))
-    get_run_logger().info("sweep: candidate %d of %d is the best (%s)", best + 1, len(candidates), cfg.task_runner)
+    primary = policy.primary_metric(gates=cfg.gates, model=results[0][0])
+    secondary = secondary_for(cfg.secondary_metric, primary, results[0][0])
+    # A tie on the primary metric is decided by the secondary one, then by candidate order (flows/core/sweep.py).
+    best, report = choose(scored, primary, secondary, cfg.tie_tolerance)
+    get_run_logger().info("sweep (%s): %s", cfg.task_runner, report.summary["how"])
     return results[best][0], results[best][1], candidates[best], report
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from prefect_model_registry.flows.core import trust
 from prefect_model_registry.flows.core.approval import ApprovalPolicy
@@ -91,6 +91,21 @@ class RetrainConfig(BaseModel):
     )
     split: SplitConfig = Field(default_factory=SplitConfig, title="Holdout split")
     gates: GatePolicy = Field(default_factory=GatePolicy, title="Gate policy")
+    secondary_metric: str | None = Field(
+        default=None,
+        title="Sweep tie-breaker",
+        description="The metric that decides between sweep candidates tied on the primary metric (each metric in "
+        "its own direction: lower is better for log_loss, rmse, mae); 'none': candidate order decides. Empty: "
+        "log_loss when the model has predict_proba, else none.",
+    )
+    tie_tolerance: float = Field(
+        default=1e-9,
+        ge=0,
+        allow_inf_nan=False,
+        title="Sweep tie tolerance",
+        description="Sweep candidates whose primary metric is within this of the best are tied (the same "
+        "tolerance applies to the tie-breaker).",
+    )
     target_stage: Literal["staging", "production"] = Field(
         default="production", title="Take it as far as", description="The last stage a passing version goes to."
     )
@@ -119,6 +134,18 @@ class RetrainConfig(BaseModel):
         if not value.strip():
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("secondary_metric")
+    @classmethod
+    def _tie_breaker(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from prefect_model_registry.validations.metrics import check_metric_name
+
+        if value is None or value == "none":
+            return value
+        gates = info.data.get("gates")
+        if gates is not None and value == gates.primary_metric:
+            raise ValueError(f"{value!r} is the primary metric (gates.primary_metric): it cannot break its ties")
+        return check_metric_name(value)
 
     @property
     def suite_ref(self) -> str:

@@ -177,11 +177,21 @@ def model_card(mv: ModelVersion, reports: Mapping[str, GateReport], stage: str) 
 
 
 def sweep_markdown(report: GateReport) -> str:
-    """The sweep's candidates: parameters and every holdout metric, the chosen one marked."""
+    """The sweep's candidates: how the winner was chosen, parameters and every holdout metric, the chosen one marked.
+
+    ``how`` (flows/core/sweep.py) says whether the primary metric decided, or a tie on it was decided by the
+    secondary metric or by candidate order; a report stored before it was recorded has none.
+    """
     rows = [c.details for c in report.checks]
     names = sorted({m for row in rows for m in row.get("metrics", {})})
     head = "| Candidate | Parameters | " + " | ".join(markdown(n) for n in names) + " |"
-    lines = [f"## Sweep: {len(rows)} candidates, best on {markdown(report.summary.get('primary'))}", "", head]
+    how = report.summary.get("how")
+    lines = [
+        f"## Sweep: {len(rows)} candidates, best on {markdown(report.summary.get('primary'))}",
+        *([f"**Chosen:** {markdown(how)}"] if how else []),
+        "",
+        head,
+    ]
     lines.append("|---|---|" + "---|" * len(names))
     for i, row in enumerate(rows, 1):
         params = ", ".join(f"{k}={v}" for k, v in row.get("params", {}).items())
