@@ -8,18 +8,38 @@ change, and a flow does not emit its lifecycle events itself (they would arrive 
 Outside a Prefect run, events are sent only when a Prefect API is configured (``PREFECT_API_URL`` in the
 environment or the active profile). With none, the sink returns without importing Prefect: ``pmr`` stays fast,
 silent and never starts an ephemeral server.
+
+A process that emitted events waits at its exit until Prefect's events worker has sent them (:func:`flush`, at
+most :data:`EXIT_WAIT_S`), before that worker's own exit drain: a command that ended while its event was still
+queued (the worker still connecting to a slow API) left Prefect's ``Still processing items: 1 items remaining...``
+on stderr. When they are not sent in time it says so in one line instead.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import threading
 import tomllib
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from prefect_model_registry.registry.core.announcer import run_at_exit
 from prefect_model_registry.registry.events import EventType, spec_of
 from prefect_model_registry.registry.models import Event
+
+if TYPE_CHECKING:
+    from prefect.events.worker import EventsWorker
+
+#: How long an exiting process waits for Prefect to send the events it emitted (seconds).
+EXIT_WAIT_S = 10.0
+
+_log = logging.getLogger(__name__)
+#: Prefect's events workers this process emitted through (one per API, usually one).
+_workers: weakref.WeakSet[EventsWorker] = weakref.WeakSet()
+_hooked_pid: int | None = None
 
 
 def prefect_events(event: Event) -> list[tuple[str, int | None, dict[str, Any]]]:
@@ -95,7 +115,9 @@ def send(event: Event) -> None:
     if not (in_prefect_run() or api_configured()):
         return
     from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
 
+    emitted = False
     for name, version, payload in prefect_events(event):
         resource = {
             "prefect.resource.id": f"pmr.model.{event.model}",
@@ -104,4 +126,45 @@ def send(event: Event) -> None:
         }
         if version is not None:
             resource["pmr.version"] = str(version)
-        emit_event(event=name, resource=resource, payload={"model": event.model, "version": version, **payload})
+        payload = {"model": event.model, "version": version, **payload}
+        emitted = emit_event(event=name, resource=resource, payload=payload) is not None or emitted
+    if emitted:
+        _workers.add(EventsWorker.instance())  # the worker emit_event used (same settings, same instance)
+        _hook_exit()
+
+
+def flush(timeout: float) -> bool:
+    """Wait until Prefect's events workers have sent every event this process emitted; False after ``timeout``."""
+    pending = [w for w in list(_workers) if not getattr(w, "_stopped", False)]
+    if not pending:
+        return True
+
+    # wait_until_empty has no timeout: it waits in a daemon thread, which the interpreter does not wait for.
+    def wait() -> None:
+        for worker in pending:
+            worker.wait_until_empty()
+
+    waiter = threading.Thread(target=wait, daemon=True, name="pmr-events-flush")
+    waiter.start()
+    waiter.join(timeout)
+    return not waiter.is_alive()
+
+
+def _hook_exit() -> None:
+    """Flush at exit, before Prefect's own exit drain (registered after its worker started: newest runs first)."""
+    global _hooked_pid
+    if _hooked_pid == os.getpid():
+        return
+    _hooked_pid = os.getpid()
+    run_at_exit(_at_exit)
+
+
+def _at_exit() -> None:
+    if flush(EXIT_WAIT_S):
+        return
+    _log.warning(
+        "Prefect events not all sent within %gs at exit (the Prefect API is slow or unreachable); the registry's "
+        "audit log has every change",
+        EXIT_WAIT_S,
+    )
+    logging.getLogger("EventsWorker").setLevel(logging.ERROR)  # said once here, not again by Prefect's drain
