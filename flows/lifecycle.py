@@ -6,15 +6,52 @@ why, a Prefect event to hang automations on, and a fresh registry overview.
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
+from prefect.states import Failed
 
 from prefect_model_registry.flows.core import publish, trust
 from prefect_model_registry.flows.core.opkeys import operation_key
+from prefect_model_registry.flows.errors import PipelineError
 from prefect_model_registry.flows.tasks import run_actor
 from prefect_model_registry.registry import Event, Registry
+from prefect_model_registry.registry.errors import RegistryError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def failed_with_reason(fn: Callable[P, R]) -> Callable[P, R | Any]:
+    """End a flow stopped by a deliberate failure Failed, with the reason as the state's message.
+
+    A typed error of the pipeline or the registry (a gate, a rejection, a refused decision, unusable data) makes
+    the run return ``Failed(message="GateFailed: <reason>")`` instead of raising: the Prefect UI and the last log
+    line of ``prefect deployment run --watch`` ("Finished in state Failed('GateFailed: …')") show the reason, and
+    the flow engine logs no traceback for it (a deployment's flow-run process still logs one as it exits, which
+    ``pmr ci`` leaves out). The error is the state's data, so calling the flow still raises it. Put it under
+    ``@flow``; it acts for the flow's own run only (``other_flow.fn(...)`` inside another flow raises).
+    """
+
+    @functools.wraps(fn)
+    def body(*args: P.args, **kwargs: P.kwargs) -> R | Any:
+        try:
+            return fn(*args, **kwargs)
+        except (PipelineError, RegistryError) as exc:
+            ctx = FlowRunContext.get()
+            if ctx is None or getattr(ctx.flow, "fn", None) is not body:
+                raise
+            return Failed(message=f"{type(exc).__name__}: {exc}", data=exc)
+
+    # Prefect validates parameters against the signature's annotations, resolved in the wrapper's module: give it
+    # the flow's own, resolved where it is defined (``from __future__ import annotations`` makes them strings).
+    body.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+    return body
 
 
 def promote_version(
@@ -44,6 +81,7 @@ def promote_version(
 
 
 @flow(name="promote-model")
+@failed_with_reason
 def promote_model(
     model_name: str,
     version: int,
@@ -74,6 +112,7 @@ def promote_model(
 
 
 @flow(name="archive-model")
+@failed_with_reason
 def archive_model(
     model_name: str, version: int, reason: str = "", registry: str | None = None, actor: str | None = None
 ) -> dict[str, object]:
@@ -101,6 +140,7 @@ def archive_model(
 
 
 @flow(name="rollback-model")
+@failed_with_reason
 def rollback_model(
     model_name: str, reason: str, move_aliases: bool = True, registry: str | None = None, actor: str | None = None
 ) -> dict[str, object]:
@@ -132,6 +172,7 @@ def rollback_model(
 
 
 @flow(name="decide-model")
+@failed_with_reason
 def decide_model(
     model_name: str,
     version: int,

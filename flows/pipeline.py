@@ -17,7 +17,7 @@ from prefect_model_registry.flows.core.opkeys import operation_key
 from prefect_model_registry.flows.core.sweep import choose, secondary_for
 from prefect_model_registry.flows.core.training import Split
 from prefect_model_registry.flows.errors import ApprovalRejected, ApprovalTimedOut, ConfigError, GateFailed
-from prefect_model_registry.flows.lifecycle import promote_version
+from prefect_model_registry.flows.lifecycle import failed_with_reason, promote_version
 from prefect_model_registry.flows.tasks import (
     check_data_quality,
     check_drift,
@@ -41,6 +41,7 @@ from prefect_model_registry.validations.report import GateReport
 
 
 @flow(name="retrain-model", log_prints=True)
+@failed_with_reason  # a gate, a rejection ...: the run ends Failed with the reason as its message
 def retrain(config: RetrainConfig) -> dict[str, Any]:
     """Retrain a model and take it as far as ``config.target_stage`` if every blocking gate passes.
 

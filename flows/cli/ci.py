@@ -11,34 +11,36 @@ process), streams the run's state changes and logs, and exits with a code a pipe
 3     the wait timed out (``--timeout``); the run itself goes on (deployments) and its URL is printed
 ====  ==========================================================================================
 
-Prefect is imported only inside the commands, so ``pmr models`` stays fast. A failure the flows raise on
-purpose (a gate, a rejection, a timeout, unusable data) is one readable line; ``--traceback`` shows Prefect's
-full traceback too.
+Prefect is imported only inside the commands, so ``pmr models`` stays fast. A failed run ends with one line,
+``pmr ci: FAILED: <why>: <the run's final state message>``, in both modes; the run's streamed logs keep their
+first lines but not their tracebacks. ``--traceback`` shows them (and, with ``--local``, the error's own). Whatever
+else goes wrong (the temporary Prefect API ``--local`` starts does not come up, the API stops answering ...),
+``pmr ci`` says so in one ``pmr ci: ERROR:`` line before it exits non-zero.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from prefect_model_registry.flows.cli.runs import (
+    EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     Stage,
     check_registry,
+    describe_error,
     merge_config,
+    print_traceback,
     run_deployment,
     run_local,
     say,
 )
 from prefect_model_registry.registry.cli.context import current
 from prefect_model_registry.registry.settings import CI_DEPLOYMENT, VARIABLES
-
-if TYPE_CHECKING:
-    pass
 
 #: The deployment ``pmr ci retrain`` runs unless told otherwise (see deployments/prefect.yaml).
 DEFAULT_DEPLOYMENT: str = VARIABLES[CI_DEPLOYMENT].default  # retrain-model/retrain
@@ -109,7 +111,7 @@ def retrain(
     ] = 3600,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between status checks.", min=0.2)] = 2.0,
     traceback: Annotated[
-        bool, typer.Option("--traceback", help="With --local: show the full traceback of a failed run.")
+        bool, typer.Option("--traceback", help="Show the tracebacks of a failed run (in its logs; its error's too).")
     ] = False,
 ) -> None:
     """Retrain MODEL and wait: exit 0 when the run completed, 1 when it failed, 3 when the wait timed out.
@@ -123,6 +125,7 @@ def retrain(
     from prefect_model_registry.flows.core.config import RetrainConfig, read_config_file
     from prefect_model_registry.flows.errors import ConfigError
 
+    traceback = traceback or current().traceback  # `pmr --traceback ci retrain …` asks for the same
     if model is None and config is None:
         raise typer.BadParameter("give MODEL, or a --config whose model_name says which", param_hint="MODEL")
     overrides = parse_params(param or [])
@@ -142,13 +145,19 @@ def retrain(
     except ConfigError as exc:
         say(f"ERROR: {exc}")
         raise typer.Exit(EXIT_USAGE) from None
-    if local:
-        code, run_id = run_local(cfg, timeout, traceback=traceback)
-        name = cfg.model_name
-    else:
-        code, run_id, name = run_deployment(deployment, layers, timeout, poll)
-    if code == EXIT_OK and expect_stage is not None and run_id is not None:
-        code = check_registry(name, run_id, expect_stage.value)
+    try:
+        if local:
+            code, run_id = run_local(cfg, timeout, traceback=traceback)
+            name = cfg.model_name
+        else:
+            code, run_id, name = run_deployment(deployment, layers, timeout, poll, traceback=traceback)
+        if code == EXIT_OK and expect_stage is not None and run_id is not None:
+            code = check_registry(name, run_id, expect_stage.value)
+    except Exception as exc:  # never a non-zero exit without a reason (typer.Exit is raised below, not here)
+        if traceback:
+            print_traceback(exc)
+        say(f"ERROR: {describe_error(exc)}")
+        raise typer.Exit(EXIT_FAILED) from None
     raise typer.Exit(code)
 
 

@@ -118,14 +118,47 @@ def run_local(cfg: Any, timeout: float, *, traceback: bool = False) -> tuple[int
     if state.name == "TimedOut":
         say(f"TIMED OUT: the run did not finish within {timeout:g}s ({state.message})")
         return EXIT_TIMEOUT, run_id
+    if traceback:
+        # A deliberate failure ends the run with its error as the state's data and logs no traceback: show it.
+        error = state.result(raise_on_failure=False)
+        if isinstance(error, BaseException):
+            print_traceback(error)
     say(f"{(state.name or state.type.value).upper()}: {failure_reason(state)}: {state.message}")
     return EXIT_FAILED, run_id
 
 
+def print_traceback(error: BaseException) -> None:
+    """The full traceback of ``error`` on stderr (``--traceback``)."""
+    import sys
+    import traceback
+
+    traceback.print_exception(error, file=sys.stderr)
+    sys.stderr.flush()
+
+
+def describe_error(error: BaseException) -> str:
+    """One line saying why ``pmr ci`` itself could not go on (not a run's failure: the run never got that far)."""
+    text = " ".join(str(error).split())
+    if "ephemeral Prefect API server" in text:
+        # Without PREFECT_API_URL, Prefect starts a temporary API in a subprocess and waits for it this long.
+        waited = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "?")
+        return (
+            f"the temporary Prefect API did not start within {waited}s (raise "
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a busy machine, or set PREFECT_API_URL to a server): "
+            f"{text[:300]}"
+        )
+    if len(text) > 300:
+        text = text[:299] + "…"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def run_deployment(
-    name: str, layers: list[dict[str, Any]], timeout: float, poll: float
+    name: str, layers: list[dict[str, Any]], timeout: float, poll: float, *, traceback: bool = False
 ) -> tuple[int, UUID | None, str]:
     """Create a run of deployment ``name`` with its config merged with ``layers``, and follow it to the end.
+
+    The run's logs are printed as they reach the server, without the tracebacks in them unless ``traceback``:
+    the reason is the last line, from the run's final state.
 
     Returns:
         The exit code, the flow run id (if a run was created) and the model name.
@@ -142,7 +175,7 @@ def run_deployment(
     deadline = time.monotonic() + timeout
     waiting_hint = time.monotonic() + 60
     last_state: str | None = None
-    logs = _LogTail(run.id)
+    logs = _LogTail(run.id, tracebacks=traceback)
     unreachable_since: float | None = None
     with get_client(sync_client=True) as client:
         while True:
@@ -221,8 +254,14 @@ class _LogTail:
     #: Logs reach the server in batches every couple of seconds; re-read this far back to catch late ones.
     WINDOW = timedelta(seconds=60)
 
-    def __init__(self, flow_run_id: UUID) -> None:
+    #: Where Prefect's API log handler appends a record's traceback to its message.
+    TRACEBACK = "\nTraceback (most recent call last):"
+    #: What a flow-run process logs, with the traceback, after any failed run (its flow ended Failed, so it raises).
+    ENGINE_EXIT = "Engine execution exited with unexpected exception"
+
+    def __init__(self, flow_run_id: UUID, *, tracebacks: bool = False) -> None:
         self.flow_run_id = flow_run_id
+        self.tracebacks = tracebacks
         self.seen: set[Any] = set()
         self.newest: datetime | None = None
         self.task_names: dict[Any, str] = {}
@@ -255,16 +294,28 @@ class _LogTail:
                 if log.id in self.seen:
                     continue
                 self.seen.add(log.id)
+                if self.newest is None or log.timestamp > self.newest:
+                    self.newest = log.timestamp
+                shown = self._shown(log.message)
+                if shown is None:
+                    continue
                 stamp = log.timestamp.astimezone(UTC).strftime("%H:%M:%S")
                 level = _LEVELS.get(log.level, str(log.level))
                 where = f"[{self._task_name(client, log.task_run_id)}] " if log.task_run_id else ""
-                echo(f"  {stamp} {level:<7} {where}{log.message}")
+                echo(f"  {stamp} {level:<7} {where}{shown}")
                 printed += 1
-                if self.newest is None or log.timestamp > self.newest:
-                    self.newest = log.timestamp
             if len(page) < 200:
                 return printed
             offset += len(page)
+
+    def _shown(self, message: str) -> str | None:
+        """The message without its traceback unless tracebacks are wanted; ``None``: nothing worth a line."""
+        head, marker, _ = message.partition(self.TRACEBACK)
+        if self.tracebacks or not marker:
+            return message
+        if head.startswith(self.ENGINE_EXIT):
+            return None  # its traceback only repeats the error the run's final state names
+        return f"{head.rstrip()} (--traceback shows the traceback)"
 
     def drain(self, client: SyncPrefectClient, poll: float) -> None:
         """After the final state: the process sends its last logs as it exits; wait for them briefly.
