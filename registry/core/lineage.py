@@ -68,6 +68,7 @@ def git_state(directory: Path) -> tuple[str | None, bool | None]:
             cwd=directory,
             capture_output=True,
             text=True,
+            errors="replace",  # a file name that is not UTF-8 is still a change
             timeout=10,
             check=True,
         ).stdout
