@@ -117,8 +117,9 @@ def wait_for_decision(description: str, policy: ApprovalPolicy, key: str) -> App
         )
     assert decision is not None
     # Ties what the run says next (refused or accepted) to this pause, so whoever gave this input (``pmr approve``
-    # finds its pause in the run's states) reads its own outcome, never the one of an earlier decision.
-    get_run_logger().info(
+    # finds its pause in the run's states) reads its own outcome, never the one of an earlier decision. A warning,
+    # as the refusal it precedes: a run logging only warnings to the API still ties them.
+    get_run_logger().warning(
         "%s%s: %s by %r", RECEIVED, key, "approve" if decision.approve else "reject", decision.reviewer
     )
     return decision
