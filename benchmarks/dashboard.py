@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -101,7 +102,16 @@ def median_time(client: TestClient, url: str, repeats: int) -> float:
     return statistics.median(times)
 
 
+def first_load(location: str, url: str) -> float:
+    """One request to a server just started (nothing read yet): what the first visitor waits."""
+    with TestClient(create_app(location, bound_host="127.0.0.1", port=PORT), base_url=f"http://127.0.0.1:{PORT}") as c:
+        start = time.perf_counter()
+        assert c.get(url).status_code == 200
+        return time.perf_counter() - start
+
+
 def measure(label: str, location: str, repeats: int, versions: int) -> dict[str, float]:
+    cold = {"overview, first load": first_load(location, "/")}
     app = create_app(location, bound_host="127.0.0.1", port=PORT)
     with TestClient(app, base_url=f"http://127.0.0.1:{PORT}") as client:
         found = {
@@ -109,9 +119,12 @@ def measure(label: str, location: str, repeats: int, versions: int) -> dict[str,
             f"model page, {SMALL} versions": median_time(client, "/models/small", repeats),
             f"model page, {versions:,} versions": median_time(client, "/models/big", repeats),
         }
+        # Not a target: the page asked to chart and list every version (?rows=all).
+        every = median_time(client, "/models/big?rows=all", max(3, repeats // 2))
     print(f"\n{label}: median of {repeats} (seconds)")
-    for what, seconds in found.items():
+    for what, seconds in {**cold, **found}.items():
         print(f"  {what:<34} {seconds:8.3f}  {'ok' if seconds <= TARGET_S else 'OVER 1 s'}")
+    print(f"  {'model page, every version charted':<34} {every:8.3f}  (?rows=all; no target)")
     small, big = list(found.values())[1:]
     ratio = big / small
     print(f"  ratio {versions:,}/{SMALL} versions: {ratio:.1f}x  ({'ok' if ratio <= TARGET_RATIO else 'over 2x'})")
@@ -123,13 +136,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="1,000 versions, 3 repeats")
+    parser.add_argument(
+        "--seeded", metavar="DIR", help="seed into DIR once and reuse it on later runs (default: a temporary directory)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.versions, args.repeats = 1000, 3
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="pmr-ui-bench-") as tmp:
-        local = str(Path(tmp) / "registry")
-        seed(local, args.versions)
+        local = str(Path(args.seeded or tmp) / f"registry-{args.versions}")
+        done = Path(local).with_suffix(".seeded")  # written once seeding finished: a cut-short seed is redone
+        if not done.exists():
+            shutil.rmtree(local, ignore_errors=True)
+            seed(local, args.versions)
+            done.touch()
         results["directory"] = measure("directory", local, args.repeats, args.versions)
         from tests.seaweed import SeaweedServer
 
@@ -143,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             results["SeaweedFS"] = measure("SeaweedFS", remote, args.repeats, args.versions)
         finally:
             server.stop()
-    ok = all(s <= TARGET_S for r in results.values() for s in r.values())
+    ok = all(s <= TARGET_S for r in results.values() for s in r.values())  # the medians; first loads are shown
     ratios_ok = all(list(r.values())[2] / list(r.values())[1] <= TARGET_RATIO for r in results.values())
     print(
         f"\ntargets: every page <= {TARGET_S} s: {'met' if ok else 'NOT met'}; "

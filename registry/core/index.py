@@ -154,8 +154,18 @@ def read_all(store: ObjectStore, name: str, latest: int) -> list[ModelVersion]:
     Full blocks come from their segments and the rest from the tail where they hold up; anything else is read
     manifest by manifest, and the index is filled for the next listing (best effort).
     """
-    starts = segment_starts(latest)
-    indexed_to = starts[-1] + SEGMENT - 1 if starts else 0
+    return read_range(store, name, 1, latest)
+
+
+def read_range(store: ObjectStore, name: str, low: int, latest: int) -> list[ModelVersion]:
+    """The manifests of versions ``low``..``latest`` in version order, read as ``read_all`` reads them.
+
+    Only the segments holding a version of the range are read (and the tail), so the newest few hundred versions
+    of a long model cost two or three index objects, not one manifest each.
+    """
+    every_start = segment_starts(latest)
+    indexed_to = every_start[-1] + SEGMENT - 1 if every_start else 0
+    starts = [first for first in every_start if first + SEGMENT > low]
     tail = parallel.submit(_read_parsed, store, tail_key(name), indexed_to + 1, _tail_parser(name, indexed_to + 1))
     blocks = [parallel.submit(_segment, store, name, first) for first in starts]
     known = [(t, mv) for t, mv in tail.result() or [] if mv.version <= latest]
@@ -168,7 +178,7 @@ def read_all(store: ObjectStore, name: str, latest: int) -> list[ModelVersion]:
         entries = [t.encode("utf-8") for t, _ in known] + [raw for raw, _ in fresh]
         _put_quietly(store, tail_key(name), build_segment(name, indexed_to + 1, entries), create_only=False)
     out = [mv for block in blocks for mv in block.result()]
-    return out + [mv for _, mv in known] + [mv for _, mv in fresh]
+    return [mv for mv in out + [mv for _, mv in known] + [mv for _, mv in fresh] if mv.version >= low]
 
 
 def _tail_parser(name: str, first: int) -> Callable[[bytes], list[tuple[str, ModelVersion]] | None]:

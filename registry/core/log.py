@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ SNAPSHOT_LAG = 8
 
 #: Events read one by one in a catch-up before the snapshot object is looked at (see ``ModelLog._catch_up``).
 JUMP_AFTER = 4
+#: Event reads a long replay keeps in flight ahead of the parsing (see ``ModelLog._events_from``).
+READ_AHEAD = 32
 
 
 T = TypeVar("T")
@@ -213,15 +216,26 @@ class ModelLog:
     def _events_from(
         self, seq: int, prev_hash: str, first: Future[bytes | None] | None = None
     ) -> Iterator[tuple[Event, str]]:
+        """Events from ``seq`` on, each parsed and chained to the one before, until the first missing one.
+
+        The reads run ahead of the parsing: after ``n`` events, ``min(n, READ_AHEAD)`` reads are in flight, so a
+        long log is read in parallel while a catch-up of one event (the usual case) costs no extra read.
+        """
+        ahead: deque[Future[bytes | None]] = deque([first if first is not None else self._probe(seq)])
+        submitted = seq + 1
+        count = 0
         while True:
-            raw = first.result() if first is not None else self._read_event(seq)
-            first = None
+            raw = ahead.popleft().result()
             if raw is None:
                 return
             event = parse_event(self.name, seq, raw, prev_hash)
             prev_hash = sha256(raw)
             yield event, prev_hash
             seq += 1
+            count += 1
+            while len(ahead) < min(count, READ_AHEAD) or not ahead:
+                ahead.append(self._probe(submitted))
+                submitted += 1
 
     def state(self) -> ModelState:
         """The current state: the snapshot (or what this process knew) plus any events written after it."""

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prefect_model_registry.registry.core import keys
+from prefect_model_registry.registry.core.lifecycle import rules_of
 from prefect_model_registry.registry.dashboard import views
 from prefect_model_registry.registry.dashboard.render import STATIC, environment
 from prefect_model_registry.registry.errors import (
@@ -84,6 +85,7 @@ def create_app(location: str, *, bound_host: str, port: int, allow_data_download
 
     """
     reg = Registry.open(location, create=False)
+    memo = views.OverviewMemo()  # what each model's head event and newest version name, between page loads
     env = environment()
     hosts = allowed_hosts(bound_host, port)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -120,44 +122,65 @@ def create_app(location: str, *, bound_host: str, port: int, allow_data_download
 
     @app.get("/", response_class=HTMLResponse)
     def overview_page() -> HTMLResponse:
-        return page("overview.html", title="Models", rows=views.overview(reg))
+        return page("overview.html", title="Models", rows=views.overview(reg, memo))
 
     @app.get("/models/{name}", response_class=HTMLResponse)
     def model_page(request: Request, name: str) -> HTMLResponse:
         q = request.query_params
         state = reg.state(name)
+        latest = reg.latest_version(name)
+        where, sort = q.getlist("where"), q.get("sort") or None
+        # Each part of the page is bounded: the newest CHART_VERSIONS versions charted, a page of VERSION_ROWS
+        # rows, the newest TIMELINE_ROWS periods, a page of the audit log. A filter or sort reads every version,
+        # as `pmr versions --where/--sort` does; so does ?rows=all.
+        everything = q.get("rows") == "all" or bool(where) or bool(sort)
+        wanted = views.window(_int(q.get("vpage"), 1))
         error = ""
         try:
-            shown = reg.search(name, where=q.getlist("where"), sort=q.get("sort") or None)
+            shown = reg.search(name, where=where, sort=sort, limit=None if everything else wanted, state=state)
         except InvalidMetadata as exc:
-            error = str(exc)
-            shown = reg.search(name)
-        every = shown if not error and not q.getlist("where") else reg.search(name)
-        names = views.metric_names(every)
-        chosen = [m for m in q.getlist("metric") if m in names] or views.default_metrics(every)
+            error, everything = str(exc), False
+            shown = reg.search(name, limit=wanted, state=state)
+        count = latest - len(state.deleted)
+        total = len(shown) if everything else count
+        rows, vpage, vpages = (
+            (shown, 1, 1) if q.get("rows") == "all" else views.rows_page(shown, _int(q.get("vpage"), 1), total)
+        )
+        charted = shown if everything else shown[: views.CHART_VERSIONS]
+        names = views.metric_names(charted)
+        chosen = [m for m in q.getlist("metric") if m in names] or views.default_metrics(charted)
         line, events, number, pages, event_types = views.model_log(
             reg, name, state, _int(q.get("page"), 1), event_type=q.get("type") or None, actor=q.get("actor") or None
         )
-        policy = reg.policy(name)
+        periods = line.periods if q.get("periods") == "all" else views.newest_periods(line)
+        policy = rules_of(state)
+        keep = [(k, v) for k, v in q.multi_items() if k not in ("rows", "vpage", "periods")]
         return page(
             "model.html",
             title=name,
             name=name,
             state=state,
-            versions=shown if q.get("rows") == "all" else shown[: views.VERSION_ROWS],
-            total_versions=len(shown),
-            query_all=urlencode([*q.multi_items(), ("rows", "all")]),
+            versions=rows,
+            aliases_of=views.aliases_by_version(state),
+            vpage=vpage,
+            vpages=vpages,
+            total_versions=total,
+            model_versions=count,
+            query_all=urlencode([*keep, ("rows", "all")]),
+            query_vpage=urlencode(keep),
+            query_periods=urlencode([*keep, ("periods", "all")]),
             metrics=names,
             chosen=chosen,
-            chart=views.chart_data(every, chosen, line),
-            timeline=line.periods,
+            chart=views.chart_data(charted, chosen, line),
+            timeline=periods,
+            all_periods=len(line.periods),
             events=events,
             page=number,
             pages=pages,
             event_types=event_types,
             filters={"type": q.get("type") or "", "actor": q.get("actor") or ""},
-            where=q.getlist("where"),
-            sort=q.get("sort") or "",
+            where=where,
+            sort=sort or "",
             error=error,
             policy=policy.model_dump(mode="json") if policy is not None else None,
         )

@@ -70,7 +70,7 @@ def _relink(html: str, here: str, exported: set[str]) -> str:
     )
 
 
-async def _get(app: Any, path: str) -> tuple[int, str]:
+async def _get(app: Any, path: str, query: str = "") -> tuple[int, str]:
     """One GET through the app in-process: (status, body)."""
     sent: list[bytes] = []
     status = 0
@@ -82,7 +82,7 @@ async def _get(app: Any, path: str) -> tuple[int, str]:
         "scheme": "http",
         "path": unquote(path),
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query.encode(),
         "root_path": "",
         "headers": [(b"host", f"{_HOST}:{_PORT}".encode())],
         "client": (_HOST, 0),
@@ -139,7 +139,10 @@ def export(
     async def render_all() -> list[tuple[str, str]]:
         pages = []
         for path in paths:
-            status, body = await _get(app, path)
+            # A model page offline holds every version (its table and chart), as no link can ask for more.
+            status, body = await _get(
+                app, path, "rows=all&periods=all" if path.startswith("/models/") and path.count("/") == 2 else ""
+            )
             if status != 200:
                 raise RegistryError(f"the dashboard answered {status} for {path}")
             pages.append((path, body))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,10 +20,14 @@ from prefect_model_registry.registry.events import EventType, describe_change
 from prefect_model_registry.registry.models import Event, ModelState, ModelVersion, sha256
 from prefect_model_registry.registry.registry import Registry
 
-#: Audit-log rows per page of the model page.
-PAGE_SIZE = 50
-#: Rows of the model page's versions table (newest first, or the first matches of --where/--sort) unless ?rows=all.
-VERSION_ROWS = 200
+#: Audit-log rows per page (the model page's and the audit page's).
+PAGE_SIZE = 25
+#: Rows per page of the model page's versions table (newest first, or the matches of --where/--sort).
+VERSION_ROWS = 25
+#: Versions the model page's chart shows by default: the newest (every version with ?rows=all or a filter).
+CHART_VERSIONS = 100
+#: Periods of the model page's timeline shown by default: the newest (every period with ?periods=all).
+TIMELINE_ROWS = 20
 #: Versions the overview's trend of the primary metric covers (the newest ones).
 TREND_VERSIONS = 20
 #: Metrics the model page's chart shows when none are picked.
@@ -220,29 +226,81 @@ def last_event(event: Event | None) -> dict[str, Any] | None:
     return {"actor": event.actor, "at": event.at, "change": describe_change(event), "reason": event.reason}
 
 
-def overview(reg: Registry) -> list[dict[str, Any]]:
-    """One row per model: production, staging, aliases, latest, waiting and blocked versions, last change, trend."""
+class OverviewMemo:
+    """The parts of each model's overview row that follow from its log's head and its newest version alone.
+
+    The last change is the event the log's head hash names and the trend is made of manifests up to the newest
+    version: events and manifests are written once and never change, so while a model's state follows the same
+    head event (sequence and hash) and its newest version is the same, those parts are the same. Each page load
+    still reads every model's state and newest version (the log and the manifests decide); only what they name
+    is kept. At most ``size`` models are kept, the least recently shown dropped first.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        """Keep the rows of at most ``size`` models."""
+        self._size = size
+        self._held: OrderedDict[str, tuple[tuple[int, str, int], dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str, key: tuple[int, str, int]) -> dict[str, Any] | None:
+        """What was kept for ``name`` under ``key`` (None when nothing was, or under another key)."""
+        with self._lock:
+            held = self._held.get(name)
+            if held is None or held[0] != key:
+                return None
+            self._held.move_to_end(name)
+            return held[1]
+
+    def put(self, name: str, key: tuple[int, str, int], parts: dict[str, Any]) -> None:
+        """Keep ``parts`` for ``name`` under ``key``."""
+        with self._lock:
+            self._held[name] = (key, parts)
+            self._held.move_to_end(name)
+            while len(self._held) > self._size:
+                self._held.popitem(last=False)
+
+
+def overview(reg: Registry, memo: OverviewMemo | None = None) -> list[dict[str, Any]]:
+    """One row per model: production, staging, aliases, latest, waiting and blocked versions, last change, trend.
+
+    Args:
+        reg: the registry.
+        memo: keeps what each model's head event and newest version name between loads (see ``OverviewMemo``).
+
+    """
     rows: list[dict[str, Any]] = []
 
-    def row(name: str) -> dict[str, Any]:
-        state = reg.state(name)
-        # With no paused runs to add, only a staged version can be waiting: most models need no second look.
-        waiting = [entry.version for entry in reg.waiting(name)] if state.version_in("staging") else []
-        newest = reg.versions(name, limit=TREND_VERSIONS)[::-1]
+    def named_by_head(name: str, state: ModelState, latest: int) -> dict[str, Any]:
+        newest = [mv for mv in reg.versions(name, limit=TREND_VERSIONS)[::-1] if mv.version <= latest]
         primary = next(iter(newest[-1].metrics), None) if newest else None
         trend = [(mv.version, finite(mv.metrics.get(primary))) for mv in newest] if primary else []
         return {
+            "last": last_event(newest_event(reg, name, state)),
+            "primary": primary,
+            "trend": trend,
+            "spark": sparkline([value for _, value in trend]),
+        }
+
+    def row(name: str) -> dict[str, Any]:
+        state = reg.state(name)
+        latest = reg.latest_version(name)
+        key = (state.seq, state.head_hash, latest)
+        parts = memo.get(name, key) if memo is not None else None
+        if parts is None:
+            parts = named_by_head(name, state, latest)
+            if memo is not None:
+                memo.put(name, key, parts)
+        # With no paused runs to add, only a staged version can be waiting: most models need no second look.
+        waiting = [entry.version for entry in reg.waiting(name)] if state.version_in("staging") else []
+        return {
             "name": name,
-            "latest": newest[-1].version if newest else reg.latest_version(name),
+            "latest": latest,
             "production": state.production,
             "staging": state.version_in("staging"),
             "aliases": dict(sorted(state.aliases.items())),
             "blocked": {v: reasons for v, reasons in sorted(state.blocked.items()) if v not in state.deleted},
             "waiting": waiting,
-            "last": last_event(newest_event(reg, name, state)),
-            "primary": primary,
-            "trend": trend,
-            "spark": sparkline([value for _, value in trend]),
+            **parts,
         }
 
     # Each model's reads wait on the store, not the CPU: models in parallel (rows stay in the models' order).
@@ -292,6 +350,35 @@ def chart_data(versions: Sequence[ModelVersion], metrics: Sequence[str], line: T
         "periods": periods,
         "series": [{"metric": m, "values": [finite(mv.metrics.get(m)) for mv in ordered]} for m in metrics],
     }
+
+
+def window(vpage: int) -> int:
+    """How many of the newest versions the model page reads for page ``vpage`` of its table (and its chart)."""
+    return max(CHART_VERSIONS, max(vpage, 1) * VERSION_ROWS)
+
+
+def rows_page(rows: Sequence[Any], vpage: int, total: int) -> tuple[list[Any], int, int]:
+    """Page ``vpage`` of the versions table, of ``total`` rows in all (``rows`` holds at least the pages before)."""
+    pages = max(1, math.ceil(total / VERSION_ROWS))
+    vpage = min(max(vpage, 1), pages)
+    return list(rows[(vpage - 1) * VERSION_ROWS : vpage * VERSION_ROWS]), vpage, pages
+
+
+def newest_periods(line: Timeline, count: int | None = None) -> list[Period]:
+    """The ``count`` periods that started last (``TIMELINE_ROWS``), in the timeline's order (stages, then aliases)."""
+    count = TIMELINE_ROWS if count is None else count
+    if len(line.periods) <= count:
+        return line.periods
+    keep = {id(p) for p in sorted(line.periods, key=lambda p: p.start, reverse=True)[:count]}
+    return [p for p in line.periods if id(p) in keep]
+
+
+def aliases_by_version(state: ModelState) -> dict[int, list[str]]:
+    """The aliases each version carries, sorted (the versions table shows them per row)."""
+    found: dict[int, list[str]] = {}
+    for alias, version in sorted(state.aliases.items()):
+        found.setdefault(version, []).append(alias)
+    return found
 
 
 def paginate(rows: Sequence[Any], page: int) -> tuple[list[Any], int, int]:

@@ -52,6 +52,9 @@ from prefect_model_registry.registry.settings import settings
 
 #: Artifacts up to this size are loaded from memory (one read); larger ones through a verified file.
 LOAD_IN_MEMORY = 64 * 1024 * 1024
+#: A listing of at most this many newest versions reads their manifests directly; a longer one reads the blocks
+#: of the listing index that hold them (two or three objects for the newest few hundred of a long model).
+DIRECT_READS = 32
 
 
 class Reading(RegistryBase):
@@ -167,16 +170,16 @@ class Reading(RegistryBase):
     def versions(self, name: str, *, limit: int | None = None) -> list[ModelVersion]:
         """Manifests of ``name``, newest first; ``limit`` keeps only the newest few.
 
-        Versions are dense (1..latest), so a page of the newest ``limit`` is read directly, without listing
-        every key: its cost does not grow with the number of versions. A longer listing reads full blocks of
-        manifests from the listing index (``index``, a cache checked by ``verify``) and only the
-        last, incomplete block manifest by manifest.
+        Versions are dense (1..latest), so the newest ``limit`` are found without listing every key: up to
+        ``DIRECT_READS`` are read manifest by manifest, more from the blocks of the listing index that hold them
+        (``index``, a cache checked by ``verify``; the last, incomplete block manifest by manifest). Neither
+        cost grows with the number of versions older than the page.
         """
         latest = self.latest_version(name)
-        if limit is None or limit > index.SEGMENT:
+        if limit is None or limit > DIRECT_READS:
             # Full blocks of versions come from the listing index (a cache of the manifests, see registry.index).
-            every = index.read_all(self.store, name, latest)
-            return every[::-1][:limit]
+            low = 1 if limit is None else max(1, latest - limit + 1)
+            return index.read_range(self.store, name, low, latest)[::-1][:limit]
         numbers = list(range(latest, max(latest - limit, 0), -1))
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(lambda n: self.get_version(name, n), numbers))
@@ -199,6 +202,7 @@ class Reading(RegistryBase):
         sort: str | None = None,
         limit: int | None = None,
         include_deleted: bool = False,
+        state: ModelState | None = None,
     ) -> list[ModelVersion]:
         """Versions of ``name`` (current values) by stage, tags (all must match) and metric conditions.
 
@@ -210,6 +214,7 @@ class Reading(RegistryBase):
             sort: a metric (``-roc_auc`` for descending), ``version`` or ``created_at``; default newest first.
             limit: at most this many results; without ``sort`` only the newest ``limit`` versions are read.
             include_deleted: also list versions that retention removed (their manifests remain).
+            state: the model's state when the caller has just read it (else it is read here).
 
         Raises:
             InvalidMetadata: a malformed condition or sort; InvalidName: a bad stage.
@@ -220,7 +225,7 @@ class Reading(RegistryBase):
             finder.sort_key(sort)
         if stage is not None:
             check_stage(stage)
-        state = self.state(name)
+        state = state if state is not None else self.state(name)
         scan = limit if sort is None and stage is None and not tags and not conditions else None
         gone = set() if include_deleted else set(state.deleted)
         found = [current_view(mv, state) for mv in self.versions(name, limit=scan) if mv.version not in gone]

@@ -235,6 +235,32 @@ def test_a_promotion_appears_on_the_next_load(client: TestClient, built: str) ->
     assert "by frank" in overview
 
 
+def test_the_overview_keeps_what_a_head_event_names_and_sees_every_change(client: TestClient, built: str) -> None:
+    def row(page: str) -> str:
+        body = text(page)
+        return body[body.index("churn") : body.index("fraud")]
+
+    first = get(client, "/")
+    assert "v4" in row(first) and "by frank" not in row(first)
+    reg = Registry.open(built)
+    reg.register("churn", b"model-5", VersionInfo(metrics={"auc": 0.95, "f1": 0.8}), fmt="bytes", actor="erin")
+    second = get(client, "/")  # a new version: newest version, trend and last change read again
+    assert "v5" in row(second) and "by erin" in row(second) and second.count("<svg") >= first.count("<svg")
+    reg.promote("churn", 5, "production", actor="frank", reason="drift waived", through_staging=True)
+    assert "by frank" in row(get(client, "/"))  # a new head event, the same newest version
+
+
+def test_the_overview_memo_is_keyed_by_head_and_newest_version() -> None:
+    memo = views.OverviewMemo(size=2)
+    memo.put("a", (3, "h3", 2), {"last": 1})
+    assert memo.get("a", (3, "h3", 2)) == {"last": 1}
+    assert memo.get("a", (4, "h4", 2)) is None and memo.get("a", (3, "h3", 3)) is None
+    assert memo.get("a", (3, "other", 2)) is None  # same sequence, another head: not the same log
+    memo.put("b", (1, "h1", 1), {})
+    memo.put("c", (1, "h1", 1), {})
+    assert memo.get("a", (3, "h3", 2)) is None and memo.get("c", (1, "h1", 1)) == {}  # bounded, oldest dropped
+
+
 def test_security_headers_and_static_chart_library(client: TestClient) -> None:
     response = client.get("/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
@@ -474,9 +500,13 @@ def test_a_gate_report_reads_as_failed_checks_first_with_observed_values(client:
     assert EVIL not in page and section.count(EVIL_HTML) >= 4
 
 
-def test_export_writes_static_pages_with_relative_links(built: str, tmp_path: Path) -> None:
+def test_export_writes_static_pages_with_relative_links(
+    built: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect_model_registry.registry.dashboard.export import export
 
+    monkeypatch.setattr(views, "VERSION_ROWS", 2)  # offline, a model page still holds every version
+    monkeypatch.setattr(views, "TIMELINE_ROWS", 2)  # and every period
     out = tmp_path / "site"
     done = export(built, out, versions=2)
     assert sorted(done.pages) == [
@@ -498,8 +528,10 @@ def test_export_writes_static_pages_with_relative_links(built: str, tmp_path: Pa
     assert 'href="../../index.html"' in model
     assert "data-not-exported" in model  # v1, v2: only the newest 2 version pages were written
     assert '<form hidden method="get"' in model and 'id="chart-data"' in model
-    assert chart(model)["versions"] == [1, 2, 3, 4]
-    assert 'href="models/churn/index.html"' in (out / "index.html").read_text()
+    assert chart(model)["versions"] == [1, 2, 3, 4] and 'id="chart-scope"' not in model
+    assert 'id="timeline-scope"' not in model
+    table = model[model.index('id="versions-table"') : model.index('id="timeline-table"')]
+    assert re.findall(r'<td data-sort="(\d+)">', table) == ["4", "3", "2", "1"]
 
 
 def test_pmr_ui_export_refuses_a_non_empty_directory_without_force(
@@ -570,18 +602,39 @@ def test_the_export_opens_from_disk_in_chromium_with_no_network(tmp_path: Path) 
     assert not dialogs and not asked
 
 
-def test_the_versions_table_shows_the_newest_rows_then_every_version_on_demand(
+def test_the_model_page_is_bounded_then_shows_everything_on_demand(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(views, "VERSION_ROWS", 2)
+    monkeypatch.setattr(views, "CHART_VERSIONS", 3)
+    monkeypatch.setattr(views, "TIMELINE_ROWS", 2)
+
+    def table(page: str) -> list[str]:
+        part = page[page.index('id="versions-table"') : page.index('id="timeline-table"')]
+        return re.findall(r'<td data-sort="(\d+)">', part)
+
     page = get(client, "/models/churn?metric=auc")
-    table = page[page.index('id="versions-table"') : page.index('id="timeline-table"')]
-    assert re.findall(r'<td data-sort="(\d+)">', table) == ["4", "3"]
-    assert "Showing 2 of 4 versions." in table and 'href="?metric=auc&amp;rows=all"' in table
-    assert chart(page)["versions"] == [1, 2, 3, 4]  # the chart keeps every version
-    every = get(client, "/models/churn?metric=auc&rows=all")
-    table = every[every.index('id="versions-table"') : every.index('id="timeline-table"')]
-    assert re.findall(r'<td data-sort="(\d+)">', table) == ["4", "3", "2", "1"] and "Showing" not in table
+    assert table(page) == ["4", "3"] and "Showing 2 of 4 versions (page 1 of 2)." in page
+    assert 'href="?metric=auc&amp;vpage=2">older</a>' in page and 'href="?metric=auc&amp;rows=all"' in page
+    assert chart(page)["versions"] == [2, 3, 4]  # the newest CHART_VERSIONS: the cost does not grow with age
+    assert "The chart shows 3 of 4 versions (the newest)." in page
+    older = get(client, "/models/churn?metric=auc&vpage=2")
+    assert table(older) == ["2", "1"] and 'vpage=1">newer</a>' in older
+    assert table(get(client, "/models/churn?vpage=99")) == ["2", "1"]  # clamped to the last page
+    every = get(client, "/models/churn?metric=auc&rows=all&vpage=2")
+    assert table(every) == ["4", "3", "2", "1"] and "Showing" not in every.split('id="timeline-table"')[0]
+    assert chart(every)["versions"] == [1, 2, 3, 4] and 'id="chart-scope"' not in every
+    assert "rows=all&amp;rows=all" not in get(client, "/models/churn?rows=all&rows=all")
+    # A filter reads every version: the chart shows what it matches, oldest first.
+    filtered = get(client, "/models/churn?where=auc>=0.84&sort=-auc")
+    assert chart(filtered)["versions"] == [2, 4] and table(filtered) == ["4", "2"]
+    assert "The chart shows 2 of 4 versions (those the filter matches)." in filtered
+    # The timeline: the newest periods, then every one.
+    periods = page[page.index('id="timeline-table"') :]
+    assert periods.count('class="period ') == 2 and 'id="timeline-scope"' in periods
+    assert 'href="?metric=auc&amp;periods=all"' in periods
+    full = get(client, "/models/churn?periods=all")
+    assert full.count('class="period ') > 2 and 'id="timeline-scope"' not in full
 
 
 def test_the_last_change_is_the_newest_event_read_alone(built: str) -> None:
