@@ -141,28 +141,39 @@ def score_frame(reg: Registry, model_uri: str, frame: pd.DataFrame, run_id: str 
 
 
 def write_frame(frame: pd.DataFrame, uri: str) -> bytes:
-    """Write CSV or Parquet (by suffix) to a local path or ``s3://``; return the bytes written."""
+    """Write CSV or Parquet (by suffix) to a local path, ``file://`` or ``s3://``; return the bytes written.
+
+    Raises:
+        DatasetError: any other scheme, or an ``s3://`` URI without bucket and key (nothing written).
+
+    """
+    where = _output_location(uri)
     buffer = io.BytesIO()
     if uri.lower().endswith((".parquet", ".pq")):
         frame.to_parquet(buffer, index=False)
     else:
         frame.to_csv(buffer, index=False, lineterminator="\n")
     data = buffer.getvalue()
-    if uri.startswith("s3://"):
-        import os
-
-        import boto3
-
-        bucket, _, key = uri[len("s3://") :].partition("/")
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        boto3.session.Session().client("s3", endpoint_url=endpoint).put_object(Bucket=bucket, Key=key, Body=data)
+    if not isinstance(where, Path):
+        client, bucket, key = where
+        client.put_object(Bucket=bucket, Key=key, Body=data)
     else:
         from prefect_model_registry.registry.core.files import write_file
 
-        path = Path(uri.removeprefix("file://"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_file(path, data, overwrite=True, what="output_uri")  # a retried run replaces its own output
+        where.parent.mkdir(parents=True, exist_ok=True)
+        write_file(where, data, overwrite=True, what="output_uri")  # a retried run replaces its own output
     return data
+
+
+def _output_location(uri: str) -> Path | tuple[Any, str, str]:
+    """Where ``uri`` points, read the way the flows read their inputs (``gs://…`` is refused, not made a path)."""
+    from prefect_model_registry.registry.core.lineage import dataset_location
+    from prefect_model_registry.registry.errors import DatasetUnavailable
+
+    try:
+        return dataset_location(uri)
+    except DatasetUnavailable as exc:
+        raise DatasetError(f"output_uri: {exc}".replace("cannot read dataset", "cannot write")) from None
 
 
 def score_file(
@@ -176,6 +187,7 @@ def score_file(
             overwrite one of them (:class:`ScoringColumnClash`); nothing is written.
 
     """
+    _output_location(output_uri)  # a bad output location is refused before the input is read or scored
     data = read_dataset(input_uri)
     scored = score_frame(reg, model_uri, data.frame, run_id)
     write_frame(scored.frame, output_uri)

@@ -18,6 +18,7 @@ from prefect_model_registry.flows.cli import app
 from prefect_model_registry.flows.core.approval import ApprovalPolicy
 from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.core.training import signature
+from prefect_model_registry.flows.errors import DatasetError
 from prefect_model_registry.flows.pipeline import retrain
 from prefect_model_registry.flows.scoring import STAMPS, score_batch, score_file
 from prefect_model_registry.registry import Registry, VersionInfo
@@ -167,3 +168,16 @@ def test_a_probability_column_that_clashes_is_refused_before_anything_is_written
 )
 def test_the_probability_column_name_rule(label: object, column: str) -> None:
     assert scoring.proba_column(label) == column
+
+
+def test_an_output_location_of_another_scheme_is_refused_not_written_as_a_local_path(
+    tmp_path: Path, model_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = str(tmp_path / "registry")
+    X, model = _iris()
+    _register(registry, model_name, X, model)
+    X.head(5).to_csv(tmp_path / "batch.csv", index=False)
+    monkeypatch.chdir(tmp_path)  # the old code wrote 'gs://b/out.csv' to ./gs:/b/out.csv
+    with pytest.raises(DatasetError, match=r"output_uri: cannot write gs://b/out\.csv"):
+        score_file(Registry.open(registry), f"models:/{model_name}/1", "batch.csv", "gs://b/out.csv")
+    assert not (tmp_path / "gs:").exists() and Registry.open(registry).scoring_runs(model_name) == []
