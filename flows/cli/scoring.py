@@ -54,15 +54,20 @@ def explain_prediction(
         "flow_run": lin.flow_run_id,
         "parent_version": lin.parent_version,
     }
-    # The class probabilities score-batch wrote beside the prediction (flows/scoring.py, PROBA_PREFIX), if any.
-    probabilities = {c: _native(stamp[c]) for c in frame.columns if str(c).startswith(PROBA_PREFIX)}
+    # The class probabilities score-batch wrote after the prediction (flows/scoring.py, PROBA_PREFIX), if any; an
+    # input column of that name (a feature the model was trained on) comes before it.
+    after = list(frame.columns)[list(frame.columns).index("prediction") + 1 :] if "prediction" in frame.columns else []
+    probabilities = {str(c): _native(stamp[c]) for c in after if str(c).startswith(PROBA_PREFIX)}
     if probabilities:
         data["probabilities"] = probabilities
     lines = [
         f"row {row}: prediction {data['prediction']} made by {mv.uri} (artifact sha256 {mv.artifact.sha256[:12]}, "
         "matches the manifest)",
         *(
-            ["probabilities " + ", ".join(f"{c.removeprefix(PROBA_PREFIX)}={v:.4g}" for c, v in probabilities.items())]
+            [
+                "probabilities "
+                + ", ".join(f"{c.removeprefix(PROBA_PREFIX)}={_short(v)}" for c, v in probabilities.items())
+            ]
             if probabilities
             else []
         ),
@@ -81,3 +86,8 @@ def _native(value: Any) -> Any:
     """A numpy scalar as the Python value it holds (JSON shows ``1``, not ``"1"``); anything else unchanged."""
     item = getattr(value, "item", None)
     return item() if callable(item) else value
+
+
+def _short(value: Any) -> str:
+    """A probability in four significant digits; anything else as it is."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

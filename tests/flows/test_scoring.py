@@ -134,6 +134,8 @@ def test_a_multiclass_model_writes_one_probability_column_per_class(
     assert explained.exit_code == 0, explained.output
     facts = json.loads(explained.output)
     assert facts["probabilities"] == pytest.approx(dict(zip(proba, scored.loc[5, proba], strict=True)))
+    human = _pmr(registry, "explain-prediction", str(out), "--row", "5").output
+    assert f"probabilities Iris_setosa={scored.loc[5, proba[0]]:.4g}, iris_versicolor=" in human
 
 
 def test_a_probability_column_that_clashes_is_refused_before_anything_is_written(
