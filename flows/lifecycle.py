@@ -31,8 +31,8 @@ def failed_with_reason(fn: Callable[P, R]) -> Callable[P, R | Any]:
     """End a flow stopped by a deliberate failure Failed, with the reason as the state's message.
 
     A typed error of the pipeline or the registry (a gate, a rejection, a refused decision, unusable data) makes
-    the run return ``Failed(message="GateFailed: <reason>")`` instead of raising: the Prefect UI and the last log
-    line of ``prefect deployment run --watch`` ("Finished in state Failed('GateFailed: …')") show the reason, and
+    the run return ``Failed(message="GateFailed: <reason>")`` instead of raising: the Prefect UI and the run's log
+    line under ``prefect deployment run --watch`` ("Finished in state Failed('GateFailed: …')") show the reason, and
     the flow engine logs no traceback for it (a deployment's flow-run process still logs one as it exits, which
     ``pmr ci`` leaves out). The error is the state's data, so calling the flow still raises it. Put it under
     ``@flow``; it acts for the flow's own run only (``other_flow.fn(...)`` inside another flow raises).
