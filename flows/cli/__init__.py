@@ -7,7 +7,7 @@ only when they run, so ``pmr models`` stays fast.
 from __future__ import annotations
 
 import prefect_model_registry.flows.cli.scoring  # noqa: F401  (registers `pmr explain-prediction`)
-from prefect_model_registry.flows.cli import reviews
+from prefect_model_registry.flows.cli import init, reviews
 from prefect_model_registry.flows.cli.ci import app as ci_app
 from prefect_model_registry.flows.cli.suite import app as suite_app
 from prefect_model_registry.flows.errors import ConfigError, DatasetError, EstimatorError, PipelineError
@@ -20,6 +20,8 @@ app.add_typer(ci_app, name="ci")
 # `pmr approve`/`reject` decide on the run that waits for the version, when one does (registers `pmr pending` too).
 add_decision_router(reviews.route_decision)
 app.add_typer(suite_app, name="suite")
+# `pmr init DIR`: a team's starter project (config, suite, thresholds, prefect.yaml, worker policy).
+app.command("init")(init.init)
 # Every project error is one red line (--traceback: the whole trace): bad input exits 2, a refusal or failure 1.
 register_errors(
     (ConfigError, EXIT_USAGE),
