@@ -14,7 +14,6 @@ from prefect_model_registry.flows.core import evidence, publish, training, trust
 from prefect_model_registry.flows.core.approval import ApprovalPolicy, wait_for_decision
 from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.core.opkeys import operation_key
-from prefect_model_registry.flows.core.sweep import choose, secondary_for
 from prefect_model_registry.flows.core.training import Split
 from prefect_model_registry.flows.errors import ApprovalRejected, ApprovalTimedOut, ConfigError, GateFailed
 from prefect_model_registry.flows.lifecycle import failed_with_reason, promote_version
@@ -36,7 +35,8 @@ from prefect_model_registry.registry.core.display import markdown
 from prefect_model_registry.registry.core.lifecycle import approval_needed, exempt_now
 from prefect_model_registry.registry.core.policy import ApprovalRules, Subject
 from prefect_model_registry.registry.errors import ApprovalRefused, ModelNotFound
-from prefect_model_registry.validations import drift, policy
+from prefect_model_registry.validations import drift, policy, sweep
+from prefect_model_registry.validations.errors import SweepConfigError
 from prefect_model_registry.validations.report import GateReport
 
 
@@ -195,9 +195,12 @@ def _train(
         results = [f.result() for f in futures]
     scored = [(params, metrics) for params, (_, metrics) in zip(candidates, results, strict=True)]
     primary = policy.primary_metric(gates=cfg.gates, model=results[0][0])
-    secondary = secondary_for(cfg.secondary_metric, primary, results[0][0])
-    # A tie on the primary metric is decided by the secondary one, then by candidate order (flows/core/sweep.py).
-    best, report = choose(scored, primary, secondary, cfg.tie_tolerance)
+    # A tie on the primary metric is decided by the secondary one, then by candidate order (validations/sweep.py).
+    try:
+        secondary = sweep.secondary_for(cfg.secondary_metric, primary, results[0][0])
+        best, report = sweep.choose(scored, primary, secondary, cfg.tie_tolerance)
+    except SweepConfigError as exc:
+        raise ConfigError(str(exc)) from None
     get_run_logger().info("sweep (%s): %s", cfg.task_runner, report.summary["how"])
     return results[best][0], results[best][1], candidates[best], report
 

@@ -51,3 +51,7 @@ class UnknownMetricError(ValidationsError, ValueError):
 
 class MetricComputationError(ValidationsError, ValueError):
     """A metric cannot be computed for this model (e.g. ``log_loss`` without ``predict_proba``)."""
+
+
+class SweepConfigError(ValidationsError, ValueError):
+    """A sweep's tie-breaking settings cannot work: the secondary metric is the primary one, or never computed."""

@@ -137,33 +137,3 @@ def primary_metric(*, gates: GatePolicy, model: object) -> str:
     from prefect_model_registry.validations.metrics import check_metric_name, is_classifier
 
     return check_metric_name(gates.primary_metric or ("roc_auc" if is_classifier(model) else "rmse"))
-
-
-def sweep_report(scored: list[tuple[dict, dict[str, float]]], primary: str) -> tuple[int, GateReport]:
-    """Pick the best candidate on ``primary`` (undefined values never win) and report every candidate.
-
-    Returns:
-        The index of the best candidate, and an advisory ``sweep`` report listing them all for the model card.
-
-    """
-    from prefect_model_registry.validations.metrics import higher_is_better
-
-    sign = 1.0 if higher_is_better(primary) else -1.0
-
-    def rank(i: int) -> tuple[bool, float, int]:
-        value = scored[i][1].get(primary, math.nan)
-        return (math.isfinite(value), sign * value if math.isfinite(value) else 0.0, -i)
-
-    best = max(range(len(scored)), key=rank)
-    checks = tuple(
-        CheckResult(
-            name=f"candidate {i + 1}" + (" (best)" if i == best else ""),
-            passed=True,
-            expected=f"best {primary} on the holdout wins",
-            observed=f"{primary} {format_value(m.get(primary, math.nan))}",
-            details={"params": params, "metrics": m, "best": i == best},
-        )
-        for i, (params, m) in enumerate(scored)
-    )
-    summary = {"primary": primary, "candidates": len(scored), "best": best + 1}
-    return best, GateReport(gate="sweep", passed=True, checks=checks, summary=summary)

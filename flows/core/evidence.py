@@ -57,6 +57,8 @@ def gate_summary(reports: Mapping[str, GateReport]) -> str:
     for gate in sorted(gates, key=lambda g: (_GATE_ORDER.index(g) if g in _GATE_ORDER else 99, g)):
         report = reports[gate]
         failed = "; ".join(markdown(f"{c.name}: observed {c.observed}") for c in report.failed_checks[:5]) or "-"
+        if len(report.failed_checks) > 5:  # every failed check is counted, as in the one-line reason
+            failed += f"; and +{len(report.failed_checks) - 5} more"
         lines.append(f"| {markdown(gate)} | {_verdict(report)} | {failed} |")
     return "\n".join(lines)
 
@@ -179,7 +181,7 @@ def model_card(mv: ModelVersion, reports: Mapping[str, GateReport], stage: str) 
 def sweep_markdown(report: GateReport) -> str:
     """The sweep's candidates: how the winner was chosen, parameters and every holdout metric, the chosen one marked.
 
-    ``how`` (flows/core/sweep.py) says whether the primary metric decided, or a tie on it was decided by the
+    ``how`` (validations/sweep.py) says whether the primary metric decided, or a tie on it was decided by the
     secondary metric or by candidate order; a report stored before it was recorded has none.
     """
     rows = [c.details for c in report.checks]

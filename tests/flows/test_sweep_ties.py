@@ -151,7 +151,7 @@ def test_pmr_ci_refuses_a_bad_tie_tolerance_before_anything_is_written(
 def test_choose_follows_each_metric_direction_and_the_tolerance(
     primary: str, metrics: list[tuple[float, float]], best: int, decided_by: str, how: str
 ) -> None:
-    from prefect_model_registry.flows.core.sweep import choose
+    from prefect_model_registry.validations.sweep import choose
 
     scored = [({"i": i}, {primary: p, "log_loss": s}) for i, (p, s) in enumerate(metrics)]
     chosen, report = choose(scored, primary, "log_loss", 1e-9)

@@ -110,8 +110,10 @@ def test_an_undefined_metric_is_a_failed_gate_with_a_reason() -> None:
 
 
 def test_the_sweep_picks_the_best_defined_candidate() -> None:
+    from prefect_model_registry.validations import sweep
+
     scored = [({"C": 1}, {"roc_auc": 0.8}), ({"C": 2}, {"roc_auc": math.nan}), ({"C": 3}, {"roc_auc": 0.9})]
-    best, report = policy.sweep_report(scored, "roc_auc")
-    assert best == 2 and report.summary == {"primary": "roc_auc", "candidates": 3, "best": 3}
-    best, _ = policy.sweep_report([({}, {"rmse": 3.0}), ({}, {"rmse": 2.0})], "rmse")
+    best, report = sweep.choose(scored, "roc_auc", None, 1e-9)
+    assert best == 2 and report.summary["best"] == 3 and report.summary["decided_by"] == "roc_auc"
+    best, _ = sweep.choose([({}, {"rmse": 3.0}), ({}, {"rmse": 2.0})], "rmse", None, 1e-9)
     assert best == 1  # lower is better

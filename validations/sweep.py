@@ -6,6 +6,9 @@ order (the first listed). An undefined value (NaN) never beats a defined one. Th
 keeps ``primary``, ``candidates`` and ``best`` (1-based) and adds ``secondary``, ``tie_tolerance``, ``tied``
 (1-based), ``decided_by`` (the primary metric, the secondary one, or ``"candidate order"``) and ``how``, the
 sentence the model card shows.
+
+Plain functions over the candidates' metrics: the retraining flow (``flows/pipeline.py``) trains the candidates
+and calls :func:`choose`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prefect_model_registry.flows.errors import ConfigError
+from prefect_model_registry.validations.errors import SweepConfigError
 from prefect_model_registry.validations.metrics import higher_is_better
 from prefect_model_registry.validations.report import CheckResult, GateReport, format_value
 
@@ -39,7 +42,7 @@ def secondary_for(setting: str | None, primary: str, model: Any) -> str | None:
         model: a trained candidate (its kind decides the default).
 
     Raises:
-        ConfigError: an explicit secondary metric equal to the primary one.
+        SweepConfigError: an explicit secondary metric equal to the primary one.
 
     """
     if setting == NO_SECONDARY:
@@ -47,7 +50,7 @@ def secondary_for(setting: str | None, primary: str, model: Any) -> str | None:
     if setting is None:
         return DEFAULT_SECONDARY if hasattr(model, "predict_proba") and primary != DEFAULT_SECONDARY else None
     if setting == primary:
-        raise ConfigError(
+        raise SweepConfigError(
             f"config field 'secondary_metric': {setting!r} is the primary metric; it cannot break its ties"
         )
     return setting
@@ -68,12 +71,12 @@ def choose(scored: Scored, primary: str, secondary: str | None, tolerance: float
         tolerance: how far from the best value a candidate still ties (absolute, for both metrics).
 
     Raises:
-        ConfigError: ``secondary`` is computed for none of the candidates (e.g. ``rmse`` for classifiers).
+        SweepConfigError: ``secondary`` is computed for none of the candidates (e.g. ``rmse`` for classifiers).
 
     """
     if secondary is not None and not any(secondary in m for _, m in scored):
         computed = ", ".join(sorted(scored[0][1])) if scored else "none"
-        raise ConfigError(
+        raise SweepConfigError(
             f"config field 'secondary_metric': {secondary!r} is not computed for these candidates "
             f"(their metrics: {computed}); nothing registered"
         )
