@@ -9,6 +9,8 @@ single value are each one line and exit 2.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -97,20 +99,24 @@ def init(
     from prefect_model_registry.flows.cli import suite
 
     plan = _plan(directory, dataset, target, registry, work_pool, model, worker_dir, force)
+    as_json = current().json
+    captured: io.StringIO | None = None
     written: list[Path] = []
     created_dir = not plan.project.exists()
     existed = {p for p in plan.project.rglob("*") if p.is_file()} if not created_dir else set()
     try:
         plan.project.mkdir(parents=True, exist_ok=True)
-        # The suite and thresholds exactly as `pmr suite init` writes them (it prints its own line).
-        suite.init(
-            data=plan.dataset,
-            target=plan.target,
-            out=plan.project / plan.suite,
-            thresholds_out=plan.project / plan.thresholds,
-            name=plan.model,
-            force=force,
-        )
+        # The suite and thresholds exactly as `pmr suite init` writes them. Its line is printed as it is; with
+        # --json its document goes into this command's one document.
+        with contextlib.redirect_stdout(io.StringIO()) if as_json else contextlib.nullcontext() as captured:
+            suite.init(
+                data=plan.dataset,
+                target=plan.target,
+                out=plan.project / plan.suite,
+                thresholds_out=plan.project / plan.thresholds,
+                name=plan.model,
+                force=force,
+            )
         written += [plan.project / plan.suite, plan.project / plan.thresholds]
         for name, text in (
             ("retrain.yaml", retrain_yaml(plan)),
@@ -133,6 +139,7 @@ def init(
             "model": plan.model,
             "files": files,
             "work_pool": plan.pool,
+            "suite": json.loads(captured.getvalue()) if captured is not None else None,
             "deployments": [f"{flow}/{plan.model}-{kind}" for kind, flow in DEPLOYMENTS],
         },
         [
@@ -179,6 +186,8 @@ def _plan(
     if not pool.strip():
         raise ConfigError("--work-pool must not be empty")
     name = check_model_name(model if model is not None else model_name_of(dataset))
+    if "://" not in dataset:
+        dataset = os.path.abspath(Path(dataset).expanduser())  # what the files record, wherever this ran
     frame = read_dataset(dataset).frame  # the reader the flows use: local paths and s3:// alike
     if target not in frame.columns:
         columns = [str(c) for c in frame.columns]

@@ -8,6 +8,7 @@ retraining once through the stack's process worker, held to the generated worker
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -169,10 +170,12 @@ def test_the_generated_project_parses_and_validates(tmp_path: Path, monkeypatch:
     assert found[f"{model}-rollback"]["parameters"]["model_name"] == model
     assert found[f"{model}-score"]["parameters"]["model_uri"] == f"models:/{model}@production"
 
-    # --force writes over a non-empty directory, leaving the team's other files alone.
+    # --force writes over a non-empty directory, leaving the team's other files alone; --json is one document.
     (project / "notes.txt").write_text("keep me\n")
-    again = pmr("init", project, "--dataset", DATA, "--target", "target", "--model", "churn", "--force")
+    again = pmr("--json", "init", project, "--dataset", DATA, "--target", "target", "--model", "churn", "--force")
     assert again.returncode == 0, again.stdout + again.stderr
+    result = json.loads(again.stdout)
+    assert result["model"] == "churn" and result["suite"]["suite"] == str(project / "suites" / "churn.yaml")
     assert (project / "notes.txt").read_text() == "keep me\n"
     assert RetrainConfig.from_file(project / "retrain.yaml").model_name == "churn"
     assert (project / "suites" / "churn.yaml").is_file()
