@@ -32,6 +32,8 @@ DEFAULT_POOL = "pmr-process"
 NIGHTLY_CRON = "0 3 * * *"
 #: The registry a project gets when none is given: a directory in the project (flow runs start there).
 PROJECT_REGISTRY = ".pmr/registry"
+#: The files written beside the suites (suites/MODEL.yaml, suites/MODEL.thresholds.yaml).
+FILES = ("retrain.yaml", "prefect.yaml", "worker-policy.yaml")
 #: File names that say nothing about the data (``s3://bucket/churn/latest.csv``): the folder names it instead.
 _GENERIC_STEMS = frozenset({"latest", "current", "data", "dataset", "train", "training", "input", "export"})
 
@@ -103,7 +105,7 @@ def init(
     captured: io.StringIO | None = None
     written: list[Path] = []
     created_dir = not plan.project.exists()
-    existed = {p for p in plan.project.rglob("*") if p.is_file()} if not created_dir else set()
+    existed = set(plan.project.rglob("*")) if not created_dir else set()
     try:
         plan.project.mkdir(parents=True, exist_ok=True)
         # The suite and thresholds exactly as `pmr suite init` writes them. Its line is printed as it is; with
@@ -118,17 +120,16 @@ def init(
                 force=force,
             )
         written += [plan.project / plan.suite, plan.project / plan.thresholds]
-        for name, text in (
-            ("retrain.yaml", retrain_yaml(plan)),
-            ("prefect.yaml", prefect_yaml(plan)),
-            ("worker-policy.yaml", policy_yaml(plan)),
-        ):
+        for name, text in zip(FILES, (retrain_yaml(plan), prefect_yaml(plan), policy_yaml(plan)), strict=True):
             _write(plan.project / name, text, force)
             written.append(plan.project / name)
     except BaseException:
         # Nothing half-written is left behind: what this run created goes again.
         for path in {plan.project / plan.suite, plan.project / plan.thresholds, *written} - existed:
             path.unlink(missing_ok=True)
+        suites = (plan.project / plan.suite).parent
+        if suites not in existed and suites.is_dir() and not any(suites.iterdir()):
+            suites.rmdir()
         if created_dir:
             _remove_empty_tree(plan.project)
         raise
@@ -171,6 +172,7 @@ def _plan(
 
     """
     from prefect_model_registry.flows.core.training import read_dataset
+    from prefect_model_registry.registry.core.files import refuse_symlink
     from prefect_model_registry.validations.profile import is_classification_target
 
     project = Path(os.path.abspath(directory.expanduser()))
@@ -200,7 +202,7 @@ def _plan(
             f"target column {target!r} of {dataset} has {what}: a model needs at least two classes to learn from"
         )
     here = worker_dir or str(project)
-    return Plan(
+    plan = Plan(
         project=project,
         worker_dir=here,
         model=name,
@@ -211,6 +213,10 @@ def _plan(
         pool=pool,
         classification=is_classification_target(frame[target]),
     )
+    # Never through a symlink (refused before anything is written, as each write would refuse it anyway).
+    for relative in ("suites", plan.suite, plan.thresholds, *FILES):
+        refuse_symlink(project / relative, "pmr init")
+    return plan
 
 
 def model_name_of(dataset: str) -> str:

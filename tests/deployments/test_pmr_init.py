@@ -89,6 +89,18 @@ def test_refusals_are_one_line_exit_2_and_write_nothing(case: str, says: str, tm
     assert not (tmp_path / "registry").exists()
 
 
+def test_a_symlink_among_its_files_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "prefect.yaml").symlink_to(tmp_path / "elsewhere.yaml")
+    done = pmr("init", project, "--dataset", DATA, "--target", "target", "--force")
+    assert done.returncode == 1, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "is a symlink" in line and done.stdout == ""
+    assert sorted(p.name for p in project.iterdir()) == ["prefect.yaml"]
+    assert not (tmp_path / "elsewhere.yaml").exists()
+
+
 @pytest.mark.s3
 def test_an_unreadable_s3_dataset_is_refused(s3_server: Any, tmp_path: Path) -> None:
     project = tmp_path / "project"
@@ -109,6 +121,7 @@ def flow_of(entrypoint: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+@pytest.mark.slow
 def test_the_generated_project_parses_and_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.client.schemas.schedules import CronSchedule
 
