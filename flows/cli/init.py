@@ -105,7 +105,8 @@ def init(
     captured: io.StringIO | None = None
     written: list[Path] = []
     created_dir = not plan.project.exists()
-    existed = set(plan.project.rglob("*")) if not created_dir else set()
+    ours = [plan.project / r for r in ("suites", plan.suite, plan.thresholds, *FILES)]
+    existed = {p for p in ours if p.exists()}
     try:
         plan.project.mkdir(parents=True, exist_ok=True)
         # The suite and thresholds exactly as `pmr suite init` writes them. Its line is printed as it is; with
@@ -187,6 +188,8 @@ def _plan(
             )
     if not pool.strip():
         raise ConfigError("--work-pool must not be empty")
+    if worker_dir is not None and not os.path.isabs(worker_dir):
+        raise ConfigError(f"--worker-dir {worker_dir!r} is not an absolute path (the project's directory on workers)")
     name = check_model_name(model if model is not None else model_name_of(dataset))
     if "://" not in dataset:
         dataset = os.path.abspath(Path(dataset).expanduser())  # what the files record, wherever this ran
@@ -199,7 +202,8 @@ def _plan(
     if len(values) < 2:
         what = f"a single value ({values[0]!r})" if len(values) else "no values"
         raise ConfigError(
-            f"target column {target!r} of {dataset} has {what}: a model needs at least two classes to learn from"
+            f"target column {target!r} of {dataset} has {what}: a model needs at least two different values "
+            "(classes) to learn from"
         )
     here = worker_dir or str(project)
     plan = Plan(

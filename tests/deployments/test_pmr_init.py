@@ -62,11 +62,12 @@ def _single_class(tmp: Path) -> str:
         ("missing-file", "cannot read dataset"),
         ("missing-target", "no column 'churned'"),
         ("single-class", "a single value"),
+        ("relative-worker-dir", "is not an absolute path"),
     ],
 )
 def test_refusals_are_one_line_exit_2_and_write_nothing(case: str, says: str, tmp_path: Path) -> None:
     project = tmp_path / "project"
-    dataset, target = str(DATA), "target"
+    dataset, target, extra = str(DATA), "target", []
     if case == "non-empty":
         project.mkdir()
         (project / "notes.txt").write_text("the team's own file\n")
@@ -74,11 +75,13 @@ def test_refusals_are_one_line_exit_2_and_write_nothing(case: str, says: str, tm
         dataset = str(tmp_path / "nope.csv")
     elif case == "missing-target":
         target = "churned"
-    else:
+    elif case == "single-class":
         dataset = _single_class(tmp_path)
+    else:
+        extra = ["--worker-dir", "team-project"]
     before = snapshot(project)
 
-    done = pmr("init", project, "--dataset", dataset, "--target", target, "--registry", tmp_path / "registry")
+    done = pmr("init", project, "--dataset", dataset, "--target", target, "--registry", tmp_path / "registry", *extra)
 
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
