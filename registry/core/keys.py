@@ -11,6 +11,7 @@ Layout (one bucket prefix or directory)::
     models/<name>/idempotency/<sha256(key)>.json   claim on an operation key (see registry.idempotency)
     models/<name>/reports/<n:010d>/<gate>.json     gate reports recorded by older releases (read only)
     models/<name>/index/<first:010d>.json          listing index segments and tail (see registry.index)
+    models/<name>/log-index/<first:010d>.json      log index: events first..first+255 packed (see log_index)
     maintenance/verify.json                        the last `pmr verify --save` report and its time (the dashboard
                                                    shows it; outside blobs/ and models/, so verify never checks it)
 """

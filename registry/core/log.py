@@ -38,7 +38,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from prefect_model_registry.registry import hooks
-from prefect_model_registry.registry.core import announcer, background, parallel
+from prefect_model_registry.registry.core import announcer, background, log_index, parallel
 from prefect_model_registry.registry.core.drafts import Draft, check_event_size, current_snapshot, parse_event, replay
 from prefect_model_registry.registry.core.keys import event_key, events_prefix, parse_number, state_key
 from prefect_model_registry.registry.core.memory import ProcessMemory
@@ -99,6 +99,24 @@ def _when(draft: Draft, state: ModelState) -> datetime:
     if draft.at is None or draft.at >= now:
         return now
     return max(draft.at, state.updated_at) if state.updated_at is not None else draft.at
+
+
+class _Packer:
+    """Collects the events of each full block read from the log and packs the block into the log index."""
+
+    def __init__(self, log: ModelLog) -> None:
+        self._log = log
+        self._raws: list[bytes] = []
+        self._first = 0
+
+    def add(self, seq: int, raw: bytes) -> None:
+        if (seq - 1) % log_index.BLOCK == 0:
+            self._raws, self._first = [], seq
+        if self._first and seq == self._first + len(self._raws):
+            self._raws.append(raw)
+            if len(self._raws) == log_index.BLOCK:
+                log_index.write(self._log.store, self._log.name, self._first, self._raws)
+                self._raws, self._first = [], 0
 
 
 class ModelLog:
@@ -214,12 +232,19 @@ class ModelLog:
         return parallel.submit(self._read_event, seq)
 
     def _events_from(
-        self, seq: int, prev_hash: str, first: Future[bytes | None] | None = None
+        self,
+        seq: int,
+        prev_hash: str,
+        first: Future[bytes | None] | None = None,
+        packer: _Packer | None = None,
+        expect: int | None = None,
     ) -> Iterator[tuple[Event, str]]:
         """Events from ``seq`` on, each parsed and chained to the one before, until the first missing one.
 
         The reads run ahead of the parsing: after ``n`` events, ``min(n, READ_AHEAD)`` reads are in flight, so a
-        long log is read in parallel while a catch-up of one event (the usual case) costs no extra read.
+        long log is read in parallel while a catch-up of one event (the usual case) costs no extra read. When
+        the caller ``expect``s the log to end at that event (what the process last knew), reads run ahead only up
+        to it, then go one by one: the end of the log costs one read past it, not ``READ_AHEAD``.
         """
         ahead: deque[Future[bytes | None]] = deque([first if first is not None else self._probe(seq)])
         submitted = seq + 1
@@ -230,10 +255,12 @@ class ModelLog:
                 return
             event = parse_event(self.name, seq, raw, prev_hash)
             prev_hash = sha256(raw)
+            if packer is not None:
+                packer.add(seq, raw)
             yield event, prev_hash
             seq += 1
             count += 1
-            while len(ahead) < min(count, READ_AHEAD) or not ahead:
+            while not ahead or (len(ahead) < min(count, READ_AHEAD) and (expect is None or submitted <= expect)):
                 ahead.append(self._probe(submitted))
                 submitted += 1
 
@@ -281,10 +308,45 @@ class ModelLog:
 
         """
         last = 0
-        for event, _ in self._events_from(1, GENESIS):
+        for event, _ in self._from_genesis():
             last = event.seq
             yield event
         self.check_no_gap(last)
+
+    def _from_genesis(self) -> Iterator[tuple[Event, str]]:
+        """Every event with its digest, full blocks from the log index where they hold up (see ``log_index``).
+
+        Blocks are taken only when the first event read from the log after them chains to the last of them;
+        otherwise one block fewer is tried, down to none (the log alone, which says what is wrong if anything).
+        """
+        known = self._known_view()
+        expect = known[0].seq if known is not None else None
+        blocks: list[list[tuple[Event, str]]] = []
+        seq, prev = 1, GENESIS
+        while expect is None or expect > seq + log_index.BLOCK - 1:  # a log shorter than a block has none
+            block = log_index.read(self.store, self.name, seq, prev)
+            if block is None:
+                break
+            blocks.append(block)
+            seq, prev = seq + log_index.BLOCK, block[-1][1]
+        for used in range(len(blocks), -1, -1):
+            start = 1 + used * log_index.BLOCK
+            prev = blocks[used - 1][-1][1] if used else GENESIS
+            rest = self._events_from(start, prev, packer=_Packer(self), expect=expect)
+            try:
+                after = next(rest, None)
+            except IntegrityError:
+                if not used:
+                    raise
+                continue  # the log does not follow these blocks: read it without them
+            if after is None and used:
+                continue  # nothing after the blocks confirms the last of them
+            for block in blocks[:used]:
+                yield from block
+            if after is not None:
+                yield after
+                yield from rest
+            return
 
     def check_no_gap(self, last: int) -> None:
         """Raise :class:`IntegrityError` if any event key lies beyond ``last``, the end of the readable log."""
@@ -308,7 +370,7 @@ class ModelLog:
     def state_at(self, when: datetime) -> ModelState:
         """The state as it was at ``when``, replayed from the log."""
         state = ModelState(name=self.name)
-        for event, digest in self._events_from(1, GENESIS):
+        for event, digest in self._from_genesis():
             if event.at > when:
                 break
             state = replay(state, event, digest)

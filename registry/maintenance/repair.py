@@ -76,6 +76,9 @@ def repair(
         elif finding.kind in ("index_altered", "index_unusable"):
             why = "listing-index segment that does not match the manifests (a cache: listings rebuild it)"
             act("delete", finding.key, why, partial(reg.store.delete, finding.key))
+        elif finding.kind in ("log_index_altered", "log_index_unusable"):
+            why = "log-index block that does not match the events (a cache: full reads of the log pack it again)"
+            act("delete", finding.key, why, partial(reg.store.delete, finding.key))
         elif finding.kind == "hint_invalid":
             act("delete", finding.key, "unusable latest hint (a cache)", partial(reg.store.delete, finding.key))
         elif finding.kind == "unannounced" and finding.model not in logged:

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prefect_model_registry.registry.core import background, keys, skops_review, transfer, versions
+from prefect_model_registry.registry.core import background, keys, log_index, skops_review, transfer, versions
 from prefect_model_registry.registry.core import index as listing_index
 from prefect_model_registry.registry.core.drafts import current_snapshot, parse_event
 from prefect_model_registry.registry.core.idempotency import CLAIM_WAIT_S, owner_gone, request_fingerprint
@@ -131,6 +131,7 @@ class _Model:
     def __init__(self, reg: Registry, name: str, report: VerifyReport, referenced: set[str]) -> None:
         self.reg, self.store, self.name, self.report, self.referenced = reg, reg.store, name, report, referenced
         self.registered: dict[int, str] = {}
+        self.event_digests: dict[int, str] = {}  # seq -> SHA-256 of the event as stored (the log index's check)
         self.op_events: dict[str, list[int]] = {}
         self.validated: list[tuple[int, int, str, str]] = []  # seq, version, gate, report sha
         self.state = ModelState(name=name)
@@ -142,7 +143,16 @@ class _Model:
 
     def run(self) -> None:
         self.report.models += 1
-        steps = (self.log, self.snapshot, self.manifests_and_blobs, self.pointers, self.hint, self.claims, self.index)
+        steps = (
+            self.log,
+            self.snapshot,
+            self.manifests_and_blobs,
+            self.pointers,
+            self.hint,
+            self.claims,
+            self.index,
+            self.log_index,
+        )
         for step in steps:
             try:
                 step()
@@ -178,6 +188,7 @@ class _Model:
                 chained = False
                 break
             prev, last = sha256(raw), seq
+            self.event_digests[seq] = prev
             self.state = apply_event(self.state, event, prev)
             self.states[seq] = self.state
             self.report.events += 1
@@ -353,6 +364,12 @@ class _Model:
         # event hashed is an error; `verify --repair --apply` deletes the segment and listings rebuild it.
         for key, problem, kind in listing_index.check(self.store, self.name, self.registered, sha256):
             self.bad(key, problem, kind, "error" if kind == "index_altered" else "warning")
+
+    def log_index(self) -> None:
+        # Readers take a block only once a real event chains to it, so an altered block never replaces the log;
+        # it is still damage to report, and `verify --repair --apply` deletes it (the next full read packs it).
+        for key, problem, kind in log_index.check(self.store, self.name, self.event_digests, sha256):
+            self.bad(key, problem, kind, "error" if kind == "log_index_altered" else "warning")
 
     def claims(self) -> None:
         prefix = keys.claims_prefix(self.name)
