@@ -63,8 +63,9 @@ def test_parameters_are_the_flows_and_validate(deployment: dict[str, Any]) -> No
         assert required <= set(given), required - set(given)
     # Concrete values (not templates) must pass the flow's own validation.
     concrete = {k: v for k, v in given.items() if not (isinstance(v, str) and "{{" in v)}
-    kinds = {n: str(p.annotation) for n, p in signature.parameters.items()}
-    placeholders = {n: "x" if kinds[n] == "str" else 1 for n in required}
+    # An annotation is the type itself, or its name when the flow's module postpones annotations.
+    kinds = {n: p.annotation for n, p in signature.parameters.items()}
+    placeholders = {n: "x" if kinds[n] in (str, "str") else 1 for n in required}
     if "approve" in required:
         placeholders["approve"] = True
     flow.validate_parameters({**placeholders, **concrete})
