@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,6 +98,19 @@ def contract_location(request: pytest.FixtureRequest, tmp_path: Path, monkeypatc
 def reg(location: str) -> Registry:
     """An empty registry on the parametrised backend."""
     return Registry.open(location)
+
+
+def count_gets(reg: Registry) -> list[str]:
+    """From now on, every key ``reg``'s store reads (``get``) is appended to the returned list."""
+    gets: list[str] = []
+    real = reg.store.get
+
+    def counting(key: str, *args: Any, **kwargs: Any) -> Any:
+        gets.append(key)
+        return real(key, *args, **kwargs)
+
+    reg.store.get = counting  # type: ignore[method-assign]
+    return gets
 
 
 def snapshot(reg: Registry) -> dict[str, bytes]:

@@ -10,6 +10,7 @@ from prefect_model_registry.registry import Registry, VersionInfo
 from prefect_model_registry.registry.core import index
 from prefect_model_registry.registry.maintenance.repair import repair
 from prefect_model_registry.registry.maintenance.verify import verify
+from tests.conftest import count_gets
 
 SEG = 8  # small blocks, so that a test needs a few dozen versions, not thousands
 
@@ -31,14 +32,7 @@ def test_listing_writes_segments_then_reads_them(listed: Registry) -> None:
     assert first == _direct(listed)
     segments = sorted(listed.store.list(index.index_prefix("m")))
     assert segments == [index.segment_key("m", f) for f in (1, 9, 17)]  # v25..v30 are not a full block yet
-    gets: list[str] = []
-    real = listed.store.get
-
-    def counting(key: str):  # type: ignore[no-untyped-def]
-        gets.append(key)
-        return real(key)
-
-    listed.store.get = counting  # type: ignore[method-assign]
+    gets = count_gets(listed)
     again = [mv.to_bytes() for mv in listed.versions("m")]
     assert again == first
     manifests = [k for k in gets if "/versions/" in k]

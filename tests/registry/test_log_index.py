@@ -11,6 +11,7 @@ from prefect_model_registry.registry.core import log_index
 from prefect_model_registry.registry.maintenance.repair import repair
 from prefect_model_registry.registry.maintenance.verify import verify
 from prefect_model_registry.registry.models import sha256
+from tests.conftest import count_gets
 
 BLOCK = 8  # small blocks, so a test needs a few dozen events, not thousands
 
@@ -27,18 +28,6 @@ def _raw_history(reg: Registry) -> list[bytes]:
     return [reg.store.get(f"models/m/events/{seq:012d}.json").data for seq in range(1, 31)]
 
 
-def _counting(reg: Registry) -> list[str]:
-    gets: list[str] = []
-    real = reg.store.get
-
-    def counting(key: str):  # type: ignore[no-untyped-def]
-        gets.append(key)
-        return real(key)
-
-    reg.store.get = counting  # type: ignore[method-assign]
-    return gets
-
-
 def _forge_last_entry(reg: Registry, first: int) -> None:
     """Rewrite a block's last entry (another actor): it still parses and chains to the entry before it."""
     key = log_index.block_key("m", first)
@@ -51,7 +40,7 @@ def test_a_full_read_packs_blocks_and_the_next_reads_them(logged: Registry) -> N
     first = logged.history("m")
     assert [e.seq for e in first] == list(range(1, 31))
     assert sorted(logged.store.list(log_index.prefix("m"))) == [log_index.block_key("m", f) for f in (1, 9, 17)]
-    gets = _counting(logged)
+    gets = count_gets(logged)
     again = logged.history("m")
     assert again == first
     events = [k for k in gets if "/events/" in k]
