@@ -114,9 +114,12 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PMR_"))}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(s3_server: Any) -> Iterator[Stack]:
-    """PostgreSQL -> Prefect server -> work pool -> ``prefect deploy`` -> process worker, on 127.0.0.1."""
+    """PostgreSQL -> Prefect server -> work pool -> ``prefect deploy`` -> process worker, on 127.0.0.1.
+
+    One for the session: starting it takes about 15 s, and every module that uses it leaves it as it found it.
+    """
     why = unavailable()
     if why:
         skip_unless_ci(why)
