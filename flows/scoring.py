@@ -28,6 +28,7 @@ from prefect.runtime import flow_run
 from prefect_model_registry.flows.core import trust
 from prefect_model_registry.flows.core.training import read_dataset
 from prefect_model_registry.flows.errors import DatasetError
+from prefect_model_registry.flows.tasks import retry_if_transient
 from prefect_model_registry.registry import ModelVersion, Registry
 from prefect_model_registry.registry.models import utcnow
 
@@ -203,7 +204,7 @@ def score_file(
     return record | {"version": scored.version.version, "artifact_sha256": scored.version.artifact.sha256}
 
 
-@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, retry_condition_fn=retry_if_transient)
 def _score(registry: str | None, model_uri: str, input_uri: str, output_uri: str, run_id: str) -> dict[str, Any]:
     return score_file(Registry.open(registry), model_uri, input_uri, output_uri, run_id, actor="prefect:score-batch")
 

@@ -11,14 +11,38 @@ from prefect.runtime import deployment, flow_run
 
 from prefect_model_registry.flows.core import publish, training, trust
 from prefect_model_registry.flows.core.config import RetrainConfig
+from prefect_model_registry.flows.errors import PipelineError
 from prefect_model_registry.registry import Lineage, ModelVersion, Registry, VersionInfo
 from prefect_model_registry.registry.core.lineage import complete_lineage, config_sha256, file_sha256, trainer_code
-from prefect_model_registry.registry.errors import AliasNotFound, ModelNotFound
+from prefect_model_registry.registry.errors import (
+    AliasNotFound,
+    ConcurrencyError,
+    ModelNotFound,
+    RegistryError,
+    StoreError,
+)
 from prefect_model_registry.registry.settings import settings
 from prefect_model_registry.validations import champion, data_quality, drift, metrics, policy, thresholds
-from prefect_model_registry.validations.errors import MissingColumnsError
+from prefect_model_registry.validations.errors import MissingColumnsError, ValidationsError
 from prefect_model_registry.validations.policy import GatePolicy
 from prefect_model_registry.validations.report import GateReport
+
+
+def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """A task's ``retry_condition_fn``: retry a store or network failure, never a refusal of bad input.
+
+    A typed refusal (unreadable data, a missing model, a file that is not the one hashed...) fails the same way
+    every time: retrying it only delays the reason by the retry delays. A store error or a lost race may pass.
+    """
+    try:
+        state.result()
+    except (StoreError, ConcurrencyError):
+        return True
+    except (PipelineError, RegistryError, ValidationsError):
+        return False
+    except Exception:  # anything else (a timeout, a dropped connection): worth another try
+        return True
+    return True
 
 
 def run_actor(actor: str | None = None) -> str:
@@ -98,7 +122,7 @@ def lineage_for(dataset: training.Dataset, parent: int | None, config: RetrainCo
     )
 
 
-@task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 5], retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def load_dataset(uri: str) -> training.Dataset:
     """Read the training data (CSV or Parquet, local or s3://)."""
     return training.read_dataset(uri)
@@ -176,7 +200,7 @@ def train_candidate(
     return model, metrics.evaluate(model, data.X_test, data.y_test)
 
 
-@task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 5], retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def current_champion(registry: str | None, name: str) -> tuple[ModelVersion | None, Any]:
     """The production version of ``name`` and the loaded model (hash-verified), or ``(None, None)``."""
     reg = Registry.open(registry)
@@ -214,7 +238,7 @@ def metric_gates(
     return policy.metrics_report(candidate_metrics), checked, comparison
 
 
-@task(retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[2, 5], retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def register_version(
     registry: str | None, name: str, model: Any, info: VersionInfo, actor: str, snapshot_dataset: bool = True
 ) -> ModelVersion:

@@ -102,3 +102,15 @@ def model_events(model_name: str, want: set[str], timeout: float = 30) -> set[st
             seen = {e.event for e in page.events}
             time.sleep(0.5)
     return seen
+
+
+def task_attempts(flow_state: Any) -> dict[str, int]:
+    """How many times each task of the flow run that ended in ``flow_state`` ran (its final run count)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id]))
+        )
+    return {run.task_key.rsplit("-", 1)[0]: run.run_count for run in runs}

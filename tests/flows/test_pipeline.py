@@ -12,7 +12,7 @@ from prefect_model_registry.flows.core.config import RetrainConfig
 from prefect_model_registry.flows.pipeline import retrain
 from prefect_model_registry.registry import Registry
 from prefect_model_registry.validations.policy import GatePolicy
-from tests.flows.conftest import BATCH1, BATCH2, Background, model_events, wait_for_paused
+from tests.flows.conftest import BATCH1, BATCH2, Background, model_events, task_attempts, wait_for_paused
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -357,3 +357,17 @@ def test_pmr_reject_drives_the_waiting_run(first_version: str, model_name: str, 
     assert run.join().is_failed()
     reg = Registry.open(first_version)
     assert reg.state(model_name).production == 1 and "rejected" in reg.state(model_name).blocked[2]
+
+
+def test_a_dataset_that_cannot_be_read_fails_at_once_not_after_retries(tmp_path: Path, model_name: str) -> None:
+    state = retrain(
+        RetrainConfig(
+            model_name=model_name,
+            dataset_uri=str(tmp_path / "nowhere.csv"),
+            approval=NO_APPROVAL,
+            registry=str(tmp_path / "registry"),
+        ),
+        return_state=True,
+    )
+    assert state.is_failed() and "nowhere.csv" in state.message
+    assert task_attempts(state) == {"load_dataset": 1}  # the same refusal every time: not retried (2 s, then 5 s)

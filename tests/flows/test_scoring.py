@@ -22,7 +22,7 @@ from prefect_model_registry.flows.errors import DatasetError
 from prefect_model_registry.flows.pipeline import retrain
 from prefect_model_registry.flows.scoring import STAMPS, score_batch, score_file
 from prefect_model_registry.registry import Registry, VersionInfo
-from tests.flows.conftest import DATA
+from tests.flows.conftest import DATA, task_attempts
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -93,6 +93,7 @@ def test_input_that_does_not_match_the_signature_is_refused_with_the_columns_nam
     state = score_batch(f"models:/{model_name}/1", str(tmp_path / "batch.csv"), str(out), production, return_state=True)
     assert state.is_failed() and ("contract_type" if change == "missing" else "region") in state.message
     assert not out.exists() and Registry.open(production).scoring_runs(model_name) == []
+    assert task_attempts(state) == {"_score": 1}  # a refusal of bad input is not retried: it would fail the same
 
 
 #: Class labels that are not column names as they stand (a space, a dash): sanitised to proba_<label>.
