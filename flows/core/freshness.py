@@ -20,7 +20,6 @@ Prefect API configured the listener returns at once and Prefect is never importe
 
 from __future__ import annotations
 
-import atexit
 import logging
 import sys
 import threading
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_model_registry.flows.core import events
 from prefect_model_registry.registry import Registry
+from prefect_model_registry.registry.core.announcer import run_at_exit
 from prefect_model_registry.registry.models import Event
 
 if TYPE_CHECKING:
@@ -138,13 +138,7 @@ class OverviewRefresher:
         if self._exit_hooks >= 2:
             return
         self._exit_hooks += 1
-        register = getattr(threading, "_register_atexit", None)
-        try:
-            if register is None:
-                raise RuntimeError("no threading exit hook")
-            register(self._at_exit)
-        except RuntimeError:  # already shutting down, or a Python without the hook
-            atexit.register(self._at_exit)
+        run_at_exit(self._at_exit)
 
     def _at_exit(self) -> None:
         self._exiting = True  # a failure now is logged at debug: stderr may be closed, and nobody can act on it
